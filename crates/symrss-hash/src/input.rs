@@ -1,0 +1,407 @@
+//! Hash inputs: flow tuples, the Microsoft input layouts and the symmetric
+//! input transforms.
+//!
+//! Layouts follow "RSS Hashing Types" (learn.microsoft.com): every field in
+//! network byte order, source before destination:
+//!
+//! | layout | bytes | fields |
+//! |---|---|---|
+//! | `ip4` | 8 | src addr, dst addr |
+//! | `tcp4` (also UDP, SCTP) | 12 | src addr, dst addr, src port, dst port |
+//! | `ip6` | 32 | src addr, dst addr |
+//! | `tcp6` | 36 | src addr, dst addr, src port, dst port |
+//!
+//! Transforms (theory.md §3, §5.1–5.2), applied before hashing:
+//! `xor` = Linux `RXH_XFRM_SYM_XOR` / DPDK `SYMMETRIC_TOEPLITZ`:
+//! `(S^D, S^D, sp^dp, sp^dp)`; `or-xor` = Linux `RXH_XFRM_SYM_OR_XOR`:
+//! `(S|D, S^D, sp|dp, sp^dp)`; `sort` = DPDK `SYMMETRIC_TOEPLITZ_SORT`:
+//! addresses swapped if `S > D`, ports swapped if `sp > dp`, independently.
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Source and destination addresses of one direction of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Addrs {
+    /// IPv4 source, destination.
+    V4 { src: [u8; 4], dst: [u8; 4] },
+    /// IPv6 source, destination.
+    V6 { src: [u8; 16], dst: [u8; 16] },
+}
+
+/// One direction of a flow as the hash sees it. `ports` is `None` for
+/// protocols without ports (ICMP, fragments hashed by addresses, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tuple {
+    /// Addresses.
+    pub addrs: Addrs,
+    /// `(source port, destination port)`.
+    pub ports: Option<(u16, u16)>,
+}
+
+/// Why a tuple could not be built from addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MixedFamilies;
+
+impl fmt::Display for MixedFamilies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("source and destination must both be IPv4 or both IPv6")
+    }
+}
+
+impl core::error::Error for MixedFamilies {}
+
+impl Tuple {
+    /// An IPv4 tuple.
+    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, ports: Option<(u16, u16)>) -> Self {
+        Self {
+            addrs: Addrs::V4 {
+                src: src.octets(),
+                dst: dst.octets(),
+            },
+            ports,
+        }
+    }
+
+    /// An IPv6 tuple.
+    pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, ports: Option<(u16, u16)>) -> Self {
+        Self {
+            addrs: Addrs::V6 {
+                src: src.octets(),
+                dst: dst.octets(),
+            },
+            ports,
+        }
+    }
+
+    /// A tuple from two addresses of the same family.
+    pub fn new(src: IpAddr, dst: IpAddr, ports: Option<(u16, u16)>) -> Result<Self, MixedFamilies> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Ok(Self::v4(s, d, ports)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => Ok(Self::v6(s, d, ports)),
+            _ => Err(MixedFamilies),
+        }
+    }
+
+    /// The tuple whose untransformed `layout` input is `bytes`
+    /// (`bytes.len() == layout.input_len()`); the inverse of [`Tuple::input`].
+    pub fn from_input(layout: Layout, bytes: &[u8]) -> Self {
+        assert_eq!(bytes.len(), layout.input_len(), "input length does not match layout");
+        let a = layout.addr_len();
+        let addrs = if a == 4 {
+            let mut src = [0; 4];
+            let mut dst = [0; 4];
+            src.copy_from_slice(&bytes[..4]);
+            dst.copy_from_slice(&bytes[4..8]);
+            Addrs::V4 { src, dst }
+        } else {
+            let mut src = [0; 16];
+            let mut dst = [0; 16];
+            src.copy_from_slice(&bytes[..16]);
+            dst.copy_from_slice(&bytes[16..32]);
+            Addrs::V6 { src, dst }
+        };
+        let ports = layout.has_ports().then(|| {
+            let p = &bytes[2 * a..];
+            (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]))
+        });
+        Self { addrs, ports }
+    }
+
+    /// The other direction: addresses and ports swapped.
+    pub fn reversed(&self) -> Self {
+        Self {
+            addrs: match self.addrs {
+                Addrs::V4 { src, dst } => Addrs::V4 { src: dst, dst: src },
+                Addrs::V6 { src, dst } => Addrs::V6 { src: dst, dst: src },
+            },
+            ports: self.ports.map(|(s, d)| (d, s)),
+        }
+    }
+
+    /// The direction-independent form: the smaller `(address, port)` endpoint first.
+    pub fn canonical(&self) -> Self {
+        let r = self.reversed();
+        if r.endpoint_order_key() < self.endpoint_order_key() {
+            r
+        } else {
+            *self
+        }
+    }
+
+    fn endpoint_order_key(&self) -> ([u8; 16], u16, [u8; 16], u16) {
+        let (s, d) = self.addr_bytes();
+        let (sp, dp) = self.ports.unwrap_or((0, 0));
+        (s, sp, d, dp)
+    }
+
+    /// Source and destination as 16-byte arrays (IPv4 in the first 4 bytes).
+    fn addr_bytes(&self) -> ([u8; 16], [u8; 16]) {
+        let mut s = [0u8; 16];
+        let mut d = [0u8; 16];
+        match self.addrs {
+            Addrs::V4 { src, dst } => {
+                s[..4].copy_from_slice(&src);
+                d[..4].copy_from_slice(&dst);
+            }
+            Addrs::V6 { src, dst } => {
+                s = src;
+                d = dst;
+            }
+        }
+        (s, d)
+    }
+
+    /// Source address.
+    pub fn src_ip(&self) -> IpAddr {
+        match self.addrs {
+            Addrs::V4 { src, .. } => IpAddr::from(src),
+            Addrs::V6 { src, .. } => IpAddr::from(src),
+        }
+    }
+
+    /// Destination address.
+    pub fn dst_ip(&self) -> IpAddr {
+        match self.addrs {
+            Addrs::V4 { dst, .. } => IpAddr::from(dst),
+            Addrs::V6 { dst, .. } => IpAddr::from(dst),
+        }
+    }
+
+    /// The layout this tuple is hashed with under `fields`: the 4-tuple
+    /// layouts need ports, otherwise the 2-tuple one is used (NDIS fallback).
+    pub fn layout(&self, fields: Fields) -> Layout {
+        let l4 = fields == Fields::L4 && self.ports.is_some();
+        match (self.addrs, l4) {
+            (Addrs::V4 { .. }, false) => Layout::Ip4,
+            (Addrs::V4 { .. }, true) => Layout::Tcp4,
+            (Addrs::V6 { .. }, false) => Layout::Ip6,
+            (Addrs::V6 { .. }, true) => Layout::Tcp6,
+        }
+    }
+
+    /// Builds the Toeplitz input for `fields` after `xfrm`.
+    pub fn input(&self, fields: Fields, xfrm: Transform) -> HashInput {
+        let layout = self.layout(fields);
+        let ports = if layout.has_ports() { self.ports } else { None };
+        let mut out = HashInput {
+            buf: [0; HashInput::CAPACITY],
+            len: layout.input_len() as u8,
+        };
+        let a = layout.addr_len();
+        let (s, d) = self.addr_bytes();
+        let (s, d) = (&s[..a], &d[..a]);
+        let (sp, dp) = ports.unwrap_or((0, 0));
+        let buf = &mut out.buf;
+        match xfrm {
+            Transform::None => {
+                buf[..a].copy_from_slice(s);
+                buf[a..2 * a].copy_from_slice(d);
+                put_ports(buf, 2 * a, ports.map(|_| (sp, dp)));
+            }
+            Transform::Sort => {
+                let (lo, hi) = if s > d { (d, s) } else { (s, d) };
+                buf[..a].copy_from_slice(lo);
+                buf[a..2 * a].copy_from_slice(hi);
+                put_ports(buf, 2 * a, ports.map(|_| (sp.min(dp), sp.max(dp))));
+            }
+            Transform::Xor | Transform::OrXor => {
+                let or = xfrm == Transform::OrXor;
+                for i in 0..a {
+                    buf[i] = if or { s[i] | d[i] } else { s[i] ^ d[i] };
+                    buf[a + i] = s[i] ^ d[i];
+                }
+                let first = if or { sp | dp } else { sp ^ dp };
+                put_ports(buf, 2 * a, ports.map(|_| (first, sp ^ dp)));
+            }
+        }
+        out
+    }
+}
+
+fn put_ports(buf: &mut [u8], at: usize, ports: Option<(u16, u16)>) {
+    if let Some((a, b)) = ports {
+        buf[at..at + 2].copy_from_slice(&a.to_be_bytes());
+        buf[at + 2..at + 4].copy_from_slice(&b.to_be_bytes());
+    }
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.addrs, self.ports) {
+            (Addrs::V4 { .. }, Some((sp, dp))) => {
+                write!(f, "{}:{} -> {}:{}", self.src_ip(), sp, self.dst_ip(), dp)
+            }
+            (Addrs::V6 { .. }, Some((sp, dp))) => {
+                write!(f, "[{}]:{} -> [{}]:{}", self.src_ip(), sp, self.dst_ip(), dp)
+            }
+            (_, None) => write!(f, "{} -> {}", self.src_ip(), self.dst_ip()),
+        }
+    }
+}
+
+/// Which fields a scheme hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fields {
+    /// Addresses only (2-tuple).
+    Ip,
+    /// Addresses and ports when the packet has them (4-tuple), else addresses.
+    L4,
+}
+
+/// Input transform applied before Toeplitz.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transform {
+    /// Fields as on the wire.
+    None,
+    /// Linux `symmetric-xor`, DPDK `SYMMETRIC_TOEPLITZ`.
+    Xor,
+    /// Linux `symmetric-or-xor` (mlx5).
+    OrXor,
+    /// DPDK `SYMMETRIC_TOEPLITZ_SORT`.
+    Sort,
+}
+
+impl Transform {
+    /// Name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Xor => "xor",
+            Self::OrXor => "or-xor",
+            Self::Sort => "sort",
+        }
+    }
+}
+
+/// A Microsoft hash input layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// IPv4 2-tuple, 8 bytes.
+    Ip4,
+    /// IPv4 4-tuple (TCP/UDP), 12 bytes.
+    Tcp4,
+    /// IPv6 2-tuple, 32 bytes.
+    Ip6,
+    /// IPv6 4-tuple (TCP/UDP), 36 bytes.
+    Tcp6,
+}
+
+impl Layout {
+    /// All four layouts.
+    pub const ALL: [Layout; 4] = [Layout::Ip4, Layout::Tcp4, Layout::Ip6, Layout::Tcp6];
+
+    /// `ip4`, `tcp4`, `ip6`, `tcp6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ip4 => "ip4",
+            Self::Tcp4 => "tcp4",
+            Self::Ip6 => "ip6",
+            Self::Tcp6 => "tcp6",
+        }
+    }
+
+    /// Bytes of one address.
+    pub fn addr_len(self) -> usize {
+        match self {
+            Self::Ip4 | Self::Tcp4 => 4,
+            Self::Ip6 | Self::Tcp6 => 16,
+        }
+    }
+
+    /// Whether ports are part of the input.
+    pub fn has_ports(self) -> bool {
+        matches!(self, Self::Tcp4 | Self::Tcp6)
+    }
+
+    /// Input length in bytes.
+    pub fn input_len(self) -> usize {
+        2 * self.addr_len() + if self.has_ports() { 4 } else { 0 }
+    }
+
+    /// Input bit `i` of one direction lands at `swap_bit(i)` in the other
+    /// direction's input (addresses swap, ports swap).
+    pub fn swap_bit(self, i: usize) -> usize {
+        let a = 8 * self.addr_len();
+        match i {
+            _ if i < a => i + a,
+            _ if i < 2 * a => i - a,
+            _ if i < 2 * a + 16 => i + 16,
+            _ => i - 16,
+        }
+    }
+}
+
+/// A built hash input: at most 36 bytes, on the stack.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashInput {
+    buf: [u8; HashInput::CAPACITY],
+    len: u8,
+}
+
+impl HashInput {
+    /// Largest input built from a tuple (IPv6 4-tuple).
+    pub const CAPACITY: usize = 36;
+
+    /// The input bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for HashInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashInput(")?;
+        for b in self.as_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t4() -> Tuple {
+        Tuple::v4(
+            Ipv4Addr::new(66, 9, 149, 187),
+            Ipv4Addr::new(161, 142, 100, 80),
+            Some((2794, 1766)),
+        )
+    }
+
+    #[test]
+    fn layouts_and_transforms() {
+        let t = t4();
+        assert_eq!(
+            t.input(Fields::L4, Transform::None).as_bytes(),
+            &[66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6]
+        );
+        assert_eq!(t.input(Fields::Ip, Transform::None).as_bytes().len(), 8);
+        let x = t.input(Fields::L4, Transform::Xor);
+        assert_eq!(&x.as_bytes()[..4], &x.as_bytes()[4..8]);
+        assert_eq!(&x.as_bytes()[8..10], &x.as_bytes()[10..12]);
+        for xf in [Transform::Xor, Transform::OrXor, Transform::Sort] {
+            assert_eq!(t.input(Fields::L4, xf), t.reversed().input(Fields::L4, xf));
+        }
+        assert_ne!(
+            t.input(Fields::L4, Transform::None),
+            t.reversed().input(Fields::L4, Transform::None)
+        );
+        assert_eq!(t.canonical(), t.reversed().canonical());
+        let no_ports = Tuple { ports: None, ..t };
+        assert_eq!(no_ports.layout(Fields::L4), Layout::Ip4);
+    }
+
+    #[test]
+    fn swap_bit_is_an_involution() {
+        for l in Layout::ALL {
+            for i in 0..8 * l.input_len() {
+                assert_eq!(l.swap_bit(l.swap_bit(i)), i);
+                assert_ne!(l.swap_bit(i), i);
+            }
+        }
+    }
+}

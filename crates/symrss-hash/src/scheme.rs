@@ -1,0 +1,212 @@
+//! Named steering schemes (DESIGN.md "Schemes"): what to hash and how.
+//!
+//! | name | meaning |
+//! |---|---|
+//! | `ms` | Toeplitz, Microsoft key, 4-tuple for TCP/UDP, 2-tuple otherwise (asymmetric) |
+//! | `sym` | Toeplitz, `0x6d5a` key, same fields (KAIST / PF_RING) |
+//! | `sym-ip` | Toeplitz, `0x6d5a` key, addresses only |
+//! | `xor` | Linux `symmetric-xor` transform, random key |
+//! | `or-xor` | Linux `symmetric-or-xor` transform, random key |
+//! | `sort` | DPDK `SYMMETRIC_TOEPLITZ_SORT`, random key |
+//! | `keyed` | canonical endpoints + SipHash-1-3, secret key |
+//! | `toeplitz:key=K,fields=ip\|l4,xfrm=none\|xor\|or-xor\|sort` | explicit |
+//!
+//! "Random" keys are drawn from a seed (ChaCha20) so runs are reproducible.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::input::{Fields, HashInput, Transform, Tuple};
+use crate::keyed::KeyedHasher;
+use crate::key::RssKey;
+use crate::toeplitz::Toeplitz;
+
+/// Names accepted by [`Scheme::parse`] besides `toeplitz:...`.
+pub const SCHEME_NAMES: [&str; 7] = ["ms", "sym", "sym-ip", "xor", "or-xor", "sort", "keyed"];
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Toeplitz {
+        hasher: Toeplitz,
+        fields: Fields,
+        xfrm: Transform,
+    },
+    Keyed {
+        hasher: KeyedHasher,
+        fields: Fields,
+    },
+}
+
+/// A steering scheme: tuple → 32-bit hash.
+#[derive(Clone, Debug)]
+pub struct Scheme {
+    name: String,
+    kind: Kind,
+}
+
+/// Why a scheme string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeError(pub String);
+
+impl core::fmt::Display for SchemeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl core::error::Error for SchemeError {}
+
+fn random_key(len: usize, rng: &mut ChaCha20Rng) -> RssKey {
+    let mut bytes = [0u8; 52];
+    rng.fill_bytes(&mut bytes[..len]);
+    RssKey::from_bytes(&bytes[..len]).expect("1..=52 bytes")
+}
+
+impl Scheme {
+    /// A Toeplitz scheme.
+    pub fn toeplitz(name: &str, key: RssKey, fields: Fields, xfrm: Transform) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: Kind::Toeplitz {
+                hasher: Toeplitz::new(key),
+                fields,
+                xfrm,
+            },
+        }
+    }
+
+    /// The keyed symmetric scheme.
+    pub fn keyed(name: &str, k0: u64, k1: u64, fields: Fields) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: Kind::Keyed {
+                hasher: KeyedHasher::new(k0, k1),
+                fields,
+            },
+        }
+    }
+
+    /// Parses a scheme name; `seed` determines the random keys of `xor`,
+    /// `or-xor`, `sort` and `keyed`.
+    pub fn parse(spec: &str, seed: u64) -> Result<Self, SchemeError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let sym = || RssKey::repeating(crate::key::SYM_PATTERN, 40);
+        Ok(match spec {
+            "ms" => Self::toeplitz(spec, RssKey::microsoft(40), Fields::L4, Transform::None),
+            "sym" => Self::toeplitz(spec, sym(), Fields::L4, Transform::None),
+            "sym-ip" => Self::toeplitz(spec, sym(), Fields::Ip, Transform::None),
+            "xor" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::Xor),
+            "or-xor" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::OrXor),
+            "sort" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::Sort),
+            "keyed" => Self::keyed(spec, rng.next_u64(), rng.next_u64(), Fields::L4),
+            _ => match spec.strip_prefix("toeplitz:") {
+                Some(params) => Self::parse_explicit(spec, params)?,
+                None => {
+                    return Err(SchemeError(format!(
+                        "unknown scheme `{spec}`; use one of {} or toeplitz:key=K,fields=ip|l4,xfrm=none|xor|or-xor|sort",
+                        SCHEME_NAMES.join(", ")
+                    )));
+                }
+            },
+        })
+    }
+
+    fn parse_explicit(spec: &str, params: &str) -> Result<Self, SchemeError> {
+        let mut key = None;
+        let mut fields = Fields::L4;
+        let mut xfrm = Transform::None;
+        for kv in params.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| SchemeError(format!("`{kv}` in scheme `{spec}` is not key=value")))?;
+            match k {
+                "key" => {
+                    key = Some(RssKey::parse(v, None).map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?)
+                }
+                "fields" => {
+                    fields = match v {
+                        "ip" => Fields::Ip,
+                        "l4" => Fields::L4,
+                        _ => return Err(SchemeError(format!("fields must be ip or l4, not `{v}`"))),
+                    }
+                }
+                "xfrm" => {
+                    xfrm = match v {
+                        "none" => Transform::None,
+                        "xor" => Transform::Xor,
+                        "or-xor" => Transform::OrXor,
+                        "sort" => Transform::Sort,
+                        _ => {
+                            return Err(SchemeError(format!(
+                                "xfrm must be none, xor, or-xor or sort, not `{v}`"
+                            )));
+                        }
+                    }
+                }
+                _ => return Err(SchemeError(format!("unknown parameter `{k}` in scheme `{spec}`"))),
+            }
+        }
+        let key = key.unwrap_or_else(|| RssKey::microsoft(40));
+        Ok(Self::toeplitz(spec, key, fields, xfrm))
+    }
+
+    /// The name it was built with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Toeplitz key, for Toeplitz schemes.
+    pub fn key(&self) -> Option<&RssKey> {
+        match &self.kind {
+            Kind::Toeplitz { hasher, .. } => Some(hasher.key()),
+            Kind::Keyed { .. } => None,
+        }
+    }
+
+    /// Fields hashed.
+    pub fn fields(&self) -> Fields {
+        match &self.kind {
+            Kind::Toeplitz { fields, .. } | Kind::Keyed { fields, .. } => *fields,
+        }
+    }
+
+    /// The bytes that are hashed for `tuple` (after any transform or ordering).
+    pub fn input(&self, tuple: &Tuple) -> HashInput {
+        match &self.kind {
+            Kind::Toeplitz { fields, xfrm, .. } => tuple.input(*fields, *xfrm),
+            Kind::Keyed { fields, .. } => KeyedHasher::input(tuple, *fields),
+        }
+    }
+
+    /// Hash of `tuple`.
+    #[inline]
+    pub fn hash(&self, tuple: &Tuple) -> u32 {
+        match &self.kind {
+            Kind::Toeplitz { hasher, fields, xfrm } => hasher.hash_tuple(tuple, *fields, *xfrm),
+            Kind::Keyed { hasher, fields } => hasher.hash(tuple, *fields),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn symmetric_schemes_are_symmetric_and_ms_is_not() {
+        let t = Tuple::v4(Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 9, 8, 7), Some((40000, 443)));
+        for name in ["sym", "sym-ip", "xor", "or-xor", "sort", "keyed"] {
+            let s = Scheme::parse(name, 1).unwrap();
+            assert_eq!(s.hash(&t), s.hash(&t.reversed()), "{name}");
+        }
+        let ms = Scheme::parse("ms", 1).unwrap();
+        assert_ne!(ms.hash(&t), ms.hash(&t.reversed()));
+        assert!(Scheme::parse("bogus", 0).is_err());
+        let explicit = Scheme::parse("toeplitz:key=sym,fields=ip,xfrm=none", 0).unwrap();
+        assert_eq!(explicit.hash(&t), Scheme::parse("sym-ip", 0).unwrap().hash(&t));
+    }
+}
