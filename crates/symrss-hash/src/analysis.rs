@@ -67,7 +67,11 @@ pub enum Warning {
     /// Period-16 key + the `or-xor` transform: only `S&D`, `sp&dp` count.
     OrXorAndOnly,
     /// A RETA of this size cannot reach all its entries for this layout.
-    RetaUnreachable { layout: Layout, size: usize, rank: u32 },
+    RetaUnreachable {
+        layout: Layout,
+        size: usize,
+        rank: u32,
+    },
 }
 
 impl Warning {
@@ -184,7 +188,11 @@ pub fn rank(key: &RssKey, layout: Layout, mask: u32) -> u32 {
 pub fn sample_tuple(layout: Layout) -> Tuple {
     let ports = layout.has_ports().then_some((49152, 443));
     if layout.addr_len() == 4 {
-        Tuple::v4(Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 2), ports)
+        Tuple::v4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(198, 51, 100, 2),
+            ports,
+        )
     } else {
         Tuple::v6(
             Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
@@ -195,7 +203,11 @@ pub fn sample_tuple(layout: Layout) -> Tuple {
 }
 
 fn counterexample(hasher: &Toeplitz, layout: Layout, bit: usize) -> Counterexample {
-    let fields = if layout.has_ports() { Fields::L4 } else { Fields::Ip };
+    let fields = if layout.has_ports() {
+        Fields::L4
+    } else {
+        Fields::Ip
+    };
     let hash_pair = |t: &Tuple| {
         (
             hasher.hash_tuple(t, fields, Transform::None),
@@ -239,7 +251,11 @@ pub fn check_key(key: &RssKey) -> KeyCheck {
             key_covers: key.len() >= layout.input_len() + 4,
         });
     }
-    let asym: Vec<Layout> = layouts.iter().filter(|l| !l.symmetric).map(|l| l.layout).collect();
+    let asym: Vec<Layout> = layouts
+        .iter()
+        .filter(|l| !l.symmetric)
+        .map(|l| l.layout)
+        .collect();
     if !asym.is_empty() {
         warnings.push(Warning::NotSymmetric(asym));
     }
@@ -255,7 +271,11 @@ pub fn check_key(key: &RssKey) -> KeyCheck {
     if let Some(pattern) = period16 {
         // Same XOR-fold: change the low 16-bit word of both addresses alike.
         let a = sample_tuple(Layout::Tcp4);
-        let b = Tuple::v4(Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(198, 51, 100, 1), a.ports);
+        let b = Tuple::v4(
+            Ipv4Addr::new(192, 0, 2, 2),
+            Ipv4Addr::new(198, 51, 100, 1),
+            a.ports,
+        );
         let h = hasher.hash_tuple(&a, Fields::L4, Transform::None);
         warnings.push(Warning::Period16 {
             pattern,
@@ -311,14 +331,19 @@ mod tests {
         assert!(c.symmetric_all());
         assert_eq!(c.layout(Layout::Tcp4).rank, 16);
         assert_eq!(c.period16, Some(0x6d5a));
-        let Some(Warning::Period16 { example, .. }) =
-            c.warnings.iter().find(|w| w.code() == "period16_low_entropy")
+        let Some(Warning::Period16 { example, .. }) = c
+            .warnings
+            .iter()
+            .find(|w| w.code() == "period16_low_entropy")
         else {
             panic!("period-16 warning missing")
         };
         let t = Toeplitz::new(c.key.clone());
         assert_ne!(example.0, example.1);
-        assert_eq!(t.hash_tuple(&example.1, Fields::L4, Transform::None), example.2);
+        assert_eq!(
+            t.hash_tuple(&example.1, Fields::L4, Transform::None),
+            example.2
+        );
         // Even weight: 0x6d5b has rank 14, 0xaaaa rank 2, 0xffff rank 1 (theory.md §3).
         for (p, r) in [(0x6d5b, 14), (0xaaaa, 2), (0xffff, 1)] {
             let c = check_key(&RssKey::repeating(p, 40));

@@ -6,6 +6,7 @@
 //! byte). Two 256-entry tables then map the fold to the hash. This holds while
 //! every window lies inside the key, i.e. for inputs up to `key.len() - 4` bytes.
 
+use crate::input::{Addrs, Fields, Tuple};
 use crate::key::RssKey;
 
 /// Fold tables for one period-16 key.
@@ -59,6 +60,33 @@ impl FoldTables {
     pub fn hash(&self, input: &[u8]) -> u32 {
         self.hash_fold(fold16(input))
     }
+}
+
+/// `fold16` of a tuple's untransformed input, straight from its fields.
+/// Also the fold of its `sort`-transformed input (XOR ignores order).
+#[inline(always)]
+pub fn fold16_tuple(tuple: &Tuple, fields: Fields) -> u16 {
+    // XOR the words as they lie in memory and swap bytes once at the end:
+    // byte swapping commutes with XOR.
+    let ne = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let mut acc = match &tuple.addrs {
+        Addrs::V4 { src, dst } => ne(src) ^ ne(dst),
+        Addrs::V6 { src, dst } => {
+            let mut a = 0;
+            for i in (0..16).step_by(4) {
+                a ^= ne(&src[i..]) ^ ne(&dst[i..]);
+            }
+            a
+        }
+    };
+    if let (Fields::L4, Some((sp, dp))) = (fields, tuple.ports) {
+        let mut p = [0u8; 4];
+        p[..2].copy_from_slice(&sp.to_be_bytes());
+        p[2..].copy_from_slice(&dp.to_be_bytes());
+        acc ^= u32::from_ne_bytes(p);
+    }
+    let acc = u32::from_be(acc);
+    ((acc >> 16) ^ acc) as u16
 }
 
 /// XOR of all big-endian 16-bit words of `input`, the last odd byte padded

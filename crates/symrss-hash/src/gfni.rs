@@ -132,21 +132,143 @@ impl GfniMatrices {
     /// Hash of `input` (`input.len() <= max_input()`).
     #[inline]
     pub fn hash(&self, input: &[u8]) -> u32 {
-        assert!(input.len() <= self.max_input, "input longer than the GFNI path covers");
+        assert!(
+            input.len() <= self.max_input,
+            "input longer than the GFNI path covers"
+        );
         // SAFETY: `self` exists only if `cpu_supported()` returned true, so
         // the target features of `hash_avx512` are present on this CPU.
         unsafe { hash_avx512(self, input) }
     }
 
+    /// Hash of a fixed-size input (`N <= max_input()`): the register count
+    /// is a constant, so the kernel is fully unrolled.
+    #[inline]
+    pub fn hash_fixed<const N: usize>(&self, input: &[u8; N]) -> u32 {
+        assert!(
+            N <= self.max_input,
+            "input longer than the GFNI path covers"
+        );
+        // SAFETY: `self` exists only if `cpu_supported()` returned true.
+        unsafe { hash_fixed_avx512(self, input) }
+    }
+
+    /// Hash of an `N`-byte input (`N <= 40`) given as little-endian 64-bit
+    /// words, so a tuple built in registers reaches the vector unit without
+    /// a store-forwarding stall (a 64-byte load of a just-written stack
+    /// array costs more than the hash itself).
+    #[inline]
+    pub fn hash_words<const N: usize>(&self, w: [u64; 5]) -> u32 {
+        assert!(
+            N <= self.max_input && N <= 40,
+            "input longer than the GFNI path covers"
+        );
+        // Five scalar arguments travel in registers; an array would go
+        // through memory and be reloaded as one vector (stall).
+        // SAFETY: `self` exists only if `cpu_supported()` returned true.
+        unsafe { hash_words_avx512::<N>(self, w[0], w[1], w[2], w[3], w[4]) }
+    }
+
     /// Hashes every input of `inputs` into `out` (same length, each input
-    /// `<= max_input()` bytes): one call for many tuples, so the feature
-    /// dispatch and call overhead are paid once.
+    /// `<= max_input()` bytes): one call for many tuples, two tuples per
+    /// reduction (bytes 0-3 and 4-7 of each lane), the layout DPDK's bulk
+    /// GFNI code uses.
     pub fn hash_many<const N: usize>(&self, inputs: &[[u8; N]], out: &mut [u32]) {
-        assert!(N <= self.max_input, "input longer than the GFNI path covers");
+        assert!(
+            N <= self.max_input,
+            "input longer than the GFNI path covers"
+        );
         assert_eq!(inputs.len(), out.len(), "one output per input");
         // SAFETY: as in `hash`, the features are present.
         unsafe { hash_many_avx512(self, inputs, out) }
     }
+}
+
+/// Indices for `vpermt2b` that place input A in bytes 0-3 and input B in
+/// bytes 4-7 of each lane (B's bytes are selected with index bit 6).
+const fn pair_permutation() -> ([[u8; 64]; MAX_REGS], [u64; MAX_REGS]) {
+    let mut idx = [[0u8; 64]; MAX_REGS];
+    let mut masks = [0u64; MAX_REGS];
+    let mut r = 0;
+    while r < MAX_REGS {
+        let mut q = 0;
+        while q < 64 {
+            let lane = 8 * r + q / 8;
+            let p = q % 4;
+            let second = (q % 8) >= 4;
+            if lane + p >= 3 {
+                idx[r][q] = (lane + p - 3) as u8 | if second { 64 } else { 0 };
+                masks[r] |= 1 << q;
+            }
+            q += 1;
+        }
+        r += 1;
+    }
+    (idx, masks)
+}
+
+const PAIR_PERM: ([[u8; 64]; MAX_REGS], [u64; MAX_REGS]) = pair_permutation();
+
+#[inline(always)]
+fn load_mask(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+#[inline]
+fn reduce_lanes(acc: __m512i) -> u64 {
+    let a256 = _mm256_xor_si256(
+        _mm512_castsi512_si256(acc),
+        _mm512_extracti64x4_epi64::<1>(acc),
+    );
+    let a128 = _mm_xor_si128(
+        _mm256_castsi256_si128(a256),
+        _mm256_extracti128_si256::<1>(a256),
+    );
+    let a64 = _mm_xor_si128(a128, _mm_unpackhi_epi64(a128, a128));
+    _mm_cvtsi128_si64(a64) as u64
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+#[inline]
+fn hash_words_avx512<const N: usize>(
+    m: &GfniMatrices,
+    w0: u64,
+    w1: u64,
+    w2: u64,
+    w3: u64,
+    w4: u64,
+) -> u32 {
+    let data = _mm512_set_epi64(
+        0, 0, 0, w4 as i64, w3 as i64, w2 as i64, w1 as i64, w0 as i64,
+    );
+    hash_data::<N>(m, data)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+#[inline]
+fn hash_data<const N: usize>(m: &GfniMatrices, data: __m512i) -> u32 {
+    let mut acc = _mm512_setzero_si512();
+    for r in 0..(N + 3).div_ceil(8) {
+        // SAFETY: both point to 64-byte aligned, initialised `[u64; 8]`.
+        let (idx, mat) = unsafe {
+            (
+                _mm512_load_si512(m.perm[r].0.as_ptr().cast()),
+                _mm512_load_si512(m.matrices[r].0.as_ptr().cast()),
+            )
+        };
+        let bytes = _mm512_maskz_permutexvar_epi8(m.masks[r], idx, data);
+        acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(bytes, mat));
+    }
+    reduce_lanes(acc) as u32
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+#[inline]
+fn hash_fixed_avx512<const N: usize>(m: &GfniMatrices, input: &[u8; N]) -> u32 {
+    // SAFETY: the mask selects exactly the N bytes of `input`.
+    let data = unsafe { _mm512_maskz_loadu_epi8(load_mask(N), input.as_ptr().cast()) };
+    hash_data::<N>(m, data)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
@@ -185,7 +307,36 @@ fn hash_avx512(m: &GfniMatrices, input: &[u8]) -> u32 {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
 fn hash_many_avx512<const N: usize>(m: &GfniMatrices, inputs: &[[u8; N]], out: &mut [u32]) {
-    for (input, o) in inputs.iter().zip(out.iter_mut()) {
-        *o = hash_avx512(m, input);
+    let regs = (N + 3).div_ceil(8);
+    let mut idx = [_mm512_setzero_si512(); MAX_REGS];
+    let mut mat = [_mm512_setzero_si512(); MAX_REGS];
+    for r in 0..regs {
+        // SAFETY: 64 initialised bytes each; the matrices are 64-byte aligned.
+        unsafe {
+            idx[r] = _mm512_loadu_si512(PAIR_PERM.0[r].as_ptr().cast());
+            mat[r] = _mm512_load_si512(m.matrices[r].0.as_ptr().cast());
+        }
+    }
+    let mut pairs = inputs.chunks_exact(2);
+    let mut outs = out.chunks_exact_mut(2);
+    for (pair, o) in (&mut pairs).zip(&mut outs) {
+        // SAFETY: the mask selects exactly the N bytes of each input.
+        let (a, b) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(load_mask(N), pair[0].as_ptr().cast()),
+                _mm512_maskz_loadu_epi8(load_mask(N), pair[1].as_ptr().cast()),
+            )
+        };
+        let mut acc = _mm512_setzero_si512();
+        for r in 0..regs {
+            let bytes = _mm512_maskz_permutex2var_epi8(PAIR_PERM.1[r], a, idx[r], b);
+            acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(bytes, mat[r]));
+        }
+        let both = reduce_lanes(acc);
+        o[0] = both as u32;
+        o[1] = (both >> 32) as u32;
+    }
+    for (input, o) in pairs.remainder().iter().zip(outs.into_remainder()) {
+        *o = hash_fixed_avx512(m, input);
     }
 }

@@ -86,7 +86,11 @@ impl Tuple {
     /// The tuple whose untransformed `layout` input is `bytes`
     /// (`bytes.len() == layout.input_len()`); the inverse of [`Tuple::input`].
     pub fn from_input(layout: Layout, bytes: &[u8]) -> Self {
-        assert_eq!(bytes.len(), layout.input_len(), "input length does not match layout");
+        assert_eq!(
+            bytes.len(),
+            layout.input_len(),
+            "input length does not match layout"
+        );
         let a = layout.addr_len();
         let addrs = if a == 4 {
             let mut src = [0; 4];
@@ -103,7 +107,10 @@ impl Tuple {
         };
         let ports = layout.has_ports().then(|| {
             let p = &bytes[2 * a..];
-            (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]))
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
         });
         Self { addrs, ports }
     }
@@ -181,48 +188,57 @@ impl Tuple {
     }
 
     /// Builds the Toeplitz input for `fields` after `xfrm`.
+    #[inline]
     pub fn input(&self, fields: Fields, xfrm: Transform) -> HashInput {
-        let layout = self.layout(fields);
-        let ports = if layout.has_ports() { self.ports } else { None };
-        let mut out = HashInput {
-            buf: [0; HashInput::CAPACITY],
-            len: layout.input_len() as u8,
+        let ports = match fields {
+            Fields::L4 => self.ports,
+            Fields::Ip => None,
         };
-        let a = layout.addr_len();
-        let (s, d) = self.addr_bytes();
-        let (s, d) = (&s[..a], &d[..a]);
-        let (sp, dp) = ports.unwrap_or((0, 0));
-        let buf = &mut out.buf;
-        match xfrm {
-            Transform::None => {
-                buf[..a].copy_from_slice(s);
-                buf[a..2 * a].copy_from_slice(d);
-                put_ports(buf, 2 * a, ports.map(|_| (sp, dp)));
-            }
-            Transform::Sort => {
-                let (lo, hi) = if s > d { (d, s) } else { (s, d) };
-                buf[..a].copy_from_slice(lo);
-                buf[a..2 * a].copy_from_slice(hi);
-                put_ports(buf, 2 * a, ports.map(|_| (sp.min(dp), sp.max(dp))));
-            }
-            Transform::Xor | Transform::OrXor => {
-                let or = xfrm == Transform::OrXor;
-                for i in 0..a {
-                    buf[i] = if or { s[i] | d[i] } else { s[i] ^ d[i] };
-                    buf[a + i] = s[i] ^ d[i];
-                }
-                let first = if or { sp | dp } else { sp ^ dp };
-                put_ports(buf, 2 * a, ports.map(|_| (first, sp ^ dp)));
-            }
+        match &self.addrs {
+            Addrs::V4 { src, dst } => build_input(src, dst, ports, xfrm),
+            Addrs::V6 { src, dst } => build_input(src, dst, ports, xfrm),
         }
-        out
     }
 }
 
-fn put_ports(buf: &mut [u8], at: usize, ports: Option<(u16, u16)>) {
+/// Writes `xfrm(src, dst[, ports])` for `A`-byte addresses.
+#[inline(always)]
+fn build_input<const A: usize>(
+    s: &[u8; A],
+    d: &[u8; A],
+    ports: Option<(u16, u16)>,
+    xfrm: Transform,
+) -> HashInput {
+    let mut buf = [0u8; HashInput::CAPACITY];
+    let (first, second, ports) = match xfrm {
+        Transform::None => (*s, *d, ports),
+        Transform::Sort => {
+            let (lo, hi) = if s > d { (*d, *s) } else { (*s, *d) };
+            (lo, hi, ports.map(|(a, b)| (a.min(b), a.max(b))))
+        }
+        Transform::Xor | Transform::OrXor => {
+            let or = xfrm == Transform::OrXor;
+            let mut x = [0u8; A];
+            let mut y = [0u8; A];
+            for i in 0..A {
+                x[i] = if or { s[i] | d[i] } else { s[i] ^ d[i] };
+                y[i] = s[i] ^ d[i];
+            }
+            let p = ports.map(|(a, b)| (if or { a | b } else { a ^ b }, a ^ b));
+            (x, y, p)
+        }
+    };
+    buf[..A].copy_from_slice(&first);
+    buf[A..2 * A].copy_from_slice(&second);
+    let mut len = 2 * A;
     if let Some((a, b)) = ports {
-        buf[at..at + 2].copy_from_slice(&a.to_be_bytes());
-        buf[at + 2..at + 4].copy_from_slice(&b.to_be_bytes());
+        buf[len..len + 2].copy_from_slice(&a.to_be_bytes());
+        buf[len + 2..len + 4].copy_from_slice(&b.to_be_bytes());
+        len += 4;
+    }
+    HashInput {
+        buf,
+        len: len as u8,
     }
 }
 
@@ -233,7 +249,14 @@ impl fmt::Display for Tuple {
                 write!(f, "{}:{} -> {}:{}", self.src_ip(), sp, self.dst_ip(), dp)
             }
             (Addrs::V6 { .. }, Some((sp, dp))) => {
-                write!(f, "[{}]:{} -> [{}]:{}", self.src_ip(), sp, self.dst_ip(), dp)
+                write!(
+                    f,
+                    "[{}]:{} -> [{}]:{}",
+                    self.src_ip(),
+                    sp,
+                    self.dst_ip(),
+                    dp
+                )
             }
             (_, None) => write!(f, "{} -> {}", self.src_ip(), self.dst_ip()),
         }

@@ -182,8 +182,17 @@ impl LevelsReport {
 /// Analyses broker key `k1` (H hosts) and NIC key `k2` (Q queues), both
 /// with `reta_size`-entry RETAs filled `equal`. `reta_size` must be a power
 /// of two (all NIC RETAs are), so the index is the low hash bits.
-pub fn levels_report(k1: &RssKey, k2: &RssKey, hosts: u32, queues: u32, reta_size: usize) -> LevelsReport {
-    assert!(reta_size.is_power_of_two() && reta_size <= 2048, "RETA size must be a power of two <= 2048");
+pub fn levels_report(
+    k1: &RssKey,
+    k2: &RssKey,
+    hosts: u32,
+    queues: u32,
+    reta_size: usize,
+) -> LevelsReport {
+    assert!(
+        reta_size.is_power_of_two() && reta_size <= 2048,
+        "RETA size must be a power of two <= 2048"
+    );
     let bits = reta_size.trailing_zeros();
     let mask = (reta_size - 1) as u32;
     let reta1 = Reta::equal(reta_size, hosts.max(1), 0).expect("non-empty");
@@ -191,7 +200,8 @@ pub fn levels_report(k1: &RssKey, k2: &RssKey, hosts: u32, queues: u32, reta_siz
     let mut layouts = Vec::new();
     for layout in Layout::ALL {
         let n = 8 * layout.input_len();
-        let joint_vec = |i: usize| u64::from(k1.window(i) & mask) | (u64::from(k2.window(i) & mask) << 32);
+        let joint_vec =
+            |i: usize| u64::from(k1.window(i) & mask) | (u64::from(k2.window(i) & mask) << 32);
         let rank1 = gf2::rank((0..n).map(|i| u64::from(k1.window(i) & mask)));
         let rank2 = gf2::rank((0..n).map(|i| u64::from(k2.window(i) & mask)));
         let joint = gf2::rank((0..n).map(joint_vec));
@@ -239,7 +249,10 @@ pub fn generate_levels(
     let k1 = generate_symmetric(len, seed);
     let mut best: Option<(GeneratedKey, LevelsReport)> = None;
     for attempt in 1..=64u64 {
-        let k2 = generate_symmetric(len, seed.wrapping_add(attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let k2 = generate_symmetric(
+            len,
+            seed.wrapping_add(attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        );
         let report = levels_report(&k1.key, &k2.key, hosts, queues, reta_size);
         let better = |b: &LevelsReport| {
             let sum = |r: &LevelsReport| r.layouts.iter().map(|l| l.joint).sum::<u32>();

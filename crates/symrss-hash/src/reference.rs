@@ -39,8 +39,14 @@ mod tests {
     fn microsoft_first_vector() {
         // 66.9.149.187:2794 -> 161.142.100.80:1766 (MS "Verifying the RSS Hash Calculation").
         let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
-        assert_eq!(toeplitz_bitwise(&RssKey::microsoft(40), &input), 0x51cc_c178);
-        assert_eq!(toeplitz_bitwise(&RssKey::microsoft(40), &input[..8]), 0x323e_8fc2);
+        assert_eq!(
+            toeplitz_bitwise(&RssKey::microsoft(40), &input),
+            0x51cc_c178
+        );
+        assert_eq!(
+            toeplitz_bitwise(&RssKey::microsoft(40), &input[..8]),
+            0x323e_8fc2
+        );
         assert_eq!(toeplitz_bitwise(&RssKey::microsoft(40), &[]), 0);
     }
 }

@@ -133,7 +133,10 @@ mod tests {
         }
         let z = Reta::weighted(8, &[0, 2, 0, 2], 0).unwrap();
         assert_eq!(z.entries(), &[1, 1, 1, 1, 3, 3, 3, 3]);
-        assert_eq!(Reta::weighted(4, &[3, 3], 0), Err(RetaError::WeightsExceedSize { sum: 6, size: 4 }));
+        assert_eq!(
+            Reta::weighted(4, &[3, 3], 0),
+            Err(RetaError::WeightsExceedSize { sum: 6, size: 4 })
+        );
         assert_eq!(Reta::weighted(4, &[0, 0], 0), Err(RetaError::ZeroWeights));
         assert_eq!(Reta::equal(0, 2, 0), Err(RetaError::Empty));
     }

@@ -20,8 +20,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::input::{Fields, HashInput, Transform, Tuple};
-use crate::keyed::KeyedHasher;
 use crate::key::RssKey;
+use crate::keyed::KeyedHasher;
 use crate::toeplitz::Toeplitz;
 
 /// Names accepted by [`Scheme::parse`] besides `toeplitz:...`.
@@ -99,7 +99,9 @@ impl Scheme {
             "sym" => Self::toeplitz(spec, sym(), Fields::L4, Transform::None),
             "sym-ip" => Self::toeplitz(spec, sym(), Fields::Ip, Transform::None),
             "xor" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::Xor),
-            "or-xor" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::OrXor),
+            "or-xor" => {
+                Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::OrXor)
+            }
             "sort" => Self::toeplitz(spec, random_key(40, &mut rng), Fields::L4, Transform::Sort),
             "keyed" => Self::keyed(spec, rng.next_u64(), rng.next_u64(), Fields::L4),
             _ => match spec.strip_prefix("toeplitz:") {
@@ -119,18 +121,23 @@ impl Scheme {
         let mut fields = Fields::L4;
         let mut xfrm = Transform::None;
         for kv in params.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| SchemeError(format!("`{kv}` in scheme `{spec}` is not key=value")))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                SchemeError(format!("`{kv}` in scheme `{spec}` is not key=value"))
+            })?;
             match k {
                 "key" => {
-                    key = Some(RssKey::parse(v, None).map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?)
+                    key = Some(
+                        RssKey::parse(v, None)
+                            .map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?,
+                    )
                 }
                 "fields" => {
                     fields = match v {
                         "ip" => Fields::Ip,
                         "l4" => Fields::L4,
-                        _ => return Err(SchemeError(format!("fields must be ip or l4, not `{v}`"))),
+                        _ => {
+                            return Err(SchemeError(format!("fields must be ip or l4, not `{v}`")));
+                        }
                     }
                 }
                 "xfrm" => {
@@ -146,7 +153,11 @@ impl Scheme {
                         }
                     }
                 }
-                _ => return Err(SchemeError(format!("unknown parameter `{k}` in scheme `{spec}`"))),
+                _ => {
+                    return Err(SchemeError(format!(
+                        "unknown parameter `{k}` in scheme `{spec}`"
+                    )));
+                }
             }
         }
         let key = key.unwrap_or_else(|| RssKey::microsoft(40));
@@ -185,7 +196,11 @@ impl Scheme {
     #[inline]
     pub fn hash(&self, tuple: &Tuple) -> u32 {
         match &self.kind {
-            Kind::Toeplitz { hasher, fields, xfrm } => hasher.hash_tuple(tuple, *fields, *xfrm),
+            Kind::Toeplitz {
+                hasher,
+                fields,
+                xfrm,
+            } => hasher.hash_tuple(tuple, *fields, *xfrm),
             Kind::Keyed { hasher, fields } => hasher.hash(tuple, *fields),
         }
     }
@@ -198,7 +213,11 @@ mod tests {
 
     #[test]
     fn symmetric_schemes_are_symmetric_and_ms_is_not() {
-        let t = Tuple::v4(Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 9, 8, 7), Some((40000, 443)));
+        let t = Tuple::v4(
+            Ipv4Addr::new(10, 1, 2, 3),
+            Ipv4Addr::new(10, 9, 8, 7),
+            Some((40000, 443)),
+        );
         for name in ["sym", "sym-ip", "xor", "or-xor", "sort", "keyed"] {
             let s = Scheme::parse(name, 1).unwrap();
             assert_eq!(s.hash(&t), s.hash(&t.reversed()), "{name}");
@@ -207,6 +226,9 @@ mod tests {
         assert_ne!(ms.hash(&t), ms.hash(&t.reversed()));
         assert!(Scheme::parse("bogus", 0).is_err());
         let explicit = Scheme::parse("toeplitz:key=sym,fields=ip,xfrm=none", 0).unwrap();
-        assert_eq!(explicit.hash(&t), Scheme::parse("sym-ip", 0).unwrap().hash(&t));
+        assert_eq!(
+            explicit.hash(&t),
+            Scheme::parse("sym-ip", 0).unwrap().hash(&t)
+        );
     }
 }

@@ -13,7 +13,7 @@
 //! the key end, which no NIC allows) fall back to the bitwise definition.
 
 use crate::fold::FoldTables;
-use crate::input::{Fields, Transform, Tuple};
+use crate::input::{Addrs, Fields, HashInput, Transform, Tuple};
 use crate::key::RssKey;
 use crate::reference::toeplitz_bitwise;
 use crate::table::ByteTables;
@@ -137,9 +137,67 @@ impl Toeplitz {
         }
     }
 
+    /// Hash of a fixed-size input; the length is known at compile time, so
+    /// the fold and GFNI paths unroll completely.
+    #[inline(always)]
+    pub fn hash_fixed<const N: usize>(&self, input: &[u8; N]) -> u32 {
+        if N > self.covered {
+            return toeplitz_bitwise(&self.key, input);
+        }
+        match &self.engine {
+            Engine::Fold(f) => f.hash(input),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Gfni(g) => g.hash_fixed(input),
+            Engine::Table(t) => t.hash_covered(input),
+            Engine::Bitwise => toeplitz_bitwise(&self.key, input),
+        }
+    }
+
     /// Hash of a tuple with the given fields and input transform.
-    #[inline]
+    #[inline(always)]
     pub fn hash_tuple(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
+        match xfrm {
+            Transform::None => self.hash_plain(tuple, fields),
+            _ => self.hash_transformed(tuple, fields, xfrm),
+        }
+    }
+
+    /// Untransformed tuple: the input is built in a fixed-size array.
+    #[inline(always)]
+    fn hash_plain(&self, tuple: &Tuple, fields: Fields) -> u32 {
+        let ports = match fields {
+            Fields::L4 => tuple.ports,
+            Fields::Ip => None,
+        };
+        if let Engine::Fold(f) = &self.engine
+            && self.covered >= HashInput::CAPACITY
+        {
+            return f.hash_fold(crate::fold::fold16_tuple(tuple, fields));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Engine::Gfni(g) = &self.engine {
+            return hash_gfni_tuple(g, tuple, ports);
+        }
+        match (&tuple.addrs, ports) {
+            (Addrs::V4 { src, dst }, Some((sp, dp))) => {
+                self.hash_fixed::<12>(&concat_l4(src, dst, sp, dp))
+            }
+            (Addrs::V4 { src, dst }, None) => self.hash_fixed::<8>(&concat_ip(src, dst)),
+            (Addrs::V6 { src, dst }, Some((sp, dp))) => {
+                self.hash_fixed::<36>(&concat_l4(src, dst, sp, dp))
+            }
+            (Addrs::V6 { src, dst }, None) => self.hash_fixed::<32>(&concat_ip(src, dst)),
+        }
+    }
+
+    #[inline(never)]
+    fn hash_transformed(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
+        if let (Engine::Fold(f), Transform::Sort) = (&self.engine, xfrm)
+            && tuple.layout(fields).input_len() <= self.covered
+        {
+            // XOR-folding ignores the order of the sorted fields.
+            return f.hash_fold(crate::fold::fold16_tuple(tuple, fields));
+        }
         self.hash(tuple.input(fields, xfrm).as_bytes())
     }
 
@@ -152,11 +210,68 @@ impl Toeplitz {
             Engine::Gfni(g) if N <= self.covered => g.hash_many(inputs, out),
             _ => {
                 for (i, o) in inputs.iter().zip(out.iter_mut()) {
-                    *o = self.hash(i);
+                    *o = self.hash_fixed(i);
                 }
             }
         }
     }
+}
+
+/// GFNI hash of an untransformed tuple, its input built as 64-bit words.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn hash_gfni_tuple(g: &GfniMatrices, tuple: &Tuple, ports: Option<(u16, u16)>) -> u32 {
+    let le64 = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    // Ports as their big-endian wire bytes read little-endian.
+    let port_word =
+        |(sp, dp): (u16, u16)| u64::from(sp.swap_bytes()) | (u64::from(dp.swap_bytes()) << 16);
+    match &tuple.addrs {
+        Addrs::V4 { src, dst } => {
+            let w0 =
+                u64::from(u32::from_le_bytes(*src)) | (u64::from(u32::from_le_bytes(*dst)) << 32);
+            match ports {
+                Some(p) => g.hash_words::<12>([w0, port_word(p), 0, 0, 0]),
+                None => g.hash_words::<8>([w0, 0, 0, 0, 0]),
+            }
+        }
+        Addrs::V6 { src, dst } => {
+            let w = [
+                le64(&src[..8]),
+                le64(&src[8..]),
+                le64(&dst[..8]),
+                le64(&dst[8..]),
+            ];
+            match ports {
+                Some(p) => g.hash_words::<36>([w[0], w[1], w[2], w[3], port_word(p)]),
+                None => g.hash_words::<32>([w[0], w[1], w[2], w[3], 0]),
+            }
+        }
+    }
+}
+
+/// `src | dst` as one array of `M = 2A` bytes.
+#[inline(always)]
+fn concat_ip<const A: usize, const M: usize>(src: &[u8; A], dst: &[u8; A]) -> [u8; M] {
+    let mut out = [0u8; M];
+    out[..A].copy_from_slice(src);
+    out[A..].copy_from_slice(dst);
+    out
+}
+
+/// `src | dst | sport | dport` as one array of `M = 2A + 4` bytes.
+#[inline(always)]
+fn concat_l4<const A: usize, const M: usize>(
+    src: &[u8; A],
+    dst: &[u8; A],
+    sp: u16,
+    dp: u16,
+) -> [u8; M] {
+    let mut out = [0u8; M];
+    out[..A].copy_from_slice(src);
+    out[A..2 * A].copy_from_slice(dst);
+    out[2 * A..2 * A + 2].copy_from_slice(&sp.to_be_bytes());
+    out[2 * A + 2..].copy_from_slice(&dp.to_be_bytes());
+    out
 }
 
 #[cfg(test)]
@@ -172,6 +287,9 @@ mod tests {
             }
         }
         assert!(Toeplitz::with_path(RssKey::microsoft(40), Path::Fold).is_none());
-        assert_eq!(Toeplitz::new(RssKey::repeating(0x6d5a, 40)).path(), Path::Fold);
+        assert_eq!(
+            Toeplitz::new(RssKey::repeating(0x6d5a, 40)).path(),
+            Path::Fold
+        );
     }
 }

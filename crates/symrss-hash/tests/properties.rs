@@ -11,9 +11,16 @@ use symrss_hash::{Fields, Layout, Path, RssKey, Scheme, Toeplitz, Transform, Tup
 fn any_tuple() -> impl Strategy<Value = Tuple> {
     let ports = proptest::option::of(any::<(u16, u16)>());
     prop_oneof![
-        (any::<[u8; 4]>(), any::<[u8; 4]>(), ports.clone())
-            .prop_map(|(s, d, p)| Tuple::v4(s.into(), d.into(), p)),
-        (any::<[u8; 16]>(), any::<[u8; 16]>(), ports).prop_map(|(s, d, p)| Tuple::v6(s.into(), d.into(), p)),
+        (any::<[u8; 4]>(), any::<[u8; 4]>(), ports.clone()).prop_map(|(s, d, p)| Tuple::v4(
+            s.into(),
+            d.into(),
+            p
+        )),
+        (any::<[u8; 16]>(), any::<[u8; 16]>(), ports).prop_map(|(s, d, p)| Tuple::v6(
+            s.into(),
+            d.into(),
+            p
+        )),
     ]
 }
 

@@ -1,1 +1,84 @@
-fn main() {}
+//! `symrss`: symmetric, flow-affine load balancing of packet capture.
+//!
+//! Command-line contract: `shared/DESIGN.md` ("Command line"). `--json`
+//! prints one JSON object on stdout; tables go to stdout, progress and logs
+//! to stderr. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+
+mod bench;
+mod cmd_hash;
+mod cmd_key;
+mod demo;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Symmetric RSS toolkit: exact Toeplitz hashing, key science, and (as the
+/// project grows) NIC RSS programming and a software capture balancer.
+///
+/// Keys are written `ms` (Microsoft default 40-byte key), `sym` (0x6d5a
+/// repeated, the KAIST symmetric key) or hex bytes with or without colons
+/// (`6d:5a:56:da:...` as `ethtool -x` prints them).
+#[derive(Debug, Parser)]
+#[command(
+    name = "symrss",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Hash one flow (both directions) and show the queue it lands on.
+    Hash(cmd_hash::HashArgs),
+    /// Key science: check a key's symmetry and entropy, or generate keys.
+    #[command(subcommand)]
+    Key(cmd_key::KeyCommand),
+    /// Quick built-in micro-benchmarks (`--json` for machines).
+    Bench(bench::BenchArgs),
+    /// Run the main job on a built-in traffic mix and explain what it shows.
+    Demo(demo::DemoArgs),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad command-line input (exit 2).
+    Usage(String),
+    /// Something failed while running (exit 1).
+    Runtime(String),
+}
+
+impl Failure {
+    fn exit(self) -> ExitCode {
+        match self {
+            Failure::Usage(m) => {
+                eprintln!("symrss: error: {m}");
+                ExitCode::from(2)
+            }
+            Failure::Runtime(m) => {
+                eprintln!("symrss: {m}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(a) => cmd_hash::run(&a),
+        Command::Key(k) => cmd_key::run(&k),
+        Command::Bench(b) => bench::run(&b),
+        Command::Demo(d) => demo::run(&d),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => f.exit(),
+    }
+}

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 pub fn shared_dir(what: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("SYMRSS_SHARED").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-    });
+    let dir = std::env::var_os("SYMRSS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
     let path = dir.join(what);
     if path.exists() {
         return Some(path);

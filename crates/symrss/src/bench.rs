@@ -1,0 +1,227 @@
+//! `symrss bench`: quick built-in micro-benchmarks.
+//!
+//! Method (DESIGN.md): 4096 pre-generated random tuples, each benchmark
+//! repeats single-tuple calls over them until at least `--calls` calls
+//! (default 10 M), best of three runs, reported as ns per call. Criterion
+//! benches in `crates/*/benches` give the statistically careful numbers;
+//! this command is for a quick look on any machine and for BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use symrss_hash::{Fields, Path, RssKey, Scheme, Toeplitz, Transform, Tuple};
+
+use crate::Failure;
+use crate::output::{Table, print_json};
+
+/// Which group to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Group {
+    /// Toeplitz paths, keyed hash, batch API.
+    Hash,
+    /// Every group.
+    All,
+}
+
+/// Arguments of `symrss bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "all")]
+    group: Group,
+    /// Minimum calls per benchmark.
+    #[arg(long, default_value_t = 10_000_000)]
+    calls: u64,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct BenchResult {
+    name: String,
+    ns_per_op: f64,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    tuples: usize,
+    calls_per_bench: u64,
+    results: Vec<BenchResult>,
+}
+
+/// Number of distinct pre-generated tuples.
+pub const TUPLES: usize = 4096;
+
+/// Deterministic pseudo-random bench data (SplitMix64; not for keys).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn random_tuples(v6: bool) -> Vec<Tuple> {
+    let mut r = SplitMix(if v6 { 6 } else { 4 });
+    (0..TUPLES)
+        .map(|_| {
+            let ports = Some((r.next() as u16, r.next() as u16));
+            if v6 {
+                let s = (u128::from(r.next()) << 64) | u128::from(r.next());
+                let d = (u128::from(r.next()) << 64) | u128::from(r.next());
+                Tuple::v6(s.into(), d.into(), ports)
+            } else {
+                Tuple::v4((r.next() as u32).into(), (r.next() as u32).into(), ports)
+            }
+        })
+        .collect()
+}
+
+/// Times `f` over `items`, repeated to at least `calls` calls; best of 3.
+fn time_per_call<T>(items: &[T], calls: u64, mut f: impl FnMut(&T) -> u32) -> f64 {
+    let reps = calls.div_ceil(items.len() as u64).max(1);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for _ in 0..reps {
+            for t in items {
+                acc ^= f(black_box(t));
+            }
+        }
+        black_box(acc);
+        let ns = start.elapsed().as_nanos() as f64 / (reps * items.len() as u64) as f64;
+        best = best.min(ns);
+    }
+    best
+}
+
+fn hash_benches(calls: u64, out: &mut Vec<BenchResult>) {
+    let families = [
+        ("ipv4", random_tuples(false)),
+        ("ipv6", random_tuples(true)),
+    ];
+    let keys = [
+        ("ms", RssKey::microsoft(40)),
+        ("sym", RssKey::repeating(0x6d5a, 40)),
+    ];
+    for (fam, tuples) in &families {
+        for (kname, key) in &keys {
+            // The default path first (the contract names), then each path.
+            let h = Toeplitz::new(key.clone());
+            let ns = time_per_call(tuples, calls, |t| {
+                h.hash_tuple(t, Fields::L4, Transform::None)
+            });
+            out.push(BenchResult {
+                name: format!("hash.{fam}.{kname}"),
+                ns_per_op: ns,
+                detail: format!("default path: {}", h.path().name()),
+            });
+            for path in [Path::Fold, Path::Gfni, Path::Table, Path::Bitwise] {
+                let Some(h) = Toeplitz::with_path(key.clone(), path) else {
+                    continue;
+                };
+                let n = if path == Path::Bitwise {
+                    calls / 10
+                } else {
+                    calls
+                };
+                let ns = time_per_call(tuples, n, |t| h.hash_tuple(t, Fields::L4, Transform::None));
+                out.push(BenchResult {
+                    name: format!("hash.{fam}.{kname}.{}", path.name()),
+                    ns_per_op: ns,
+                    detail: "single-tuple calls".into(),
+                });
+            }
+        }
+        // Batch API over pre-built inputs.
+        for (kname, key) in &keys {
+            let h = Toeplitz::new(key.clone());
+            let ns = if *fam == "ipv4" {
+                batch_time::<12>(&h, tuples, calls)
+            } else {
+                batch_time::<36>(&h, tuples, calls)
+            };
+            out.push(BenchResult {
+                name: format!("hash.{fam}.{kname}.batch"),
+                ns_per_op: ns,
+                detail: format!("hash_many over pre-built inputs, path {}", h.path().name()),
+            });
+        }
+        for scheme in ["keyed", "xor", "sort"] {
+            let s = Scheme::parse(scheme, 1).expect("built-in scheme");
+            let ns = time_per_call(tuples, calls, |t| s.hash(t));
+            out.push(BenchResult {
+                name: format!("hash.{fam}.{scheme}"),
+                ns_per_op: ns,
+                detail: "scheme incl. input transform".into(),
+            });
+        }
+    }
+}
+
+fn batch_time<const N: usize>(h: &Toeplitz, tuples: &[Tuple], calls: u64) -> f64 {
+    let inputs: Vec<[u8; N]> = tuples
+        .iter()
+        .map(|t| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(t.input(Fields::L4, Transform::None).as_bytes());
+            a
+        })
+        .collect();
+    let mut out = vec![0u32; inputs.len()];
+    let reps = calls.div_ceil(inputs.len() as u64).max(1);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..reps {
+            h.hash_many(black_box(&inputs), &mut out);
+            black_box(&out);
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / (reps * inputs.len() as u64) as f64);
+    }
+    best
+}
+
+/// Runs `symrss bench`.
+pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
+    if args.calls == 0 {
+        return Err(Failure::Usage("--calls must be at least 1".into()));
+    }
+    let mut results = Vec::new();
+    if matches!(args.group, Group::Hash | Group::All) {
+        eprintln!(
+            "bench: hash ({} calls per benchmark, {TUPLES} random tuples)...",
+            args.calls
+        );
+        hash_benches(args.calls, &mut results);
+    }
+    let report = BenchReport {
+        tuples: TUPLES,
+        calls_per_bench: args.calls,
+        results,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        let mut t = Table::new(&["benchmark", "ns/op", "detail"]);
+        for r in &report.results {
+            t.row(vec![
+                r.name.clone(),
+                format!("{:.2}", r.ns_per_op),
+                r.detail.clone(),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

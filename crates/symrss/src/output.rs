@@ -1,0 +1,76 @@
+//! Output helpers: one JSON object on stdout, or aligned text tables.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::Failure;
+
+/// Prints `value` as one pretty JSON object on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Failure::Runtime(format!("writing JSON: {e}")))?;
+    writeln!(out).map_err(|e| Failure::Runtime(format!("writing output: {e}")))
+}
+
+/// `0x` + 8 lower-case hex digits, the format of hashes in JSON and tables.
+pub fn hex32(v: u32) -> String {
+    format!("0x{v:08x}")
+}
+
+/// Lower-case hex of bytes.
+pub fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A simple left-aligned text table.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with a header row.
+    pub fn new<S: ToString>(header: &[S]) -> Self {
+        Self {
+            rows: vec![header.iter().map(ToString::to_string).collect()],
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Renders with two spaces between columns and a rule under the header.
+    pub fn render(&self) -> String {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for (i, r) in self.rows.iter().enumerate() {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+            if i == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+                out.push_str(&rule.join("  "));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
