@@ -27,6 +27,8 @@ use crate::toeplitz::Toeplitz;
 /// Names accepted by [`Scheme::parse`] besides `toeplitz:...`.
 pub const SCHEME_NAMES: [&str; 7] = ["ms", "sym", "sym-ip", "xor", "or-xor", "sort", "keyed"];
 
+// Built once per scheme; the hasher stays inline for the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Kind {
     Toeplitz {
