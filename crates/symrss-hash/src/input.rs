@@ -127,36 +127,14 @@ impl Tuple {
     }
 
     /// The direction-independent form: the smaller `(address, port)` endpoint first.
+    #[inline]
     pub fn canonical(&self) -> Self {
-        let r = self.reversed();
-        if r.endpoint_order_key() < self.endpoint_order_key() {
-            r
-        } else {
-            *self
-        }
-    }
-
-    fn endpoint_order_key(&self) -> ([u8; 16], u16, [u8; 16], u16) {
-        let (s, d) = self.addr_bytes();
         let (sp, dp) = self.ports.unwrap_or((0, 0));
-        (s, sp, d, dp)
-    }
-
-    /// Source and destination as 16-byte arrays (IPv4 in the first 4 bytes).
-    fn addr_bytes(&self) -> ([u8; 16], [u8; 16]) {
-        let mut s = [0u8; 16];
-        let mut d = [0u8; 16];
-        match self.addrs {
-            Addrs::V4 { src, dst } => {
-                s[..4].copy_from_slice(&src);
-                d[..4].copy_from_slice(&dst);
-            }
-            Addrs::V6 { src, dst } => {
-                s = src;
-                d = dst;
-            }
-        }
-        (s, d)
+        let swap = match &self.addrs {
+            Addrs::V4 { src, dst } => (src, sp) > (dst, dp),
+            Addrs::V6 { src, dst } => (src, sp) > (dst, dp),
+        };
+        if swap { self.reversed() } else { *self }
     }
 
     /// Source address.
@@ -187,58 +165,82 @@ impl Tuple {
         }
     }
 
+    /// The tuple after an input transform. Every transform yields the same
+    /// four fields (two addresses, two ports), so it is again a `Tuple`:
+    /// `xor` gives `(S^D, S^D, sp^dp, sp^dp)`, `or-xor` `(S|D, S^D, sp|dp,
+    /// sp^dp)`, `sort` the addresses and the ports each in ascending order.
+    #[inline]
+    pub fn transformed(&self, xfrm: Transform) -> Self {
+        fn pair<const A: usize>(s: &[u8; A], d: &[u8; A], xfrm: Transform) -> ([u8; A], [u8; A]) {
+            match xfrm {
+                Transform::None => (*s, *d),
+                Transform::Sort => {
+                    if s > d {
+                        (*d, *s)
+                    } else {
+                        (*s, *d)
+                    }
+                }
+                Transform::Xor | Transform::OrXor => {
+                    let mut x = [0u8; A];
+                    let mut y = [0u8; A];
+                    for i in 0..A {
+                        x[i] = if xfrm == Transform::OrXor {
+                            s[i] | d[i]
+                        } else {
+                            s[i] ^ d[i]
+                        };
+                        y[i] = s[i] ^ d[i];
+                    }
+                    (x, y)
+                }
+            }
+        }
+        let addrs = match &self.addrs {
+            Addrs::V4 { src, dst } => {
+                let (src, dst) = pair(src, dst, xfrm);
+                Addrs::V4 { src, dst }
+            }
+            Addrs::V6 { src, dst } => {
+                let (src, dst) = pair(src, dst, xfrm);
+                Addrs::V6 { src, dst }
+            }
+        };
+        let ports = self.ports.map(|(a, b)| match xfrm {
+            Transform::None => (a, b),
+            Transform::Sort => (a.min(b), a.max(b)),
+            Transform::Xor => (a ^ b, a ^ b),
+            Transform::OrXor => (a | b, a ^ b),
+        });
+        Self { addrs, ports }
+    }
+
     /// Builds the Toeplitz input for `fields` after `xfrm`.
     #[inline]
     pub fn input(&self, fields: Fields, xfrm: Transform) -> HashInput {
+        let t = self.transformed(xfrm);
         let ports = match fields {
-            Fields::L4 => self.ports,
+            Fields::L4 => t.ports,
             Fields::Ip => None,
         };
-        match &self.addrs {
-            Addrs::V4 { src, dst } => build_input(src, dst, ports, xfrm),
-            Addrs::V6 { src, dst } => build_input(src, dst, ports, xfrm),
+        let mut buf = [0u8; HashInput::CAPACITY];
+        let (s, d): (&[u8], &[u8]) = match &t.addrs {
+            Addrs::V4 { src, dst } => (src, dst),
+            Addrs::V6 { src, dst } => (src, dst),
+        };
+        let a = s.len();
+        buf[..a].copy_from_slice(s);
+        buf[a..2 * a].copy_from_slice(d);
+        let mut len = 2 * a;
+        if let Some((sp, dp)) = ports {
+            buf[len..len + 2].copy_from_slice(&sp.to_be_bytes());
+            buf[len + 2..len + 4].copy_from_slice(&dp.to_be_bytes());
+            len += 4;
         }
-    }
-}
-
-/// Writes `xfrm(src, dst[, ports])` for `A`-byte addresses.
-#[inline(always)]
-fn build_input<const A: usize>(
-    s: &[u8; A],
-    d: &[u8; A],
-    ports: Option<(u16, u16)>,
-    xfrm: Transform,
-) -> HashInput {
-    let mut buf = [0u8; HashInput::CAPACITY];
-    let (first, second, ports) = match xfrm {
-        Transform::None => (*s, *d, ports),
-        Transform::Sort => {
-            let (lo, hi) = if s > d { (*d, *s) } else { (*s, *d) };
-            (lo, hi, ports.map(|(a, b)| (a.min(b), a.max(b))))
+        HashInput {
+            buf,
+            len: len as u8,
         }
-        Transform::Xor | Transform::OrXor => {
-            let or = xfrm == Transform::OrXor;
-            let mut x = [0u8; A];
-            let mut y = [0u8; A];
-            for i in 0..A {
-                x[i] = if or { s[i] | d[i] } else { s[i] ^ d[i] };
-                y[i] = s[i] ^ d[i];
-            }
-            let p = ports.map(|(a, b)| (if or { a | b } else { a ^ b }, a ^ b));
-            (x, y, p)
-        }
-    };
-    buf[..A].copy_from_slice(&first);
-    buf[A..2 * A].copy_from_slice(&second);
-    let mut len = 2 * A;
-    if let Some((a, b)) = ports {
-        buf[len..len + 2].copy_from_slice(&a.to_be_bytes());
-        buf[len + 2..len + 4].copy_from_slice(&b.to_be_bytes());
-        len += 4;
-    }
-    HashInput {
-        buf,
-        len: len as u8,
     }
 }
 

@@ -195,13 +195,7 @@ impl Toeplitz {
 
     #[inline(never)]
     fn hash_transformed(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
-        if let (Engine::Fold(f), Transform::Sort) = (&self.engine, xfrm)
-            && tuple.layout(fields).input_len() <= self.covered
-        {
-            // XOR-folding ignores the order of the sorted fields.
-            return f.hash_fold(crate::fold::fold16_tuple(tuple, fields));
-        }
-        self.hash(tuple.input(fields, xfrm).as_bytes())
+        self.hash_plain(&tuple.transformed(xfrm), fields)
     }
 
     /// Hashes many fixed-size inputs in one call (`out[i] = hash(inputs[i])`).
