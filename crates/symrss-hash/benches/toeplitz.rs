@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use symrss_hash::kernel::{Kernel, KernelFn};
 use symrss_hash::{Fields, Path, RssKey, Scheme, Toeplitz, Transform, Tuple};
 
 const TUPLES: usize = 4096;
@@ -32,6 +33,19 @@ fn tuples(v6: bool) -> Vec<Tuple> {
         .collect()
 }
 
+/// XOR of the hashes of all tuples, as one kernel loop.
+struct XorAll<'a>(&'a [Tuple]);
+
+impl KernelFn for XorAll<'_> {
+    type Output = u32;
+    #[inline(always)]
+    fn call<K: Kernel>(self, k: &K) -> u32 {
+        self.0
+            .iter()
+            .fold(0, |acc, t| acc ^ k.hash_tuple(t, Fields::L4))
+    }
+}
+
 fn inputs<const N: usize>(ts: &[Tuple]) -> Vec<[u8; N]> {
     ts.iter()
         .map(|t| {
@@ -55,14 +69,19 @@ fn bench_paths(c: &mut Criterion) {
                 let Some(h) = Toeplitz::with_path(key.clone(), path) else {
                     continue;
                 };
-                g.bench_function(format!("{kname}/{}", path.name()), |b| {
+                // Dispatch per call, as a casual caller would.
+                g.bench_function(format!("{kname}/{}/dyn", path.name()), |b| {
                     b.iter(|| {
                         let mut acc = 0u32;
-                        for t in &ts {
-                            acc ^= h.hash_tuple(black_box(t), Fields::L4, Transform::None);
+                        for t in black_box(&ts) {
+                            acc ^= h.hash_tuple(t, Fields::L4, Transform::None);
                         }
                         acc
                     })
+                });
+                // Dispatch once, loop compiled for the kernel (the steering-loop shape).
+                g.bench_function(format!("{kname}/{}/kernel", path.name()), |b| {
+                    b.iter(|| h.with_kernel(XorAll(black_box(&ts))))
                 });
             }
             let h = Toeplitz::new(key.clone());

@@ -274,7 +274,7 @@ pub fn check_key(key: &RssKey) -> KeyCheck {
         let b = Tuple::v4(
             Ipv4Addr::new(192, 0, 2, 2),
             Ipv4Addr::new(198, 51, 100, 1),
-            a.ports,
+            a.ports(),
         );
         let h = hasher.hash_tuple(&a, Fields::L4, Transform::None);
         warnings.push(Warning::Period16 {

@@ -6,7 +6,7 @@
 //! byte). Two 256-entry tables then map the fold to the hash. This holds while
 //! every window lies inside the key, i.e. for inputs up to `key.len() - 4` bytes.
 
-use crate::input::{Addrs, Fields, Tuple};
+use crate::input::{Fields, Tuple};
 use crate::key::RssKey;
 
 /// Fold tables for one period-16 key.
@@ -55,6 +55,13 @@ impl FoldTables {
         self.hi[usize::from(fold >> 8)] ^ self.lo[usize::from(fold & 0xff)]
     }
 
+    /// Hash from a byte-swapped 16-bit fold (no swap needed: the tables
+    /// are indexed the other way round).
+    #[inline(always)]
+    pub fn hash_fold_swapped(&self, fold_swapped: u16) -> u32 {
+        self.hi[usize::from(fold_swapped & 0xff)] ^ self.lo[usize::from(fold_swapped >> 8)]
+    }
+
     /// Hash of `input` (`input.len() <= max_input()`).
     #[inline(always)]
     pub fn hash(&self, input: &[u8]) -> u32 {
@@ -62,31 +69,31 @@ impl FoldTables {
     }
 }
 
+/// `fold16` of a tuple's untransformed input, straight from its fields,
+/// byte-swapped (see [`FoldTables::hash_fold_swapped`]). Also the fold of
+/// its `sort`-transformed input (XOR ignores order).
+#[inline(always)]
+pub fn fold16_tuple_swapped(tuple: &Tuple, fields: Fields) -> u16 {
+    // Branch-free: IPv4 padding words and absent ports are zero and do not
+    // change the XOR. Words are XORed as they lie in memory (little-endian
+    // reads of big-endian words = byte-swapped words; swapping commutes
+    // with XOR).
+    // Four scalar 64-bit loads: cheaper than a 128-bit XOR whose halves
+    // must then move from vector to general registers.
+    let (src, dst) = tuple.padded_addrs();
+    let q = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let a = q(&src[..8]) ^ q(&src[8..]) ^ q(&dst[..8]) ^ q(&dst[8..]);
+    let mut a = (a >> 32) as u32 ^ a as u32;
+    if fields == Fields::L4 {
+        a ^= u32::from_le_bytes(tuple.ports_wire());
+    }
+    (a >> 16) as u16 ^ a as u16
+}
+
 /// `fold16` of a tuple's untransformed input, straight from its fields.
-/// Also the fold of its `sort`-transformed input (XOR ignores order).
 #[inline(always)]
 pub fn fold16_tuple(tuple: &Tuple, fields: Fields) -> u16 {
-    // XOR the words as they lie in memory and swap bytes once at the end:
-    // byte swapping commutes with XOR.
-    let ne = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-    let mut acc = match &tuple.addrs {
-        Addrs::V4 { src, dst } => ne(src) ^ ne(dst),
-        Addrs::V6 { src, dst } => {
-            let mut a = 0;
-            for i in (0..16).step_by(4) {
-                a ^= ne(&src[i..]) ^ ne(&dst[i..]);
-            }
-            a
-        }
-    };
-    if let (Fields::L4, Some((sp, dp))) = (fields, tuple.ports) {
-        let mut p = [0u8; 4];
-        p[..2].copy_from_slice(&sp.to_be_bytes());
-        p[2..].copy_from_slice(&dp.to_be_bytes());
-        acc ^= u32::from_ne_bytes(p);
-    }
-    let acc = u32::from_be(acc);
-    ((acc >> 16) ^ acc) as u16
+    fold16_tuple_swapped(tuple, fields).swap_bytes()
 }
 
 /// XOR of all big-endian 16-bit words of `input`, the last odd byte padded

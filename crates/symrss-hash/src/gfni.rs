@@ -21,6 +21,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::input::{Fields, Tuple};
+use crate::kernel::{Kernel, KernelFn};
 use crate::key::RssKey;
 
 /// Longest input the GFNI path hashes: one 64-byte load, `n + 3 <= 64` lanes.
@@ -169,6 +171,14 @@ impl GfniMatrices {
         unsafe { hash_words_avx512::<N>(self, w[0], w[1], w[2], w[3], w[4]) }
     }
 
+    /// Runs `f` with this kernel inside a function compiled for the GFNI
+    /// features, so `f`'s loop inlines the kernel (see [`crate::kernel`]).
+    #[inline]
+    pub fn run<F: KernelFn>(&self, f: F) -> F::Output {
+        // SAFETY: `self` exists only if `cpu_supported()` returned true.
+        unsafe { run_avx512(self, f) }
+    }
+
     /// Hashes every input of `inputs` into `out` (same length, each input
     /// `<= max_input()` bytes): one call for many tuples, two tuples per
     /// reduction (bytes 0-3 and 4-7 of each lane), the layout DPDK's bulk
@@ -181,6 +191,45 @@ impl GfniMatrices {
         assert_eq!(inputs.len(), out.len(), "one output per input");
         // SAFETY: as in `hash`, the features are present.
         unsafe { hash_many_avx512(self, inputs, out) }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+fn run_avx512<F: KernelFn>(g: &GfniMatrices, f: F) -> F::Output {
+    f.call(g)
+}
+
+impl Kernel for GfniMatrices {
+    #[inline(always)]
+    fn hash_tuple(&self, tuple: &Tuple, fields: Fields) -> u32 {
+        let le64 = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        // Ports as their big-endian wire bytes read little-endian.
+        let port_word =
+            |(sp, dp): (u16, u16)| u64::from(sp.swap_bytes()) | (u64::from(dp.swap_bytes()) << 16);
+        let ports = match fields {
+            Fields::L4 => tuple.ports(),
+            Fields::Ip => None,
+        };
+        let (src, dst) = tuple.padded_addrs();
+        if tuple.is_v6() {
+            let w = [
+                le64(&src[..8]),
+                le64(&src[8..]),
+                le64(&dst[..8]),
+                le64(&dst[8..]),
+            ];
+            match ports {
+                Some(p) => self.hash_words::<36>([w[0], w[1], w[2], w[3], port_word(p)]),
+                None => self.hash_words::<32>([w[0], w[1], w[2], w[3], 0]),
+            }
+        } else {
+            let v4 = |b: &[u8; 16]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let w0 = v4(src) | (v4(dst) << 32);
+            match ports {
+                Some(p) => self.hash_words::<12>([w0, port_word(p), 0, 0, 0]),
+                None => self.hash_words::<8>([w0, 0, 0, 0, 0]),
+            }
+        }
     }
 }
 

@@ -20,7 +20,8 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Source and destination addresses of one direction of a flow.
+/// Source and destination addresses of one direction of a flow (a view of
+/// a [`Tuple`], see [`Tuple::addrs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Addrs {
     /// IPv4 source, destination.
@@ -29,15 +30,26 @@ pub enum Addrs {
     V6 { src: [u8; 16], dst: [u8; 16] },
 }
 
-/// One direction of a flow as the hash sees it. `ports` is `None` for
-/// protocols without ports (ICMP, fragments hashed by addresses, ...).
+/// One direction of a flow as the hash sees it. [`Tuple::ports`] is `None`
+/// for protocols without ports (ICMP, fragments hashed by addresses, ...).
+///
+/// Addresses are stored flat in 16-byte arrays, an IPv4 address in the
+/// first 4 bytes and zeros after it. That keeps hashing branch-free where
+/// the family does not matter (the XOR-fold ignores zero words; the
+/// transforms work bytewise), and a tuple is one aligned 40-byte `Copy`
+/// value. Ports are kept as their wire bytes, zero when absent, so the
+/// XOR-fold reads them like the addresses.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tuple {
-    /// Addresses.
-    pub addrs: Addrs,
-    /// `(source port, destination port)`.
-    pub ports: Option<(u16, u16)>,
+    src: [u8; 16],
+    dst: [u8; 16],
+    ports_be: [u8; 4],
+    has_ports: bool,
+    v6: bool,
 }
+
+const _: () = assert!(size_of::<Tuple>() == 40);
 
 /// Why a tuple could not be built from addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,25 +65,31 @@ impl core::error::Error for MixedFamilies {}
 
 impl Tuple {
     /// An IPv4 tuple.
+    #[inline]
     pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, ports: Option<(u16, u16)>) -> Self {
-        Self {
-            addrs: Addrs::V4 {
-                src: src.octets(),
-                dst: dst.octets(),
-            },
-            ports,
-        }
+        Self::from_v4_octets(src.octets(), dst.octets(), ports)
+    }
+
+    /// An IPv4 tuple from address bytes in network order.
+    #[inline]
+    pub fn from_v4_octets(src: [u8; 4], dst: [u8; 4], ports: Option<(u16, u16)>) -> Self {
+        let mut s = [0u8; 16];
+        let mut d = [0u8; 16];
+        s[..4].copy_from_slice(&src);
+        d[..4].copy_from_slice(&dst);
+        Self::build(s, d, ports, false)
     }
 
     /// An IPv6 tuple.
+    #[inline]
     pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, ports: Option<(u16, u16)>) -> Self {
-        Self {
-            addrs: Addrs::V6 {
-                src: src.octets(),
-                dst: dst.octets(),
-            },
-            ports,
-        }
+        Self::from_v6_octets(src.octets(), dst.octets(), ports)
+    }
+
+    /// An IPv6 tuple from address bytes in network order.
+    #[inline]
+    pub fn from_v6_octets(src: [u8; 16], dst: [u8; 16], ports: Option<(u16, u16)>) -> Self {
+        Self::build(src, dst, ports, true)
     }
 
     /// A tuple from two addresses of the same family.
@@ -92,19 +110,10 @@ impl Tuple {
             "input length does not match layout"
         );
         let a = layout.addr_len();
-        let addrs = if a == 4 {
-            let mut src = [0; 4];
-            let mut dst = [0; 4];
-            src.copy_from_slice(&bytes[..4]);
-            dst.copy_from_slice(&bytes[4..8]);
-            Addrs::V4 { src, dst }
-        } else {
-            let mut src = [0; 16];
-            let mut dst = [0; 16];
-            src.copy_from_slice(&bytes[..16]);
-            dst.copy_from_slice(&bytes[16..32]);
-            Addrs::V6 { src, dst }
-        };
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src[..a].copy_from_slice(&bytes[..a]);
+        dst[..a].copy_from_slice(&bytes[a..2 * a]);
         let ports = layout.has_ports().then(|| {
             let p = &bytes[2 * a..];
             (
@@ -112,34 +121,121 @@ impl Tuple {
                 u16::from_be_bytes([p[2], p[3]]),
             )
         });
-        Self { addrs, ports }
+        Self::build(src, dst, ports, a == 16)
+    }
+
+    #[inline(always)]
+    fn build(src: [u8; 16], dst: [u8; 16], ports: Option<(u16, u16)>, v6: bool) -> Self {
+        let (sp, dp) = ports.unwrap_or((0, 0));
+        let [a, b] = sp.to_be_bytes();
+        let [c, d] = dp.to_be_bytes();
+        Self {
+            src,
+            dst,
+            ports_be: [a, b, c, d],
+            has_ports: ports.is_some(),
+            v6,
+        }
+    }
+
+    /// `(source port, destination port)`, if the protocol has ports.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        let p = self.ports_be;
+        self.has_ports.then(|| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        })
+    }
+
+    /// The same addresses with other ports (`None`: no ports).
+    #[inline]
+    pub fn with_ports(&self, ports: Option<(u16, u16)>) -> Self {
+        Self::build(self.src, self.dst, ports, self.v6)
+    }
+
+    /// The port bytes as on the wire (source port, destination port; zero
+    /// when absent).
+    #[inline(always)]
+    pub fn ports_wire(&self) -> [u8; 4] {
+        self.ports_be
+    }
+
+    /// Whether this is an IPv6 tuple.
+    #[inline]
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// Bytes of one address: 4 or 16.
+    #[inline]
+    pub fn addr_len(&self) -> usize {
+        if self.v6 { 16 } else { 4 }
+    }
+
+    /// Source address bytes (4 or 16), network order.
+    #[inline]
+    pub fn src_bytes(&self) -> &[u8] {
+        &self.src[..self.addr_len()]
+    }
+
+    /// Destination address bytes (4 or 16), network order.
+    #[inline]
+    pub fn dst_bytes(&self) -> &[u8] {
+        &self.dst[..self.addr_len()]
+    }
+
+    /// Both addresses as 16-byte arrays (IPv4 zero-padded after 4 bytes).
+    #[inline]
+    pub fn padded_addrs(&self) -> (&[u8; 16], &[u8; 16]) {
+        (&self.src, &self.dst)
+    }
+
+    /// The addresses as a family-tagged view.
+    pub fn addrs(&self) -> Addrs {
+        if self.v6 {
+            Addrs::V6 {
+                src: self.src,
+                dst: self.dst,
+            }
+        } else {
+            let mut src = [0u8; 4];
+            let mut dst = [0u8; 4];
+            src.copy_from_slice(&self.src[..4]);
+            dst.copy_from_slice(&self.dst[..4]);
+            Addrs::V4 { src, dst }
+        }
     }
 
     /// The other direction: addresses and ports swapped.
+    #[inline]
     pub fn reversed(&self) -> Self {
+        let p = self.ports_be;
         Self {
-            addrs: match self.addrs {
-                Addrs::V4 { src, dst } => Addrs::V4 { src: dst, dst: src },
-                Addrs::V6 { src, dst } => Addrs::V6 { src: dst, dst: src },
-            },
-            ports: self.ports.map(|(s, d)| (d, s)),
+            src: self.dst,
+            dst: self.src,
+            ports_be: [p[2], p[3], p[0], p[1]],
+            has_ports: self.has_ports,
+            v6: self.v6,
         }
     }
 
     /// The direction-independent form: the smaller `(address, port)` endpoint first.
     #[inline]
     pub fn canonical(&self) -> Self {
-        let (sp, dp) = self.ports.unwrap_or((0, 0));
-        let swap = match &self.addrs {
-            Addrs::V4 { src, dst } => (src, sp) > (dst, dp),
-            Addrs::V6 { src, dst } => (src, sp) > (dst, dp),
-        };
-        if swap { self.reversed() } else { *self }
+        let p = self.ports_be;
+        if (self.src, [p[0], p[1]]) > (self.dst, [p[2], p[3]]) {
+            self.reversed()
+        } else {
+            *self
+        }
     }
 
     /// Source address.
     pub fn src_ip(&self) -> IpAddr {
-        match self.addrs {
+        match self.addrs() {
             Addrs::V4 { src, .. } => IpAddr::from(src),
             Addrs::V6 { src, .. } => IpAddr::from(src),
         }
@@ -147,7 +243,7 @@ impl Tuple {
 
     /// Destination address.
     pub fn dst_ip(&self) -> IpAddr {
-        match self.addrs {
+        match self.addrs() {
             Addrs::V4 { dst, .. } => IpAddr::from(dst),
             Addrs::V6 { dst, .. } => IpAddr::from(dst),
         }
@@ -156,12 +252,12 @@ impl Tuple {
     /// The layout this tuple is hashed with under `fields`: the 4-tuple
     /// layouts need ports, otherwise the 2-tuple one is used (NDIS fallback).
     pub fn layout(&self, fields: Fields) -> Layout {
-        let l4 = fields == Fields::L4 && self.ports.is_some();
-        match (self.addrs, l4) {
-            (Addrs::V4 { .. }, false) => Layout::Ip4,
-            (Addrs::V4 { .. }, true) => Layout::Tcp4,
-            (Addrs::V6 { .. }, false) => Layout::Ip6,
-            (Addrs::V6 { .. }, true) => Layout::Tcp6,
+        let l4 = fields == Fields::L4 && self.has_ports;
+        match (self.v6, l4) {
+            (false, false) => Layout::Ip4,
+            (false, true) => Layout::Tcp4,
+            (true, false) => Layout::Ip6,
+            (true, true) => Layout::Tcp6,
         }
     }
 
@@ -171,48 +267,39 @@ impl Tuple {
     /// sp^dp)`, `sort` the addresses and the ports each in ascending order.
     #[inline]
     pub fn transformed(&self, xfrm: Transform) -> Self {
-        fn pair<const A: usize>(s: &[u8; A], d: &[u8; A], xfrm: Transform) -> ([u8; A], [u8; A]) {
-            match xfrm {
-                Transform::None => (*s, *d),
-                Transform::Sort => {
-                    if s > d {
-                        (*d, *s)
+        // Bytewise on the padded arrays: IPv4 padding stays zero under
+        // XOR/OR, and equal padding leaves the sort order to the address.
+        let (src, dst) = match xfrm {
+            Transform::None => (self.src, self.dst),
+            Transform::Sort => {
+                if self.src > self.dst {
+                    (self.dst, self.src)
+                } else {
+                    (self.src, self.dst)
+                }
+            }
+            Transform::Xor | Transform::OrXor => {
+                let mut x = [0u8; 16];
+                let mut y = [0u8; 16];
+                for i in 0..16 {
+                    let (a, b) = (self.src[i], self.dst[i]);
+                    x[i] = if xfrm == Transform::OrXor {
+                        a | b
                     } else {
-                        (*s, *d)
-                    }
+                        a ^ b
+                    };
+                    y[i] = a ^ b;
                 }
-                Transform::Xor | Transform::OrXor => {
-                    let mut x = [0u8; A];
-                    let mut y = [0u8; A];
-                    for i in 0..A {
-                        x[i] = if xfrm == Transform::OrXor {
-                            s[i] | d[i]
-                        } else {
-                            s[i] ^ d[i]
-                        };
-                        y[i] = s[i] ^ d[i];
-                    }
-                    (x, y)
-                }
-            }
-        }
-        let addrs = match &self.addrs {
-            Addrs::V4 { src, dst } => {
-                let (src, dst) = pair(src, dst, xfrm);
-                Addrs::V4 { src, dst }
-            }
-            Addrs::V6 { src, dst } => {
-                let (src, dst) = pair(src, dst, xfrm);
-                Addrs::V6 { src, dst }
+                (x, y)
             }
         };
-        let ports = self.ports.map(|(a, b)| match xfrm {
+        let ports = self.ports().map(|(a, b)| match xfrm {
             Transform::None => (a, b),
             Transform::Sort => (a.min(b), a.max(b)),
             Transform::Xor => (a ^ b, a ^ b),
             Transform::OrXor => (a | b, a ^ b),
         });
-        Self { addrs, ports }
+        Self::build(src, dst, ports, self.v6)
     }
 
     /// Builds the Toeplitz input for `fields` after `xfrm`.
@@ -220,17 +307,13 @@ impl Tuple {
     pub fn input(&self, fields: Fields, xfrm: Transform) -> HashInput {
         let t = self.transformed(xfrm);
         let ports = match fields {
-            Fields::L4 => t.ports,
+            Fields::L4 => t.ports(),
             Fields::Ip => None,
         };
         let mut buf = [0u8; HashInput::CAPACITY];
-        let (s, d): (&[u8], &[u8]) = match &t.addrs {
-            Addrs::V4 { src, dst } => (src, dst),
-            Addrs::V6 { src, dst } => (src, dst),
-        };
-        let a = s.len();
-        buf[..a].copy_from_slice(s);
-        buf[a..2 * a].copy_from_slice(d);
+        let a = t.addr_len();
+        buf[..a].copy_from_slice(t.src_bytes());
+        buf[a..2 * a].copy_from_slice(t.dst_bytes());
         let mut len = 2 * a;
         if let Some((sp, dp)) = ports {
             buf[len..len + 2].copy_from_slice(&sp.to_be_bytes());
@@ -246,7 +329,7 @@ impl Tuple {
 
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.addrs, self.ports) {
+        match (self.addrs(), self.ports()) {
             (Addrs::V4 { .. }, Some((sp, dp))) => {
                 write!(f, "{}:{} -> {}:{}", self.src_ip(), sp, self.dst_ip(), dp)
             }
@@ -416,7 +499,7 @@ mod tests {
             t.reversed().input(Fields::L4, Transform::None)
         );
         assert_eq!(t.canonical(), t.reversed().canonical());
-        let no_ports = Tuple { ports: None, ..t };
+        let no_ports = t.with_ports(None);
         assert_eq!(no_ports.layout(Fields::L4), Layout::Ip4);
     }
 

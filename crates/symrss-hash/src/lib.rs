@@ -2,6 +2,7 @@
 //!
 //! * [`reference`]: the bit-serial definition (the oracle);
 //! * [`Toeplitz`]: the fast exact hasher (fold / GFNI / table paths);
+//! * [`kernel`]: one path as a concrete type for hot loops;
 //! * [`input`]: tuples, the Microsoft layouts and symmetric transforms;
 //! * [`keyed`]: a keyed symmetric hash (SipHash) for flood resistance;
 //! * [`scheme`]: the named schemes of the command line;
@@ -25,6 +26,7 @@ pub mod gf2;
 #[cfg(target_arch = "x86_64")]
 pub mod gfni;
 pub mod input;
+pub mod kernel;
 pub mod key;
 pub mod keyed;
 pub mod keygen;

@@ -50,6 +50,12 @@ impl ByteTables {
         self.tables.len()
     }
 
+    /// Table entry for byte value `v` at input position `pos`.
+    #[inline(always)]
+    pub fn lookup(&self, pos: usize, v: u8) -> u32 {
+        self.tables[pos][usize::from(v)]
+    }
+
     /// Hash of an input that fits the tables (`input.len() <= positions()`).
     #[inline(always)]
     pub fn hash_covered(&self, input: &[u8]) -> u32 {

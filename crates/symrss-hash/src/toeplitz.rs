@@ -13,7 +13,8 @@
 //! the key end, which no NIC allows) fall back to the bitwise definition.
 
 use crate::fold::FoldTables;
-use crate::input::{Addrs, Fields, HashInput, Transform, Tuple};
+use crate::input::{Fields, HashInput, Transform, Tuple};
+use crate::kernel::{BitwiseKernel, InputKernel, Kernel, KernelFn};
 use crate::key::RssKey;
 use crate::reference::toeplitz_bitwise;
 use crate::table::ByteTables;
@@ -156,46 +157,37 @@ impl Toeplitz {
         }
     }
 
+    /// Runs `f` with this hasher's kernel (dispatch once, then a
+    /// monomorphic loop; see [`crate::kernel`]).
+    #[inline]
+    pub fn with_kernel<F: KernelFn>(&self, f: F) -> F::Output {
+        if self.covered < HashInput::CAPACITY {
+            return f.call(&InputKernel(self));
+        }
+        match &self.engine {
+            Engine::Fold(k) => f.call(k),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Gfni(k) => k.run(f),
+            Engine::Table(k) => f.call(k),
+            Engine::Bitwise => f.call(&BitwiseKernel(&self.key)),
+        }
+    }
+
     /// Hash of a tuple with the given fields and input transform.
-    #[inline(always)]
+    #[inline]
     pub fn hash_tuple(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
+        struct One<'a>(&'a Tuple, Fields);
+        impl KernelFn for One<'_> {
+            type Output = u32;
+            #[inline(always)]
+            fn call<K: Kernel>(self, k: &K) -> u32 {
+                k.hash_tuple(self.0, self.1)
+            }
+        }
         match xfrm {
-            Transform::None => self.hash_plain(tuple, fields),
-            _ => self.hash_transformed(tuple, fields, xfrm),
+            Transform::None => self.with_kernel(One(tuple, fields)),
+            _ => self.with_kernel(One(&tuple.transformed(xfrm), fields)),
         }
-    }
-
-    /// Untransformed tuple: the input is built in a fixed-size array.
-    #[inline(always)]
-    fn hash_plain(&self, tuple: &Tuple, fields: Fields) -> u32 {
-        let ports = match fields {
-            Fields::L4 => tuple.ports,
-            Fields::Ip => None,
-        };
-        if let Engine::Fold(f) = &self.engine
-            && self.covered >= HashInput::CAPACITY
-        {
-            return f.hash_fold(crate::fold::fold16_tuple(tuple, fields));
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Engine::Gfni(g) = &self.engine {
-            return hash_gfni_tuple(g, tuple, ports);
-        }
-        match (&tuple.addrs, ports) {
-            (Addrs::V4 { src, dst }, Some((sp, dp))) => {
-                self.hash_fixed::<12>(&concat_l4(src, dst, sp, dp))
-            }
-            (Addrs::V4 { src, dst }, None) => self.hash_fixed::<8>(&concat_ip(src, dst)),
-            (Addrs::V6 { src, dst }, Some((sp, dp))) => {
-                self.hash_fixed::<36>(&concat_l4(src, dst, sp, dp))
-            }
-            (Addrs::V6 { src, dst }, None) => self.hash_fixed::<32>(&concat_ip(src, dst)),
-        }
-    }
-
-    #[inline(never)]
-    fn hash_transformed(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
-        self.hash_plain(&tuple.transformed(xfrm), fields)
     }
 
     /// Hashes many fixed-size inputs in one call (`out[i] = hash(inputs[i])`).
@@ -212,63 +204,6 @@ impl Toeplitz {
             }
         }
     }
-}
-
-/// GFNI hash of an untransformed tuple, its input built as 64-bit words.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn hash_gfni_tuple(g: &GfniMatrices, tuple: &Tuple, ports: Option<(u16, u16)>) -> u32 {
-    let le64 = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    // Ports as their big-endian wire bytes read little-endian.
-    let port_word =
-        |(sp, dp): (u16, u16)| u64::from(sp.swap_bytes()) | (u64::from(dp.swap_bytes()) << 16);
-    match &tuple.addrs {
-        Addrs::V4 { src, dst } => {
-            let w0 =
-                u64::from(u32::from_le_bytes(*src)) | (u64::from(u32::from_le_bytes(*dst)) << 32);
-            match ports {
-                Some(p) => g.hash_words::<12>([w0, port_word(p), 0, 0, 0]),
-                None => g.hash_words::<8>([w0, 0, 0, 0, 0]),
-            }
-        }
-        Addrs::V6 { src, dst } => {
-            let w = [
-                le64(&src[..8]),
-                le64(&src[8..]),
-                le64(&dst[..8]),
-                le64(&dst[8..]),
-            ];
-            match ports {
-                Some(p) => g.hash_words::<36>([w[0], w[1], w[2], w[3], port_word(p)]),
-                None => g.hash_words::<32>([w[0], w[1], w[2], w[3], 0]),
-            }
-        }
-    }
-}
-
-/// `src | dst` as one array of `M = 2A` bytes.
-#[inline(always)]
-fn concat_ip<const A: usize, const M: usize>(src: &[u8; A], dst: &[u8; A]) -> [u8; M] {
-    let mut out = [0u8; M];
-    out[..A].copy_from_slice(src);
-    out[A..].copy_from_slice(dst);
-    out
-}
-
-/// `src | dst | sport | dport` as one array of `M = 2A + 4` bytes.
-#[inline(always)]
-fn concat_l4<const A: usize, const M: usize>(
-    src: &[u8; A],
-    dst: &[u8; A],
-    sp: u16,
-    dp: u16,
-) -> [u8; M] {
-    let mut out = [0u8; M];
-    out[..A].copy_from_slice(src);
-    out[A..2 * A].copy_from_slice(dst);
-    out[2 * A..2 * A + 2].copy_from_slice(&sp.to_be_bytes());
-    out[2 * A + 2..].copy_from_slice(&dp.to_be_bytes());
-    out
 }
 
 #[cfg(test)]

@@ -49,6 +49,22 @@ proptest! {
     }
 
     #[test]
+    fn tuple_kernels_equal_reference(key in proptest::collection::vec(any::<u8>(), 16..60),
+                                     pattern in any::<u16>(), t in any_tuple(),
+                                     l4 in any::<bool>(), x in 0usize..4) {
+        let fields = if l4 { Fields::L4 } else { Fields::Ip };
+        let xfrm = [Transform::None, Transform::Xor, Transform::OrXor, Transform::Sort][x];
+        for key in [RssKey::from_bytes(&key).unwrap(), RssKey::repeating(pattern, 40), RssKey::repeating(pattern, 52)] {
+            let expected = toeplitz_bitwise(&key, t.input(fields, xfrm).as_bytes());
+            for path in [Path::Bitwise, Path::Table, Path::Gfni, Path::Fold] {
+                if let Some(h) = Toeplitz::with_path(key.clone(), path) {
+                    prop_assert_eq!(h.hash_tuple(&t, fields, xfrm), expected, "{:?} {:?}", path, key);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn gfni_batch_equals_single(key in proptest::collection::vec(any::<u8>(), 40..53),
                                 inputs in proptest::collection::vec(any::<[u8; 12]>(), 0..40)) {
         let h = Toeplitz::new(RssKey::from_bytes(&key).unwrap());

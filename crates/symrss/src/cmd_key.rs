@@ -138,8 +138,8 @@ fn layout_json(l: &LayoutCheck) -> LayoutJson {
         counterexample: l.counterexample.map(|c| CounterexampleJson {
             src: c.tuple.src_ip().to_string(),
             dst: c.tuple.dst_ip().to_string(),
-            sport: c.tuple.ports.map(|p| p.0),
-            dport: c.tuple.ports.map(|p| p.1),
+            sport: c.tuple.ports().map(|p| p.0),
+            dport: c.tuple.ports().map(|p| p.1),
             hash: hex32(c.hash),
             reverse_hash: hex32(c.reverse_hash),
         }),
