@@ -150,6 +150,16 @@ impl Tuple {
         })
     }
 
+    /// Ports as numbers, `(0, 0)` when absent.
+    #[inline(always)]
+    fn port_pair(&self) -> (u16, u16) {
+        let p = self.ports_be;
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )
+    }
+
     /// The same addresses with other ports (`None`: no ports).
     #[inline]
     pub fn with_ports(&self, ports: Option<(u16, u16)>) -> Self {
@@ -225,11 +235,26 @@ impl Tuple {
     /// The direction-independent form: the smaller `(address, port)` endpoint first.
     #[inline]
     pub fn canonical(&self) -> Self {
-        let p = self.ports_be;
-        if (self.src, [p[0], p[1]]) > (self.dst, [p[2], p[3]]) {
-            self.reversed()
-        } else {
-            *self
+        // Branch-free: the order of two random endpoints is a coin flip,
+        // which a branch would mispredict half the time.
+        let (sp, dp) = self.port_pair();
+        let (s, d) = (u128::from_be_bytes(self.src), u128::from_be_bytes(self.dst));
+        let swap = (s, sp) > (d, dp);
+        let (a, b) = swap_if(swap, s, d);
+        let (p, q) = swap_if(swap, u128::from(sp), u128::from(dp));
+        Self::from_parts(a, b, p as u16, q as u16, self.has_ports, self.v6)
+    }
+
+    #[inline(always)]
+    fn from_parts(src: u128, dst: u128, sp: u16, dp: u16, has_ports: bool, v6: bool) -> Self {
+        let [p0, p1] = sp.to_be_bytes();
+        let [q0, q1] = dp.to_be_bytes();
+        Self {
+            src: src.to_be_bytes(),
+            dst: dst.to_be_bytes(),
+            ports_be: [p0, p1, q0, q1],
+            has_ports,
+            v6,
         }
     }
 
@@ -267,39 +292,23 @@ impl Tuple {
     /// sp^dp)`, `sort` the addresses and the ports each in ascending order.
     #[inline]
     pub fn transformed(&self, xfrm: Transform) -> Self {
-        // Bytewise on the padded arrays: IPv4 padding stays zero under
-        // XOR/OR, and equal padding leaves the sort order to the address.
-        let (src, dst) = match xfrm {
-            Transform::None => (self.src, self.dst),
-            Transform::Sort => {
-                if self.src > self.dst {
-                    (self.dst, self.src)
-                } else {
-                    (self.src, self.dst)
-                }
-            }
-            Transform::Xor | Transform::OrXor => {
-                let mut x = [0u8; 16];
-                let mut y = [0u8; 16];
-                for i in 0..16 {
-                    let (a, b) = (self.src[i], self.dst[i]);
-                    x[i] = if xfrm == Transform::OrXor {
-                        a | b
-                    } else {
-                        a ^ b
-                    };
-                    y[i] = a ^ b;
-                }
-                (x, y)
-            }
+        // On the padded addresses as 128-bit big-endian integers: IPv4
+        // padding stays zero under XOR/OR, and integer order is the
+        // lexicographic byte order DPDK sorts by. Absent ports are zero and
+        // stay zero under every transform.
+        let s = u128::from_be_bytes(self.src);
+        let d = u128::from_be_bytes(self.dst);
+        let (sp, dp) = self.port_pair();
+        let ((a, b), (p, q)) = match xfrm {
+            Transform::None => ((s, d), (sp, dp)),
+            Transform::Sort => (swap_if(s > d, s, d), {
+                let (x, y) = swap_if(sp > dp, u128::from(sp), u128::from(dp));
+                (x as u16, y as u16)
+            }),
+            Transform::Xor => ((s ^ d, s ^ d), (sp ^ dp, sp ^ dp)),
+            Transform::OrXor => ((s | d, s ^ d), (sp | dp, sp ^ dp)),
         };
-        let ports = self.ports().map(|(a, b)| match xfrm {
-            Transform::None => (a, b),
-            Transform::Sort => (a.min(b), a.max(b)),
-            Transform::Xor => (a ^ b, a ^ b),
-            Transform::OrXor => (a | b, a ^ b),
-        });
-        Self::build(src, dst, ports, self.v6)
+        Self::from_parts(a, b, p, q, self.has_ports, self.v6)
     }
 
     /// Builds the Toeplitz input for `fields` after `xfrm`.
@@ -310,14 +319,20 @@ impl Tuple {
             Fields::L4 => t.ports(),
             Fields::Ip => None,
         };
+        // Fixed-size copies per family (no run-time-length memcpy).
         let mut buf = [0u8; HashInput::CAPACITY];
-        let a = t.addr_len();
-        buf[..a].copy_from_slice(t.src_bytes());
-        buf[a..2 * a].copy_from_slice(t.dst_bytes());
+        let a = if t.v6 {
+            buf[..16].copy_from_slice(&t.src);
+            buf[16..32].copy_from_slice(&t.dst);
+            16
+        } else {
+            buf[..4].copy_from_slice(&t.src[..4]);
+            buf[4..8].copy_from_slice(&t.dst[..4]);
+            4
+        };
         let mut len = 2 * a;
-        if let Some((sp, dp)) = ports {
-            buf[len..len + 2].copy_from_slice(&sp.to_be_bytes());
-            buf[len + 2..len + 4].copy_from_slice(&dp.to_be_bytes());
+        if ports.is_some() {
+            buf[len..len + 4].copy_from_slice(&t.ports_be);
             len += 4;
         }
         HashInput {
@@ -325,6 +340,14 @@ impl Tuple {
             len: len as u8,
         }
     }
+}
+
+/// `(b, a)` if `swap`, else `(a, b)`, without a branch.
+#[inline(always)]
+fn swap_if(swap: bool, a: u128, b: u128) -> (u128, u128) {
+    let mask = 0u128.wrapping_sub(u128::from(swap));
+    let diff = (a ^ b) & mask;
+    (a ^ diff, b ^ diff)
 }
 
 impl fmt::Display for Tuple {

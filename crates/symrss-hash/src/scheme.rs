@@ -19,7 +19,7 @@ use alloc::string::{String, ToString};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::input::{Fields, HashInput, Transform, Tuple};
+use crate::input::{Fields, Transform, Tuple};
 use crate::key::RssKey;
 use crate::keyed::KeyedHasher;
 use crate::toeplitz::Toeplitz;
@@ -187,10 +187,10 @@ impl Scheme {
     }
 
     /// The bytes that are hashed for `tuple` (after any transform or ordering).
-    pub fn input(&self, tuple: &Tuple) -> HashInput {
+    pub fn input_bytes(&self, tuple: &Tuple) -> alloc::vec::Vec<u8> {
         match &self.kind {
-            Kind::Toeplitz { fields, xfrm, .. } => tuple.input(*fields, *xfrm),
-            Kind::Keyed { fields, .. } => KeyedHasher::input(tuple, *fields),
+            Kind::Toeplitz { fields, xfrm, .. } => tuple.input(*fields, *xfrm).as_bytes().to_vec(),
+            Kind::Keyed { fields, .. } => KeyedHasher::input(tuple, *fields).to_vec(),
         }
     }
 

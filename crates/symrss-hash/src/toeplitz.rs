@@ -173,20 +173,41 @@ impl Toeplitz {
         }
     }
 
-    /// Hash of a tuple with the given fields and input transform.
+    /// Hash of a tuple with the given fields and input transform. The path
+    /// is dispatched per call; loops over many tuples should use
+    /// [`Toeplitz::with_kernel`].
     #[inline]
     pub fn hash_tuple(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
-        struct One<'a>(&'a Tuple, Fields);
-        impl KernelFn for One<'_> {
-            type Output = u32;
-            #[inline(always)]
-            fn call<K: Kernel>(self, k: &K) -> u32 {
-                k.hash_tuple(self.0, self.1)
-            }
+        if xfrm != Transform::None {
+            return self.hash_transformed(tuple, fields, xfrm);
         }
-        match xfrm {
-            Transform::None => self.with_kernel(One(tuple, fields)),
-            _ => self.with_kernel(One(&tuple.transformed(xfrm), fields)),
+        self.hash_untransformed(tuple, fields)
+    }
+
+    /// The per-call dispatch: small enough to inline, slow paths out of line.
+    #[inline(always)]
+    fn hash_untransformed(&self, tuple: &Tuple, fields: Fields) -> u32 {
+        match &self.engine {
+            Engine::Fold(k) if self.covered >= HashInput::CAPACITY => k.hash_tuple(tuple, fields),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Gfni(k) if self.covered >= HashInput::CAPACITY => k.hash_tuple(tuple, fields),
+            Engine::Table(k) if self.covered >= HashInput::CAPACITY => k.hash_tuple(tuple, fields),
+            _ => self.hash_tuple_slow(tuple, fields),
+        }
+    }
+
+    #[inline(never)]
+    fn hash_transformed(&self, tuple: &Tuple, fields: Fields, xfrm: Transform) -> u32 {
+        self.hash_untransformed(&tuple.transformed(xfrm), fields)
+    }
+
+    /// Bitwise path, or a key too short for the tuple kernels.
+    #[cold]
+    #[inline(never)]
+    fn hash_tuple_slow(&self, tuple: &Tuple, fields: Fields) -> u32 {
+        match self.engine {
+            Engine::Bitwise => BitwiseKernel(&self.key).hash_tuple(tuple, fields),
+            _ => InputKernel(self).hash_tuple(tuple, fields),
         }
     }
 

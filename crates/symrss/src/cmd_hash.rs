@@ -131,7 +131,7 @@ pub fn run(args: &HashArgs) -> Result<ExitCode, Failure> {
         Direction {
             flow: t.to_string(),
             hash: hex32(h),
-            input_hex: hex_bytes(scheme.input(t).as_bytes()),
+            input_hex: hex_bytes(&scheme.input_bytes(t)),
             reta_index: reta.as_ref().map(|r| r.index(h)),
             queue: reta.as_ref().map(|r| r.queue(h)),
         }
