@@ -2,8 +2,6 @@
 //! (`shared/tools/toeplitz_ref.py`, bit-serial, standard library only) on
 //! random keys and inputs of every length 0..=48 with 40- and 52-byte keys.
 
-mod common;
-
 use std::process::Command;
 
 use symrss_hash::{RssKey, Toeplitz};
@@ -14,7 +12,7 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn fast_paths_match_python_reference() {
-    let Some(tools) = common::shared_dir("tools/toeplitz_ref.py") else {
+    let Some(tools) = symrss_testdata::shared("tools/toeplitz_ref.py") else {
         return;
     };
     let tools = tools.parent().unwrap().to_path_buf();
@@ -46,23 +44,17 @@ fn fast_paths_match_python_reference() {
             )
         })
         .collect();
-    let mut child = match Command::new("python3")
+    let spawned = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(&tools)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "python3 missing under CI: {e}"
-            );
-            eprintln!("skipped: python3 not available ({e})");
-            return;
-        }
+        .spawn();
+    let Some(mut child) =
+        symrss_testdata::prerequisite(spawned.ok(), || "python3 not available".into())
+    else {
+        return;
     };
     use std::io::Write;
     child

@@ -1,8 +1,6 @@
 //! Every vector in `shared/vectors/*.json` on every hashing path, plus the
 //! 16 Microsoft verification vectors encoded here directly.
 
-mod common;
-
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -47,7 +45,7 @@ fn parse_hash(v: &Value) -> u32 {
 
 #[test]
 fn shared_vector_files_pass_on_every_path() {
-    let Some(dir) = common::shared_dir("vectors") else {
+    let Some(dir) = symrss_testdata::shared("vectors") else {
         return;
     };
     let mut files = 0;

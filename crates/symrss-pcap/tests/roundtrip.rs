@@ -1,0 +1,152 @@
+//! Writer → reader round trips, rotation, and damage at every byte offset.
+
+use std::io::Cursor;
+
+use proptest::prelude::*;
+use symrss_pcap::{CaptureReader, PcapWriter, ReadError, RotatingWriter, Rotation, TsResolution};
+
+fn write(packets: &[(i128, Vec<u8>)], res: TsResolution, snaplen: u32) -> Vec<u8> {
+    let mut w = PcapWriter::new(Vec::new(), 1, snaplen, res).unwrap();
+    for (ts, data) in packets {
+        w.write_packet(*ts, data.len() as u32, data).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn read_all(bytes: Vec<u8>) -> (Vec<(i128, u32, Vec<u8>)>, Option<ReadError>) {
+    let mut r = CaptureReader::from_reader("mem".into(), Box::new(Cursor::new(bytes)));
+    let mut out = Vec::new();
+    loop {
+        match r.next_packet() {
+            Ok(Some(p)) => out.push((p.ts_ns, p.orig_len, p.data.to_vec())),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+fn packets() -> impl Strategy<Value = Vec<(i128, Vec<u8>)>> {
+    proptest::collection::vec(
+        (
+            0i128..4_000_000_000_000_000_000,
+            proptest::collection::vec(any::<u8>(), 0..300),
+        ),
+        0..20,
+    )
+}
+
+proptest! {
+    #[test]
+    fn nanosecond_files_round_trip(pkts in packets()) {
+        let (back, err) = read_all(write(&pkts, TsResolution::Nano, 65535));
+        prop_assert!(err.is_none());
+        prop_assert_eq!(back.len(), pkts.len());
+        for ((ts, data), (rts, orig, rdata)) in pkts.iter().zip(&back) {
+            prop_assert_eq!(*ts, *rts);
+            prop_assert_eq!(*orig as usize, data.len());
+            prop_assert_eq!(data, rdata);
+        }
+    }
+
+    #[test]
+    fn microsecond_files_truncate_time_and_snaplen_cuts(pkts in packets(), snap in 1u32..400) {
+        let (back, err) = read_all(write(&pkts, TsResolution::Micro, snap));
+        prop_assert!(err.is_none());
+        for ((ts, data), (rts, orig, rdata)) in pkts.iter().zip(&back) {
+            prop_assert_eq!(*rts, ts / 1000 * 1000);
+            prop_assert_eq!(*orig as usize, data.len());
+            prop_assert_eq!(&data[..data.len().min(snap as usize)], &rdata[..]);
+        }
+    }
+
+    #[test]
+    fn a_cut_file_keeps_every_packet_before_the_cut(pkts in packets(), cut in any::<prop::sample::Index>()) {
+        let bytes = write(&pkts, TsResolution::Nano, 65535);
+        let at = cut.index(bytes.len() + 1);
+        // Record boundaries: a cut exactly at one is a clean end.
+        let mut bounds = vec![24usize];
+        for (_, d) in &pkts {
+            let last = *bounds.last().unwrap();
+            bounds.push(last + 16 + d.len());
+        }
+        let (back, err) = read_all(bytes[..at].to_vec());
+        let complete = bounds.iter().filter(|&&b| b <= at).count().saturating_sub(1);
+        prop_assert_eq!(back.len(), complete);
+        if at == 0 || (at >= 24 && bounds.contains(&at)) {
+            prop_assert_eq!(err.is_some(), at == 0, "clean end expected at a boundary");
+        } else {
+            match err {
+                Some(ReadError::Damaged { offset, packets, .. }) => {
+                    prop_assert_eq!(packets as usize, complete);
+                    let expect = if at < 24 { 0 } else { bounds[complete] as u64 };
+                    prop_assert_eq!(offset, expect);
+                }
+                other => prop_assert!(false, "expected damage error, got {:?}", other),
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_is_rejected_with_the_magic() {
+    let (_, err) = read_all(b"this is not a capture file at all".to_vec());
+    let msg = err.unwrap().to_string();
+    assert!(msg.contains("mem") && msg.contains("magic"), "{msg}");
+}
+
+#[test]
+fn rotation_by_packets_with_a_ring() {
+    let dir = std::env::temp_dir().join(format!("symrss-rot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rot = Rotation {
+        max_bytes: None,
+        max_packets: Some(3),
+        ring: Some(2),
+    };
+    let mut w = RotatingWriter::create(&dir, "q0", 1, 65535, TsResolution::Micro, rot).unwrap();
+    for i in 0..10u8 {
+        w.write_packet(i128::from(i) * 1_000_000, 4, &[i; 4])
+            .unwrap();
+    }
+    let files: Vec<_> = w.files().map(|p| p.to_path_buf()).collect();
+    w.finish().unwrap();
+    // 10 packets, 3 per file: q0, q0.1, q0.2, q0.3; the ring keeps the newest 2.
+    assert_eq!(files.len(), 2);
+    assert!(
+        files[0].ends_with("q0.2.pcap") && files[1].ends_with("q0.3.pcap"),
+        "{files:?}"
+    );
+    assert!(!dir.join("q0.pcap").exists());
+    let (a, _) = read_all(std::fs::read(&files[0]).unwrap());
+    let (b, _) = read_all(std::fs::read(&files[1]).unwrap());
+    assert_eq!(a.len(), 3);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].2, vec![9u8; 4]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rotation_by_bytes_never_exceeds_the_limit_unless_one_record_does() {
+    let dir = std::env::temp_dir().join(format!("symrss-rotb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rot = Rotation {
+        max_bytes: Some(24 + 2 * (16 + 100)),
+        max_packets: None,
+        ring: None,
+    };
+    let mut w = RotatingWriter::create(&dir, "q1", 1, 65535, TsResolution::Nano, rot).unwrap();
+    for i in 0..7u8 {
+        w.write_packet(0, 100, &[i; 100]).unwrap();
+    }
+    let files: Vec<_> = w.files().map(|p| p.to_path_buf()).collect();
+    w.finish().unwrap();
+    assert_eq!(files.len(), 4);
+    let mut total = 0;
+    for f in &files {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len <= 24 + 2 * 116, "{} is {len} bytes", f.display());
+        total += read_all(std::fs::read(f).unwrap()).0.len();
+    }
+    assert_eq!(total, 7);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
