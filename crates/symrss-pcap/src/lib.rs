@@ -1,13 +1,13 @@
 //! Capture files for symrss: read classic pcap and pcapng, write pcap.
 //!
-//! * [`CaptureReader`]: pcap (µs and ns, both byte orders, any snaplen)
+//! * [`CaptureReader`] reads pcap (µs and ns, both byte orders, any snaplen)
 //!   and pcapng (several sections and interfaces, per-interface link type
 //!   and `if_tsresol`/`if_tsoffset`, both byte orders, EPB/SPB/OPB) from a
 //!   file or standard input (`-`), one packet at a time, zero-copy into its
 //!   own buffer. Block parsing is pcap-parser's (rusticata); the buffer
 //!   management is ours so a record can be returned as a borrowed slice and
 //!   damage can be reported with its exact byte offset.
-//! * [`PcapWriter`]: classic pcap (µs or ns), buffered;
+//! * [`PcapWriter`] writes classic pcap (µs or ns), buffered;
 //!   [`RotatingWriter`] adds size/count rotation and a ring of N files.
 //!
 //! Format references: the pcap and pcapng IETF drafts

@@ -353,7 +353,7 @@ impl CaptureReader {
                 } else {
                     u32::from_le_bytes(raw_len)
                 } as usize;
-                if block_len < 12 || block_len % 4 != 0 {
+                if block_len < 12 || !block_len.is_multiple_of(4) {
                     return Err(self.damaged(format!("pcapng block length {block_len} is invalid")));
                 }
                 if block_len > MAX_BLOCK {
