@@ -13,7 +13,10 @@ fn write(packets: &[(i128, Vec<u8>)], res: TsResolution, snaplen: u32) -> Vec<u8
     w.finish().unwrap()
 }
 
-fn read_all(bytes: Vec<u8>) -> (Vec<(i128, u32, Vec<u8>)>, Option<ReadError>) {
+/// (timestamp, original length, data) per packet.
+type Records = Vec<(i128, u32, Vec<u8>)>;
+
+fn read_all(bytes: Vec<u8>) -> (Records, Option<ReadError>) {
     let mut r = CaptureReader::from_reader("mem".into(), Box::new(Cursor::new(bytes)));
     let mut out = Vec::new();
     loop {
