@@ -40,7 +40,7 @@ pub enum Addrs {
 /// value. Ports are kept as their wire bytes, zero when absent, so the
 /// XOR-fold reads them like the addresses.
 #[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tuple {
     src: [u8; 16],
     dst: [u8; 16],

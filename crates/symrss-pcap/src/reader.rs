@@ -499,7 +499,9 @@ fn legacy_format(hdr: &PcapHeader) -> Format {
     Format::Legacy {
         big_endian: hdr.is_bigendian(),
         nanos: hdr.is_nanosecond_precision(),
-        linktype: hdr.network.0 as u32,
+        // The upper bits carry the FCS length (pcap draft §4, "LinkType and
+        // additional information"); the link type is the low 16 bits.
+        linktype: hdr.network.0 as u32 & 0xffff,
     }
 }
 

@@ -1,0 +1,33 @@
+//! Frame dissection for symrss: bytes → [`FlowKey`].
+//!
+//! One pass over a captured frame, no allocation, no panic on any input
+//! (property-tested and fuzzed). The result is a small `Copy` [`FlowKey`]
+//! holding the outermost, first-inner and innermost IP layers (addresses,
+//! ports, protocol, fragment fields, offsets, how the layer was reached),
+//! the VLAN stack, and for ICMP errors the flow they quote. A frame that
+//! breaks off or is malformed yields the layers that did parse plus a
+//! [`DissectError`] naming the layer and byte offset.
+//!
+//! Why in-house: no maintained crate parses this set of encapsulations
+//! (MPLS pseudowires, PPPoE, VN-Tag, GRE with ERSPAN I/II/III, VXLAN,
+//! Geneve, GTP-U with extension headers, IP-in-IP, IPv6 Ex addresses) to a
+//! flow key without allocating; etherparse, the closest, stops at one IP
+//! layer and has no tunnels.
+//!
+//! References: IEEE 802.1Q (VLAN, QinQ), RFC 3032 (MPLS), RFC 4385 (PW
+//! control word), RFC 2516 (PPPoE), RFC 791/8200 (IPv4/IPv6), RFC 6275
+//! §6.3/§6.4 (Home Address option, type 2 routing header, used by NDIS
+//! `*_IPV6_EX` hashing), RFC 792/4443 (ICMP errors), RFC 2784/2890/2637
+//! (GRE, keys, PPTP), draft-foschiano-erspan (ERSPAN), RFC 7348 (VXLAN),
+//! RFC 8926 (Geneve), 3GPP TS 29.281 (GTP-U), the Linux SLL/SLL2 and BSD
+//! loopback link types (tcpdump.org/linktypes.html).
+#![no_std]
+
+mod dissect;
+mod key;
+
+pub mod build;
+
+pub use dissect::{Options, dissect};
+pub use key::{DissectError, Encap, ErrorKind, FlowKey, Fragment, IpLayer, Layer, Quoted};
+pub use symrss_hash::Tuple;
