@@ -23,6 +23,8 @@
 //! loopback link types (tcpdump.org/linktypes.html).
 #![no_std]
 
+extern crate alloc;
+
 mod dissect;
 mod key;
 
