@@ -5,10 +5,13 @@
 //! to stderr. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
 
 mod bench;
+mod cmd_analyze;
 mod cmd_hash;
 mod cmd_key;
 mod demo;
+mod input;
 mod output;
+mod svg;
 
 use std::process::ExitCode;
 
@@ -39,6 +42,9 @@ enum Command {
     /// Key science: check a key's symmetry and entropy, or generate keys.
     #[command(subcommand)]
     Key(cmd_key::KeyCommand),
+    /// What each balancing scheme would do with a capture: per-queue load,
+    /// split flows and why.
+    Analyze(cmd_analyze::AnalyzeArgs),
     /// Quick built-in micro-benchmarks (`--json` for machines).
     Bench(bench::BenchArgs),
     /// Run the main job on a built-in traffic mix and explain what it shows.
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(a) => cmd_hash::run(&a),
         Command::Key(k) => cmd_key::run(&k),
+        Command::Analyze(a) => cmd_analyze::run(&a),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
     };

@@ -1,0 +1,316 @@
+//! Fragment tracking: non-first fragments carry no ports, so a scheme that
+//! hashes ports would send them elsewhere than their flow. The tracker
+//! remembers, per datagram (`src`, `dst`, protocol, IP identification), the
+//! ports of its first fragment; later fragments follow them. Fragments that
+//! arrive before their first fragment wait in a bounded hold until it comes
+//! or until `hold_ns` of packet time has passed, then fall back to the
+//! address-only hash. Every outcome is counted.
+//!
+//! Memory is bounded: at most `max_datagrams` datagrams are tracked and at
+//! most `max_held` items wait in total; beyond that fragments fall back
+//! immediately (counted as `fallback_full`).
+
+use std::collections::{HashMap, VecDeque};
+
+use symrss_hash::Tuple;
+
+/// Identifies one fragmented datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DatagramId {
+    /// Addresses (ports ignored).
+    pub addrs: Tuple,
+    /// Transport protocol.
+    pub proto: u8,
+    /// IP identification.
+    pub id: u32,
+}
+
+/// Limits and timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragConfig {
+    /// Datagrams tracked at once.
+    pub max_datagrams: usize,
+    /// Fragments waiting for their first fragment, in total.
+    pub max_held: usize,
+    /// How long (packet time) a fragment may wait, and how long a
+    /// datagram's ports are remembered after its last fragment.
+    pub hold_ns: i128,
+}
+
+impl Default for FragConfig {
+    fn default() -> Self {
+        Self {
+            max_datagrams: 65_536,
+            max_held: 8192,
+            hold_ns: 2_000_000_000,
+        }
+    }
+}
+
+/// Counters (all fragments are counted exactly once in `first`, `followed`,
+/// `released`, `fallback_timeout` or `fallback_full`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragStats {
+    /// First fragments (they carry the ports).
+    pub first: u64,
+    /// Later fragments steered at once with the first fragment's ports.
+    pub followed: u64,
+    /// Later fragments that waited and were released when the first came.
+    pub released: u64,
+    /// Later fragments whose first fragment never came in time (address hash).
+    pub fallback_timeout: u64,
+    /// Later fragments not tracked because a bound was reached (address hash).
+    pub fallback_full: u64,
+}
+
+/// What to do with a fragment now.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// Steer with these ports (`None`: address-only fallback).
+    Steer(T, Option<(u16, u16)>),
+    /// The first fragment arrived: steer it and the released items, all
+    /// with these ports.
+    Release(T, Vec<T>, Option<(u16, u16)>),
+    /// Held until its first fragment arrives or the hold expires.
+    Held,
+}
+
+struct Datagram<T> {
+    ports: Option<(u16, u16)>,
+    known: bool,
+    last_ns: i128,
+    held: Vec<(i128, T)>,
+}
+
+/// The tracker; `T` is what the caller holds per fragment (a packet handle).
+pub struct FragTracker<T> {
+    cfg: FragConfig,
+    table: HashMap<DatagramId, Datagram<T>>,
+    /// Insertion order for expiry (id, insertion time).
+    order: VecDeque<(DatagramId, i128)>,
+    held: usize,
+    stats: FragStats,
+}
+
+impl<T> std::fmt::Debug for FragTracker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FragTracker")
+            .field("datagrams", &self.table.len())
+            .field("held", &self.held)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<T> FragTracker<T> {
+    /// An empty tracker.
+    pub fn new(cfg: FragConfig) -> Self {
+        Self {
+            cfg,
+            table: HashMap::new(),
+            order: VecDeque::new(),
+            held: 0,
+            stats: FragStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FragStats {
+        self.stats
+    }
+
+    /// Items currently held.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Datagrams currently tracked.
+    pub fn datagrams(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Handles one fragment. `ports` is `Some` for a first fragment that
+    /// carried a transport header (may be `None` for a first fragment of a
+    /// portless protocol).
+    pub fn fragment(
+        &mut self,
+        id: DatagramId,
+        first: bool,
+        ports: Option<(u16, u16)>,
+        now_ns: i128,
+        item: T,
+    ) -> Outcome<T> {
+        if first {
+            self.stats.first += 1;
+        }
+        if let Some(d) = self.table.get_mut(&id) {
+            d.last_ns = now_ns;
+            if d.known {
+                if !first {
+                    self.stats.followed += 1;
+                }
+                return Outcome::Steer(item, d.ports);
+            }
+            if first {
+                d.known = true;
+                d.ports = ports;
+                let held: Vec<T> = d.held.drain(..).map(|(_, t)| t).collect();
+                self.held -= held.len();
+                self.stats.released += held.len() as u64;
+                return Outcome::Release(item, held, ports);
+            }
+            if self.held >= self.cfg.max_held {
+                self.stats.fallback_full += 1;
+                return Outcome::Steer(item, None);
+            }
+            d.held.push((now_ns, item));
+            self.held += 1;
+            return Outcome::Held;
+        }
+        if self.table.len() >= self.cfg.max_datagrams || (!first && self.held >= self.cfg.max_held)
+        {
+            if !first {
+                self.stats.fallback_full += 1;
+            }
+            return Outcome::Steer(item, if first { ports } else { None });
+        }
+        let mut d = Datagram {
+            ports,
+            known: first,
+            last_ns: now_ns,
+            held: Vec::new(),
+        };
+        let outcome = if first {
+            Outcome::Steer(item, ports)
+        } else {
+            d.held.push((now_ns, item));
+            self.held += 1;
+            Outcome::Held
+        };
+        self.table.insert(id, d);
+        self.order.push_back((id, now_ns));
+        outcome
+    }
+
+    /// Releases everything that waited longer than the hold time and forgets
+    /// idle datagrams. Released items get `None` ports (address hash).
+    pub fn expire(&mut self, now_ns: i128, released: &mut Vec<T>) {
+        while let Some(&(id, since)) = self.order.front() {
+            if now_ns - since <= self.cfg.hold_ns {
+                break;
+            }
+            self.order.pop_front();
+            let Some(d) = self.table.get(&id) else {
+                continue;
+            };
+            if now_ns - d.last_ns <= self.cfg.hold_ns && d.held.is_empty() {
+                // Still active: check again later.
+                self.order.push_back((id, d.last_ns));
+                continue;
+            }
+            if let Some(d) = self.table.remove(&id) {
+                self.held -= d.held.len();
+                self.stats.fallback_timeout += d.held.len() as u64;
+                released.extend(d.held.into_iter().map(|(_, t)| t));
+            }
+        }
+    }
+
+    /// Releases every held item (end of input), with address-only fallback.
+    pub fn drain(&mut self, released: &mut Vec<T>) {
+        for (_, d) in self.table.drain() {
+            self.stats.fallback_timeout += d.held.len() as u64;
+            released.extend(d.held.into_iter().map(|(_, t)| t));
+        }
+        self.order.clear();
+        self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn id(n: u32) -> DatagramId {
+        DatagramId {
+            addrs: Tuple::v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), None),
+            proto: 17,
+            id: n,
+        }
+    }
+
+    #[test]
+    fn later_fragments_follow_and_early_ones_wait() {
+        let mut t = FragTracker::new(FragConfig::default());
+        // In order: first, then a later one.
+        assert!(matches!(
+            t.fragment(id(1), true, Some((5, 6)), 0, 'a'),
+            Outcome::Steer('a', Some((5, 6)))
+        ));
+        assert!(matches!(
+            t.fragment(id(1), false, None, 1, 'b'),
+            Outcome::Steer('b', Some((5, 6)))
+        ));
+        // Reversed (Linux sends the last fragment first): wait, then release.
+        assert!(matches!(
+            t.fragment(id(2), false, None, 2, 'c'),
+            Outcome::Held
+        ));
+        assert!(matches!(
+            t.fragment(id(2), false, None, 3, 'd'),
+            Outcome::Held
+        ));
+        match t.fragment(id(2), true, Some((7, 8)), 4, 'e') {
+            Outcome::Release('e', held, Some((7, 8))) => assert_eq!(held, vec!['c', 'd']),
+            other => panic!("{other:?}"),
+        }
+        // Orphan: expires to the address hash.
+        assert!(matches!(
+            t.fragment(id(3), false, None, 5, 'f'),
+            Outcome::Held
+        ));
+        let mut out = Vec::new();
+        t.expire(5 + 1_000_000_000, &mut out);
+        assert!(out.is_empty());
+        t.expire(5 + 3_000_000_000, &mut out);
+        assert_eq!(out, vec!['f']);
+        let s = t.stats();
+        assert_eq!(
+            (s.first, s.followed, s.released, s.fallback_timeout),
+            (2, 1, 2, 1)
+        );
+        assert_eq!(t.held(), 0);
+    }
+
+    #[test]
+    fn bounds_are_kept_and_counted() {
+        let cfg = FragConfig {
+            max_datagrams: 2,
+            max_held: 1,
+            hold_ns: 10,
+        };
+        let mut t = FragTracker::new(cfg);
+        assert!(matches!(
+            t.fragment(id(1), false, None, 0, 1),
+            Outcome::Held
+        ));
+        assert!(matches!(
+            t.fragment(id(2), false, None, 0, 2),
+            Outcome::Steer(2, None)
+        ));
+        assert!(matches!(
+            t.fragment(id(3), true, Some((1, 2)), 0, 3),
+            Outcome::Steer(3, Some((1, 2)))
+        ));
+        assert!(matches!(
+            t.fragment(id(4), true, Some((1, 2)), 0, 4),
+            Outcome::Steer(4, Some((1, 2)))
+        ));
+        assert!(t.datagrams() <= 2 && t.held() <= 1);
+        let mut out = Vec::new();
+        t.drain(&mut out);
+        assert_eq!(out, vec![1]);
+        assert_eq!(t.stats().fallback_full, 1);
+    }
+}

@@ -1,0 +1,418 @@
+//! Steering policy: from a dissected frame to the tuple a scheme hashes.
+//!
+//! Two families of policy:
+//!
+//! * **software** (`ms`, `sym`, `sym-ip`, `xor`, `or-xor`, `sort`,
+//!   `keyed`, `toeplitz:...`): what symrss's balancer does. TCP, UDP and
+//!   SCTP are hashed with ports (unless the scheme hashes addresses only),
+//!   non-first fragments take their first fragment's ports from the
+//!   [`crate::frag`] tracker, and ICMP errors are steered by the flow they
+//!   quote (`icmp_follow`).
+//! * **NIC profiles** (`nic:<driver>[:<key>]`): what a NIC's RSS does with
+//!   its default hash fields (e.g. ixgbe: TCP by 4-tuple, UDP by 2-tuple)
+//!   and the Microsoft rule that every IP fragment, the first included, is
+//!   hashed by addresses only ("RSS Hashing Types"). The key defaults to the
+//!   symmetric `0x6d5a` key, i.e. the NIC as `symrss nic apply` would leave
+//!   it; `nic:ixgbe:ms` models the Microsoft key.
+
+use symrss_hash::{Fields, Reta, RssKey, Scheme, Transform, Tuple};
+use symrss_wire::{FlowKey, IpLayer};
+
+use crate::frag::DatagramId;
+
+/// Which IP layer is hashed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HashLayer {
+    /// The outermost IP header (what a NIC sees).
+    #[default]
+    Outer,
+    /// The first IP header inside a tunnel (the outer one if none).
+    Inner,
+    /// The innermost IP header.
+    Innermost,
+}
+
+impl HashLayer {
+    /// Parses `outer`, `inner`, `innermost`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "outer" => Some(Self::Outer),
+            "inner" => Some(Self::Inner),
+            "innermost" => Some(Self::Innermost),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Outer => "outer",
+            Self::Inner => "inner",
+            Self::Innermost => "innermost",
+        }
+    }
+
+    /// The selected layer of a frame, if it has IP.
+    pub fn pick(self, key: &FlowKey) -> Option<&IpLayer> {
+        match self {
+            Self::Outer => key.outer(),
+            Self::Inner => key.inner(),
+            Self::Innermost => key.innermost(),
+        }
+    }
+}
+
+/// Transport protocols whose ports a policy hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortProtocols {
+    /// TCP (6).
+    pub tcp: bool,
+    /// UDP (17).
+    pub udp: bool,
+    /// SCTP (132).
+    pub sctp: bool,
+}
+
+impl PortProtocols {
+    /// TCP, UDP and SCTP.
+    pub const ALL: Self = Self {
+        tcp: true,
+        udp: true,
+        sctp: true,
+    };
+
+    /// Whether `proto`'s ports are hashed.
+    pub fn contains(self, proto: u8) -> bool {
+        match proto {
+            6 => self.tcp,
+            17 => self.udp,
+            132 => self.sctp,
+            _ => false,
+        }
+    }
+}
+
+/// How fragments are hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragRule {
+    /// Later fragments follow their first fragment's ports (software).
+    Track,
+    /// Every fragment is hashed by addresses only (NIC, per NDIS).
+    AddressesOnly,
+}
+
+/// A NIC's default RSS behaviour (facts from theory.md §5.5, §5.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NicProfile {
+    /// Driver name.
+    pub driver: &'static str,
+    /// Key length in bytes.
+    pub key_len: usize,
+    /// Indirection table entries (PF default).
+    pub reta_size: usize,
+    /// Protocols hashed with ports by default.
+    pub ports: PortProtocols,
+}
+
+/// Known NIC profiles. Sources: DPDK `drivers/net/intel/*`, mlx5 PRM,
+/// Linux ixgbe/igb/igc ethtool code (UDP 2-tuple by default, see
+/// `ixgbe_ethtool.c` warning about fragment reordering with UDP 4-tuple).
+pub const NIC_PROFILES: [NicProfile; 6] = [
+    NicProfile {
+        driver: "ixgbe",
+        key_len: 40,
+        reta_size: 128,
+        ports: PortProtocols {
+            tcp: true,
+            udp: false,
+            sctp: false,
+        },
+    },
+    NicProfile {
+        driver: "igb",
+        key_len: 40,
+        reta_size: 128,
+        ports: PortProtocols {
+            tcp: true,
+            udp: false,
+            sctp: false,
+        },
+    },
+    NicProfile {
+        driver: "igc",
+        key_len: 40,
+        reta_size: 128,
+        ports: PortProtocols {
+            tcp: true,
+            udp: false,
+            sctp: false,
+        },
+    },
+    NicProfile {
+        driver: "i40e",
+        key_len: 52,
+        reta_size: 512,
+        ports: PortProtocols {
+            tcp: true,
+            udp: true,
+            sctp: true,
+        },
+    },
+    NicProfile {
+        driver: "ice",
+        key_len: 52,
+        reta_size: 512,
+        ports: PortProtocols {
+            tcp: true,
+            udp: true,
+            sctp: true,
+        },
+    },
+    NicProfile {
+        driver: "mlx5_core",
+        key_len: 40,
+        reta_size: 256,
+        ports: PortProtocols {
+            tcp: true,
+            udp: true,
+            sctp: false,
+        },
+    },
+];
+
+/// A policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError(pub String);
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// A complete steering policy for one application or one analyzed scheme.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    name: String,
+    scheme: Scheme,
+    /// Layer hashed.
+    pub layer: HashLayer,
+    /// Fragment rule.
+    pub frag: FragRule,
+    /// Protocols hashed with ports.
+    pub ports: PortProtocols,
+    /// ICMP errors follow the flow they quote.
+    pub icmp_follow: bool,
+    /// RETA size this policy implies (NIC profiles), if any.
+    pub reta_size: Option<usize>,
+}
+
+/// What a policy hashes for one packet, before fragment resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Subject {
+    /// Addresses; ports when the packet carried a transport header.
+    pub tuple: Tuple,
+    /// Transport protocol.
+    pub proto: u8,
+    /// For real fragments (not IPv6 atomic ones): the datagram and whether
+    /// this is its first fragment.
+    pub frag: Option<(DatagramId, bool)>,
+    /// This is an ICMP error steered by the flow it quotes.
+    pub icmp_quote: bool,
+}
+
+impl Subject {
+    /// The subject of `key` at `layer`: the quoted flow of an ICMP error
+    /// when `icmp_follow`, else the layer itself. `None` for non-IP frames.
+    pub fn of(key: &FlowKey, layer: HashLayer, icmp_follow: bool) -> Option<Self> {
+        let l = layer.pick(key)?;
+        if icmp_follow && let Some(q) = l.quoted {
+            return Some(Self {
+                tuple: q.tuple,
+                proto: q.proto,
+                frag: None,
+                icmp_quote: true,
+            });
+        }
+        let frag = l.frag.filter(|f| f.more || f.offset != 0).map(|f| {
+            let id = DatagramId {
+                addrs: l.tuple.with_ports(None),
+                proto: l.proto,
+                id: f.id,
+            };
+            (id, f.offset == 0)
+        });
+        Some(Self {
+            tuple: l.tuple,
+            proto: l.proto,
+            frag,
+            icmp_quote: false,
+        })
+    }
+
+    /// Whether a tracker must resolve this subject's ports.
+    pub fn needs_tracking(&self) -> bool {
+        self.frag.is_some_and(|(_, first)| !first)
+    }
+}
+
+impl Policy {
+    /// A software policy around a scheme.
+    pub fn software(name: &str, scheme: Scheme, layer: HashLayer) -> Self {
+        Self {
+            name: name.to_string(),
+            scheme,
+            layer,
+            frag: FragRule::Track,
+            ports: PortProtocols::ALL,
+            icmp_follow: true,
+            reta_size: None,
+        }
+    }
+
+    /// Parses a scheme name (see the module docs); `seed` draws the random
+    /// keys of `xor`, `or-xor`, `sort` and `keyed`.
+    pub fn parse(spec: &str, layer: HashLayer, seed: u64) -> Result<Self, PolicyError> {
+        if let Some(rest) = spec.strip_prefix("nic:") {
+            let (driver, key) = rest.split_once(':').unwrap_or((rest, "sym"));
+            let profile = NIC_PROFILES
+                .iter()
+                .find(|p| p.driver == driver)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = NIC_PROFILES.iter().map(|p| p.driver).collect();
+                    PolicyError(format!(
+                        "unknown NIC profile `{driver}`; known: {}",
+                        known.join(", ")
+                    ))
+                })?;
+            let key = RssKey::parse(key, Some(profile.key_len))
+                .or_else(|_| RssKey::parse(key, None))
+                .map_err(|e| PolicyError(format!("scheme `{spec}`: {e}")))?;
+            return Ok(Self {
+                name: spec.to_string(),
+                scheme: Scheme::toeplitz(spec, key, Fields::L4, Transform::None),
+                layer: HashLayer::Outer,
+                frag: FragRule::AddressesOnly,
+                ports: profile.ports,
+                icmp_follow: false,
+                reta_size: Some(profile.reta_size),
+            });
+        }
+        let scheme = Scheme::parse(spec, seed)
+            .map_err(|e| PolicyError(format!("{e}, or nic:<driver>[:key]")))?;
+        Ok(Self::software(spec, scheme, layer))
+    }
+
+    /// Name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hash scheme.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// Whether this policy models a NIC.
+    pub fn is_nic(&self) -> bool {
+        self.frag == FragRule::AddressesOnly
+    }
+
+    /// The tuple hashed for `subject`; `tracked` are the ports the fragment
+    /// tracker resolved for a later fragment (`None`: unknown).
+    pub fn hash_input(&self, subject: &Subject, tracked: Option<(u16, u16)>) -> Tuple {
+        let ports = match (self.frag, subject.frag) {
+            (FragRule::AddressesOnly, Some(_)) => None,
+            (FragRule::Track, Some((_, false))) => tracked,
+            _ => subject.tuple.ports(),
+        };
+        let ports = ports.filter(|_| self.ports.contains(subject.proto));
+        subject.tuple.with_ports(ports)
+    }
+
+    /// Hash of `subject`.
+    #[inline]
+    pub fn hash(&self, subject: &Subject, tracked: Option<(u16, u16)>) -> u32 {
+        self.scheme.hash(&self.hash_input(subject, tracked))
+    }
+
+    /// The RETA this policy uses with `queues` queues.
+    pub fn reta(&self, queues: u32) -> Reta {
+        Reta::equal(self.reta_size.unwrap_or(128), queues.max(1), 0).expect("non-empty table")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use symrss_wire::build::*;
+    use symrss_wire::{Options, dissect};
+
+    #[test]
+    fn nic_profile_hashes_fragments_and_udp_by_addresses() {
+        let p = Policy::parse("nic:ixgbe", HashLayer::Outer, 0).unwrap();
+        assert!(p.is_nic() && p.reta_size == Some(128));
+        let frame = ethernet(
+            ETH_IPV4,
+            &ipv4_frag(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                TCP,
+                Some((7, 0, true)),
+                &tcp(1, 2, b""),
+            ),
+        );
+        let s = Subject::of(
+            &dissect(1, &frame, &Options::default()),
+            HashLayer::Outer,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.hash_input(&s, None).ports(),
+            None,
+            "first fragment: addresses only"
+        );
+        let udp_frame = ethernet(
+            ETH_IPV4,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], UDP, &udp(1, 2, b"")),
+        );
+        let s = Subject::of(
+            &dissect(1, &udp_frame, &Options::default()),
+            HashLayer::Outer,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.hash_input(&s, None).ports(),
+            None,
+            "ixgbe hashes UDP by addresses"
+        );
+        let sw = Policy::parse("sym", HashLayer::Outer, 0).unwrap();
+        assert_eq!(sw.hash_input(&s, None).ports(), Some((1, 2)));
+        assert!(Policy::parse("nic:nope", HashLayer::Outer, 0).is_err());
+    }
+
+    #[test]
+    fn icmp_errors_follow_the_quoted_flow() {
+        let offending = ipv4([10, 0, 0, 1], [10, 0, 0, 2], UDP, &udp(1000, 53, &[0; 8]));
+        let frame = ethernet(
+            ETH_IPV4,
+            &ipv4(
+                [10, 0, 0, 254],
+                [10, 0, 0, 1],
+                ICMP,
+                &icmp(3, 3, &offending[..28]),
+            ),
+        );
+        let k = dissect(1, &frame, &Options::default());
+        let s = Subject::of(&k, HashLayer::Outer, true).unwrap();
+        assert!(s.icmp_quote);
+        assert_eq!(s.tuple.ports(), Some((1000, 53)));
+        let p = Policy::parse("sym", HashLayer::Outer, 0).unwrap();
+        let flow = Tuple::v4([10, 0, 0, 2].into(), [10, 0, 0, 1].into(), Some((53, 1000)));
+        assert_eq!(p.hash(&s, None), p.scheme().hash(&flow));
+    }
+}

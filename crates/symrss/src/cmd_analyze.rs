@@ -1,0 +1,281 @@
+//! `symrss analyze`: what each scheme would do with a real capture.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+use symrss_engine::analyze::{AnalyzeConfig, Analyzer, Report};
+use symrss_engine::{HashLayer, Policy};
+use symrss_wire::{Options, dissect};
+
+use crate::Failure;
+use crate::input::{FileResult, for_each_packet};
+use crate::output::{Table, print_json};
+use crate::svg;
+
+/// The default comparison set (DESIGN.md).
+pub const DEFAULT_SCHEMES: [&str; 7] = ["ms", "sym", "sym-ip", "xor", "sort", "keyed", "nic:ixgbe"];
+
+/// Arguments of `symrss analyze`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Schemes: ms, sym, sym-ip, xor, or-xor, sort, keyed, toeplitz:key=K,fields=ip|l4,xfrm=..., \
+    and NIC profiles nic:<driver>[:key] (ixgbe, igb, igc, i40e, ice, mlx5_core; key defaults to sym, \
+    i.e. the NIC as `symrss nic apply` leaves it; NIC profiles hash fragments by addresses and use \
+    the driver's default fields, e.g. ixgbe hashes UDP by addresses).\n\n\
+    Software schemes steer later IP fragments with their first fragment's ports and ICMP errors \
+    with the flow they quote, as the symrss balancer does.\n\n\
+    Examples:\n  symrss analyze trace.pcap\n  symrss analyze a.pcap b.pcapng --queues 8 --scheme sym --scheme keyed --json\n  \
+    symrss analyze gtp.pcap --layer innermost --svg load.svg"
+)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng; `-` for stdin), analysed as one stream in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Queues per scheme (RETA filled `equal`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    queues: u32,
+    /// Scheme to compare (repeatable; default: ms sym sym-ip xor sort keyed nic:ixgbe).
+    #[arg(long = "scheme")]
+    schemes: Vec<String>,
+    /// IP layer hashed by software schemes and defining flows.
+    #[arg(long, default_value = "outer", value_parser = ["outer", "inner", "innermost"])]
+    layer: String,
+    /// Seed of the random keys of xor/or-xor/sort/keyed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most flows tracked for split detection (memory bound).
+    #[arg(long, default_value_t = 10_000_000)]
+    max_flows: usize,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of per-queue packets per scheme.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct QueueJson {
+    packets: u64,
+    bytes: u64,
+    flows: u64,
+}
+
+#[derive(Serialize)]
+struct ClassJson {
+    class: &'static str,
+    flows: u64,
+    explanation: &'static str,
+}
+
+#[derive(Serialize)]
+struct SchemeJson {
+    name: String,
+    nic: bool,
+    queues: Vec<QueueJson>,
+    flows_split: u64,
+    packets_on_minority_queue: u64,
+    imbalance_packets: f64,
+    imbalance_flows: f64,
+    split_explained: Vec<ClassJson>,
+}
+
+#[derive(Serialize)]
+struct FragJson {
+    first: u64,
+    followed: u64,
+    released: u64,
+    fallback_timeout: u64,
+    fallback_full: u64,
+}
+
+#[derive(Serialize)]
+struct AnalyzeJson {
+    files: Vec<FileResult>,
+    layer: &'static str,
+    queues_per_scheme: u32,
+    packets: u64,
+    bytes: u64,
+    flows: u64,
+    flows_untracked: u64,
+    non_ip: u64,
+    dissect_errors: u64,
+    icmp_followed: u64,
+    fragments: FragJson,
+    schemes: Vec<SchemeJson>,
+}
+
+fn to_json(r: &Report, files: Vec<FileResult>, layer: HashLayer, queues: u32) -> AnalyzeJson {
+    AnalyzeJson {
+        files,
+        layer: layer.name(),
+        queues_per_scheme: queues,
+        packets: r.packets,
+        bytes: r.bytes,
+        flows: r.flows,
+        flows_untracked: r.flows_untracked,
+        non_ip: r.non_ip,
+        dissect_errors: r.dissect_errors,
+        icmp_followed: r.icmp_followed,
+        fragments: FragJson {
+            first: r.fragments.first,
+            followed: r.fragments.followed,
+            released: r.fragments.released,
+            fallback_timeout: r.fragments.fallback_timeout,
+            fallback_full: r.fragments.fallback_full,
+        },
+        schemes: r
+            .schemes
+            .iter()
+            .map(|s| SchemeJson {
+                name: s.name.clone(),
+                nic: s.nic,
+                queues: s
+                    .queues
+                    .iter()
+                    .map(|q| QueueJson {
+                        packets: q.packets,
+                        bytes: q.bytes,
+                        flows: q.flows,
+                    })
+                    .collect(),
+                flows_split: s.flows_split,
+                packets_on_minority_queue: s.packets_on_minority_queue,
+                imbalance_packets: s.imbalance_packets,
+                imbalance_flows: s.imbalance_flows,
+                split_explained: s
+                    .split_classes
+                    .iter()
+                    .map(|(c, n)| ClassJson {
+                        class: c.code(),
+                        flows: *n,
+                        explanation: c.explain(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) {
+    println!(
+        "{} file(s), {} packets, {} bytes, {} flows at the {} layer, {} queues per scheme",
+        files.len(),
+        r.packets,
+        r.bytes,
+        r.flows,
+        layer.name(),
+        queues
+    );
+    println!(
+        "non-IP packets {} (queue 0), dissect errors {}, ICMP errors following their flow {}, fragments: {} first, {} followed, {} waited for their first, {} without first fragment",
+        r.non_ip,
+        r.dissect_errors,
+        r.icmp_followed,
+        r.fragments.first,
+        r.fragments.followed,
+        r.fragments.released,
+        r.fragments.fallback_timeout + r.fragments.fallback_full
+    );
+    println!();
+    let mut t = Table::new(&[
+        "scheme",
+        "split flows",
+        "pkts on minority q",
+        "imbalance pkts",
+        "imbalance flows",
+    ]);
+    for s in &r.schemes {
+        t.row(vec![
+            s.name.clone(),
+            s.flows_split.to_string(),
+            s.packets_on_minority_queue.to_string(),
+            format!("{:.2}", s.imbalance_packets),
+            format!("{:.2}", s.imbalance_flows),
+        ]);
+    }
+    print!("{}", t.render());
+    if queues <= 16 {
+        println!();
+        let mut header = vec!["packets per queue".to_string()];
+        header.extend((0..queues).map(|q| format!("q{q}")));
+        let mut t = Table::new(&header);
+        for s in &r.schemes {
+            let mut row = vec![s.name.clone()];
+            row.extend(s.queues.iter().map(|q| q.packets.to_string()));
+            t.row(row);
+        }
+        print!("{}", t.render());
+    }
+    let explained: Vec<_> = r.schemes.iter().filter(|s| s.flows_split > 0).collect();
+    if !explained.is_empty() {
+        println!("\nwhy flows were split:");
+        for s in explained {
+            for (c, n) in &s.split_classes {
+                println!("  {:<10} {n} flow(s): {}", s.name, c.explain());
+            }
+        }
+    }
+}
+
+/// Runs `symrss analyze`.
+pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
+    let layer = HashLayer::parse(&args.layer).expect("clap restricts the values");
+    let names: Vec<String> = if args.schemes.is_empty() {
+        DEFAULT_SCHEMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.schemes.clone()
+    };
+    let policies = names
+        .iter()
+        .map(|n| Policy::parse(n, layer, args.seed).map_err(|e| Failure::Usage(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = AnalyzeConfig {
+        queues: args.queues,
+        layer,
+        max_flows: args.max_flows,
+        ..AnalyzeConfig::default()
+    };
+    let mut analyzer = Analyzer::new(policies, cfg);
+    let opts = Options::default();
+    let files = for_each_packet(&args.files, |p| {
+        let key = dissect(p.linktype, p.data, &opts);
+        analyzer.packet(&key, p.orig_len.max(p.data.len() as u32), p.ts_ns);
+    });
+    let report = analyzer.finish();
+    let failed = files.iter().any(|f| f.error.is_some());
+    if let Some(path) = &args.svg {
+        let panels: Vec<svg::Panel<'_>> = report
+            .schemes
+            .iter()
+            .map(|s| svg::Panel {
+                title: &s.name,
+                note: format!(
+                    "split {} · imbalance {:.2}",
+                    s.flows_split, s.imbalance_packets
+                ),
+                values: s.queues.iter().map(|q| q.packets).collect(),
+            })
+            .collect();
+        let title = format!(
+            "packets per queue ({} packets, {} flows, {} layer)",
+            report.packets,
+            report.flows,
+            layer.name()
+        );
+        std::fs::write(path, svg::bar_chart(&title, &panels))
+            .map_err(|e| Failure::Runtime(format!("writing {}: {e}", path.display())))?;
+    }
+    if args.json {
+        print_json(&to_json(&report, files, layer, args.queues))?;
+    } else {
+        print_human(&report, &files, layer, args.queues);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
