@@ -14,7 +14,7 @@ use symrss_hash::{Reta, Tuple};
 use symrss_wire::FlowKey;
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
-use crate::policy::{HashLayer, Policy, Subject};
+use crate::policy::{HashLayer, Policy, Resolved, Subject};
 
 /// Why a flow was split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,7 +176,7 @@ pub struct Analyzer {
     cfg: AnalyzeConfig,
     policies: Vec<(Policy, Reta)>,
     loads: Vec<Vec<QueueLoad>>,
-    tracker: FragTracker<Pending>,
+    tracker: FragTracker<Pending, Resolved>,
     flows: HashMap<FlowId, FlowState>,
     released: Vec<Pending>,
     packets: u64,
@@ -257,13 +257,13 @@ impl Analyzer {
             Some((id, first)) => {
                 match self
                     .tracker
-                    .fragment(id, first, subject.tuple.ports(), ts_ns, pending)
+                    .fragment(id, first, Some(subject.resolved()), ts_ns, pending)
                 {
-                    Outcome::Steer(p, ports) => self.account(&p, ports, !first && ports.is_none()),
-                    Outcome::Release(p, held, ports) => {
-                        self.account(&p, ports, false);
+                    Outcome::Steer(p, r) => self.account(&p, r, !first && r.is_none()),
+                    Outcome::Release(p, held, r) => {
+                        self.account(&p, r, false);
                         for h in held {
-                            self.account(&h, ports, false);
+                            self.account(&h, r, false);
                         }
                     }
                     Outcome::Held => {}
@@ -272,22 +272,20 @@ impl Analyzer {
         }
     }
 
-    fn account(&mut self, p: &Pending, tracked: Option<(u16, u16)>, unresolved: bool) {
+    fn account(&mut self, p: &Pending, tracked: Option<Resolved>, unresolved: bool) {
         let s = &p.subject;
         if s.icmp_quote {
             self.icmp_followed += 1;
         }
-        let ports = if s.needs_tracking() {
-            tracked
-        } else {
-            s.tuple.ports()
+        let flow = match (s.needs_tracking(), tracked) {
+            (true, Some(r)) => r,
+            _ => s.resolved(),
         };
-        let ident = s.tuple.with_ports(ports);
-        let canon = ident.canonical();
-        let forward = canon == ident;
+        let canon = flow.tuple.canonical();
+        let forward = canon == flow.tuple;
         let id = FlowId {
             tuple: canon,
-            proto: s.proto,
+            proto: flow.proto,
         };
         let n = self.policies.len();
         let known = self.flows.contains_key(&id);

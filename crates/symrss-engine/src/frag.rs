@@ -1,7 +1,9 @@
-//! Fragment tracking: non-first fragments carry no ports, so a scheme that
-//! hashes ports would send them elsewhere than their flow. The tracker
-//! remembers, per datagram (`src`, `dst`, protocol, IP identification), the
-//! ports of its first fragment; later fragments follow them. Fragments that
+//! Fragment tracking: non-first fragments carry no ports (nor, for a
+//! fragmented tunnel packet, the inner header), so a scheme that hashes
+//! them would send them elsewhere than their flow. The tracker remembers,
+//! per datagram (`src`, `dst`, protocol, IP identification), what its first
+//! fragment resolved to (`R`: the flow it belongs to); later fragments
+//! follow it. Fragments that
 //! arrive before their first fragment wait in a bounded hold until it comes
 //! or until `hold_ns` of packet time has passed, then fall back to the
 //! address-only hash. Every outcome is counted.
@@ -33,7 +35,7 @@ pub struct FragConfig {
     /// Fragments waiting for their first fragment, in total.
     pub max_held: usize,
     /// How long (packet time) a fragment may wait, and how long a
-    /// datagram's ports are remembered after its last fragment.
+    /// datagram's resolution is remembered after its last fragment.
     pub hold_ns: i128,
 }
 
@@ -51,9 +53,9 @@ impl Default for FragConfig {
 /// `released`, `fallback_timeout` or `fallback_full`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FragStats {
-    /// First fragments (they carry the ports).
+    /// First fragments (they resolve their datagram).
     pub first: u64,
-    /// Later fragments steered at once with the first fragment's ports.
+    /// Later fragments steered at once as their first fragment.
     pub followed: u64,
     /// Later fragments that waited and were released when the first came.
     pub released: u64,
@@ -65,34 +67,35 @@ pub struct FragStats {
 
 /// What to do with a fragment now.
 #[derive(Debug)]
-pub enum Outcome<T> {
-    /// Steer with these ports (`None`: address-only fallback).
-    Steer(T, Option<(u16, u16)>),
+pub enum Outcome<T, R> {
+    /// Steer as this flow (`None`: address-only fallback).
+    Steer(T, Option<R>),
     /// The first fragment arrived: steer it and the released items, all
-    /// with these ports.
-    Release(T, Vec<T>, Option<(u16, u16)>),
+    /// as this flow.
+    Release(T, Vec<T>, Option<R>),
     /// Held until its first fragment arrives or the hold expires.
     Held,
 }
 
-struct Datagram<T> {
-    ports: Option<(u16, u16)>,
+struct Datagram<T, R> {
+    resolved: Option<R>,
     known: bool,
     last_ns: i128,
     held: Vec<(i128, T)>,
 }
 
-/// The tracker; `T` is what the caller holds per fragment (a packet handle).
-pub struct FragTracker<T> {
+/// The tracker; `T` is what the caller holds per fragment (a packet
+/// handle), `R` what a first fragment resolves its datagram to.
+pub struct FragTracker<T, R> {
     cfg: FragConfig,
-    table: HashMap<DatagramId, Datagram<T>>,
+    table: HashMap<DatagramId, Datagram<T, R>>,
     /// Insertion order for expiry (id, insertion time).
     order: VecDeque<(DatagramId, i128)>,
     held: usize,
     stats: FragStats,
 }
 
-impl<T> std::fmt::Debug for FragTracker<T> {
+impl<T, R> std::fmt::Debug for FragTracker<T, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FragTracker")
             .field("datagrams", &self.table.len())
@@ -102,7 +105,7 @@ impl<T> std::fmt::Debug for FragTracker<T> {
     }
 }
 
-impl<T> FragTracker<T> {
+impl<T, R: Copy> FragTracker<T, R> {
     /// An empty tracker.
     pub fn new(cfg: FragConfig) -> Self {
         Self {
@@ -129,17 +132,16 @@ impl<T> FragTracker<T> {
         self.table.len()
     }
 
-    /// Handles one fragment. `ports` is `Some` for a first fragment that
-    /// carried a transport header (may be `None` for a first fragment of a
-    /// portless protocol).
+    /// Handles one fragment. `resolved` is what a first fragment resolves
+    /// its datagram to (ignored for later fragments).
     pub fn fragment(
         &mut self,
         id: DatagramId,
         first: bool,
-        ports: Option<(u16, u16)>,
+        resolved: Option<R>,
         now_ns: i128,
         item: T,
-    ) -> Outcome<T> {
+    ) -> Outcome<T, R> {
         if first {
             self.stats.first += 1;
         }
@@ -149,15 +151,15 @@ impl<T> FragTracker<T> {
                 if !first {
                     self.stats.followed += 1;
                 }
-                return Outcome::Steer(item, d.ports);
+                return Outcome::Steer(item, d.resolved);
             }
             if first {
                 d.known = true;
-                d.ports = ports;
+                d.resolved = resolved;
                 let held: Vec<T> = d.held.drain(..).map(|(_, t)| t).collect();
                 self.held -= held.len();
                 self.stats.released += held.len() as u64;
-                return Outcome::Release(item, held, ports);
+                return Outcome::Release(item, held, resolved);
             }
             if self.held >= self.cfg.max_held {
                 self.stats.fallback_full += 1;
@@ -172,16 +174,16 @@ impl<T> FragTracker<T> {
             if !first {
                 self.stats.fallback_full += 1;
             }
-            return Outcome::Steer(item, if first { ports } else { None });
+            return Outcome::Steer(item, if first { resolved } else { None });
         }
         let mut d = Datagram {
-            ports,
+            resolved: if first { resolved } else { None },
             known: first,
             last_ns: now_ns,
             held: Vec::new(),
         };
         let outcome = if first {
-            Outcome::Steer(item, ports)
+            Outcome::Steer(item, resolved)
         } else {
             d.held.push((now_ns, item));
             self.held += 1;
@@ -193,7 +195,7 @@ impl<T> FragTracker<T> {
     }
 
     /// Releases everything that waited longer than the hold time and forgets
-    /// idle datagrams. Released items get `None` ports (address hash).
+    /// idle datagrams. Released items fall back to the address hash.
     pub fn expire(&mut self, now_ns: i128, released: &mut Vec<T>) {
         while let Some(&(id, since)) = self.order.front() {
             if now_ns - since <= self.cfg.hold_ns {
@@ -242,7 +244,7 @@ mod tests {
 
     #[test]
     fn later_fragments_follow_and_early_ones_wait() {
-        let mut t = FragTracker::new(FragConfig::default());
+        let mut t: FragTracker<char, (u16, u16)> = FragTracker::new(FragConfig::default());
         // In order: first, then a later one.
         assert!(matches!(
             t.fragment(id(1), true, Some((5, 6)), 0, 'a'),
@@ -290,7 +292,7 @@ mod tests {
             max_held: 1,
             hold_ns: 10,
         };
-        let mut t = FragTracker::new(cfg);
+        let mut t: FragTracker<i32, (u16, u16)> = FragTracker::new(cfg);
         assert!(matches!(
             t.fragment(id(1), false, None, 0, 1),
             Outcome::Held

@@ -16,4 +16,4 @@ pub mod analyze;
 pub mod frag;
 pub mod policy;
 
-pub use policy::{HashLayer, Policy, PolicyError, Subject};
+pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject};

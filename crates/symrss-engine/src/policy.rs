@@ -209,15 +209,26 @@ pub struct Policy {
     pub reta_size: Option<usize>,
 }
 
-/// What a policy hashes for one packet, before fragment resolution.
+/// The flow a packet belongs to at the hashed layer: what a first
+/// fragment resolves its datagram to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Subject {
-    /// Addresses; ports when the packet carried a transport header.
+pub struct Resolved {
+    /// Addresses and, when present, ports.
     pub tuple: Tuple,
     /// Transport protocol.
     pub proto: u8,
-    /// For real fragments (not IPv6 atomic ones): the datagram and whether
-    /// this is its first fragment.
+}
+
+/// What a policy hashes for one packet, before fragment resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Subject {
+    /// Addresses and ports at the hashed layer; for a later fragment, the
+    /// fragmented layer's addresses (its payload is not visible).
+    pub tuple: Tuple,
+    /// Transport protocol.
+    pub proto: u8,
+    /// For real fragments (not IPv6 atomic ones) at or outside the hashed
+    /// layer: the datagram and whether this is its first fragment.
     pub frag: Option<(DatagramId, bool)>,
     /// This is an ICMP error steered by the flow it quotes.
     pub icmp_quote: bool,
@@ -225,25 +236,47 @@ pub struct Subject {
 
 impl Subject {
     /// The subject of `key` at `layer`: the quoted flow of an ICMP error
-    /// when `icmp_follow`, else the layer itself. `None` for non-IP frames.
+    /// when `icmp_follow`, else the layer itself. A fragmented layer at or
+    /// outside `layer` (e.g. a fragmented GTP packet analysed at the
+    /// innermost layer) makes the packet a fragment of that layer's
+    /// datagram. `None` for non-IP frames.
     pub fn of(key: &FlowKey, layer: HashLayer, icmp_follow: bool) -> Option<Self> {
         let l = layer.pick(key)?;
+        let candidates = match layer {
+            HashLayer::Outer => [key.outer(), None, None],
+            HashLayer::Inner => [key.outer(), key.inner(), None],
+            HashLayer::Innermost => [key.outer(), key.inner(), key.innermost()],
+        };
+        let fragmented = candidates
+            .into_iter()
+            .flatten()
+            .find(|c| c.frag.is_some_and(|f| f.more || f.offset != 0));
+        let frag = fragmented.map(|c| {
+            let f = c.frag.expect("filtered on frag");
+            let id = DatagramId {
+                addrs: c.tuple.with_ports(None),
+                proto: c.proto,
+                id: f.id,
+            };
+            (id, f.offset == 0, c)
+        });
+        if let Some((id, false, c)) = frag {
+            return Some(Self {
+                tuple: c.tuple.with_ports(None),
+                proto: c.proto,
+                frag: Some((id, false)),
+                icmp_quote: false,
+            });
+        }
+        let frag = frag.map(|(id, first, _)| (id, first));
         if icmp_follow && let Some(q) = l.quoted {
             return Some(Self {
                 tuple: q.tuple,
                 proto: q.proto,
-                frag: None,
+                frag,
                 icmp_quote: true,
             });
         }
-        let frag = l.frag.filter(|f| f.more || f.offset != 0).map(|f| {
-            let id = DatagramId {
-                addrs: l.tuple.with_ports(None),
-                proto: l.proto,
-                id: f.id,
-            };
-            (id, f.offset == 0)
-        });
         Some(Self {
             tuple: l.tuple,
             proto: l.proto,
@@ -252,9 +285,18 @@ impl Subject {
         })
     }
 
-    /// Whether a tracker must resolve this subject's ports.
+    /// Whether a tracker must resolve this subject (a later fragment).
     pub fn needs_tracking(&self) -> bool {
         self.frag.is_some_and(|(_, first)| !first)
+    }
+
+    /// What this subject resolves its datagram to (for a first fragment)
+    /// or is (for any other packet).
+    pub fn resolved(&self) -> Resolved {
+        Resolved {
+            tuple: self.tuple,
+            proto: self.proto,
+        }
     }
 }
 
@@ -320,21 +362,27 @@ impl Policy {
         self.frag == FragRule::AddressesOnly
     }
 
-    /// The tuple hashed for `subject`; `tracked` are the ports the fragment
-    /// tracker resolved for a later fragment (`None`: unknown).
-    pub fn hash_input(&self, subject: &Subject, tracked: Option<(u16, u16)>) -> Tuple {
-        let ports = match (self.frag, subject.frag) {
-            (FragRule::AddressesOnly, Some(_)) => None,
-            (FragRule::Track, Some((_, false))) => tracked,
-            _ => subject.tuple.ports(),
+    /// The tuple hashed for `subject`; `tracked` is what the fragment
+    /// tracker resolved a later fragment to (`None`: unknown, address hash).
+    pub fn hash_input(&self, subject: &Subject, tracked: Option<Resolved>) -> Tuple {
+        let flow = match (self.frag, subject.frag) {
+            (FragRule::AddressesOnly, Some(_)) => return subject.tuple.with_ports(None),
+            (FragRule::Track, Some((_, false))) => match tracked {
+                Some(r) => r,
+                None => return subject.tuple.with_ports(None),
+            },
+            _ => subject.resolved(),
         };
-        let ports = ports.filter(|_| self.ports.contains(subject.proto));
-        subject.tuple.with_ports(ports)
+        let ports = flow
+            .tuple
+            .ports()
+            .filter(|_| self.ports.contains(flow.proto));
+        flow.tuple.with_ports(ports)
     }
 
     /// Hash of `subject`.
     #[inline]
-    pub fn hash(&self, subject: &Subject, tracked: Option<(u16, u16)>) -> u32 {
+    pub fn hash(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
         self.scheme.hash(&self.hash_input(subject, tracked))
     }
 
