@@ -160,6 +160,16 @@ impl Tuple {
         )
     }
 
+    /// Sets the ports in place (`None`: no ports).
+    #[inline]
+    pub fn set_ports(&mut self, ports: Option<(u16, u16)>) {
+        let (sp, dp) = ports.unwrap_or((0, 0));
+        let [a, b] = sp.to_be_bytes();
+        let [c, d] = dp.to_be_bytes();
+        self.ports_be = [a, b, c, d];
+        self.has_ports = ports.is_some();
+    }
+
     /// The same addresses with other ports (`None`: no ports).
     #[inline]
     pub fn with_ports(&self, ports: Option<(u16, u16)>) -> Self {

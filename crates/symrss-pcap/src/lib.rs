@@ -13,6 +13,8 @@
 //! Format references: the pcap and pcapng IETF drafts
 //! (draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng).
 
+#[doc(hidden)]
+pub mod fuzz;
 mod reader;
 mod writer;
 

@@ -21,7 +21,7 @@ fn main() {
             p.linktype,
             p.data.len(),
             k.ip_count,
-            &k.vlans[..usize::from(k.vlan_count.min(4))],
+            k.vlans(),
             k.vlan_count,
             k.ethertype,
             k.error

@@ -67,6 +67,65 @@ mod et {
     pub const ERSPAN_3: u16 = 0x22eb;
 }
 
+/// Straight-line code for the most common frame: Ethernet, up to two VLAN
+/// tags, IPv4 without options and not fragmented, TCP/UDP/SCTP that is not
+/// a tunnel port. Fills `key` exactly as the general path would and returns
+/// true; returns false (having written nothing) for anything else.
+#[inline]
+fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
+    let be16 = |i: usize| u16::from_be_bytes([f[i], f[i + 1]]);
+    if f.len() < 14 + 20 + 4 {
+        return false;
+    }
+    let mut at = 14;
+    let mut t = be16(12);
+    let mut vlans = [0u16; 2];
+    let mut n = 0;
+    while matches!(t, et::VLAN | et::QINQ) && n < 2 {
+        if f.len() < at + 4 + 20 + 4 {
+            return false;
+        }
+        vlans[n] = be16(at) & 0x0fff;
+        t = be16(at + 2);
+        at += 4;
+        n += 1;
+    }
+    if t != et::IPV4 || f[at] != 0x45 || be16(at + 6) & 0x3fff != 0 {
+        return false;
+    }
+    let proto = f[at + 9];
+    let l4 = at + 20;
+    if !matches!(proto, 6 | 17 | 132) {
+        return false;
+    }
+    let (sp, dp) = (be16(l4), be16(l4 + 2));
+    if proto == 17 && opts.decapsulate {
+        let tunnel = [
+            opts.vxlan_port,
+            opts.geneve_port,
+            opts.gtpu_port,
+            opts.teredo_port,
+        ];
+        if tunnel.contains(&sp) || tunnel.contains(&dp) {
+            return false;
+        }
+    }
+    key.vlans[..n].copy_from_slice(&vlans[..n]);
+    key.vlan_count = n as u8;
+    key.ethertype = et::IPV4;
+    let l = key.begin_layer();
+    let h = &f[at..at + 20];
+    l.tuple = Tuple::from_v4_octets(
+        [h[12], h[13], h[14], h[15]],
+        [h[16], h[17], h[18], h[19]],
+        Some((sp, dp)),
+    );
+    l.proto = proto;
+    l.offset = at as u32;
+    l.l4_offset = l4 as u32;
+    true
+}
+
 /// What to parse next, and where.
 #[derive(Clone, Copy, Debug)]
 enum Next {
@@ -84,7 +143,7 @@ type Res<T> = Result<T, DissectError>;
 struct Dissector<'a> {
     f: &'a [u8],
     opts: &'a Options,
-    key: FlowKey,
+    key: &'a mut FlowKey,
     depth: u8,
     /// How the next IP layer is reached.
     encap: Encap,
@@ -92,18 +151,36 @@ struct Dissector<'a> {
 
 /// Dissects one captured frame of link type `linktype`. Never panics;
 /// problems are reported in [`FlowKey::error`] with what parsed before.
+#[inline]
 pub fn dissect(linktype: u32, frame: &[u8], opts: &Options) -> FlowKey {
+    let mut key = FlowKey::default();
+    dissect_into(linktype, frame, opts, &mut key);
+    key
+}
+
+/// [`dissect`] into a caller's key (reset first), for loops that reuse one.
+pub fn dissect_into(linktype: u32, frame: &[u8], opts: &Options, key: &mut FlowKey) {
+    key.reset();
+    if linktype == lt::ETHERNET && fast_ethernet_ipv4(frame, opts, key) {
+        return;
+    }
+    dissect_general(linktype, frame, opts, key);
+}
+
+/// The general state machine alone (tests compare it with the fast path).
+#[doc(hidden)]
+pub fn dissect_general(linktype: u32, frame: &[u8], opts: &Options, key: &mut FlowKey) {
+    key.reset();
     let mut d = Dissector {
         f: frame,
         opts,
-        key: FlowKey::default(),
+        key,
         depth: 0,
         encap: Encap::None,
     };
     if let Err(e) = d.run(linktype) {
         d.key.error = Some(e);
     }
-    d.key
 }
 
 impl Dissector<'_> {
@@ -320,35 +397,36 @@ impl Dissector<'_> {
         }
     }
 
-    fn new_layer(&mut self, at: usize) -> IpLayer {
-        IpLayer {
-            offset: at as u32,
-            encap: core::mem::take(&mut self.encap),
-            ..IpLayer::default()
-        }
+    /// Begins the next IP layer in the key, at `at`.
+    fn begin_layer(&mut self, at: usize) -> &mut IpLayer {
+        let encap = core::mem::take(&mut self.encap);
+        let l = self.key.begin_layer();
+        l.offset = at as u32;
+        l.encap = encap;
+        l
     }
 
     fn ipv4(&mut self, at: usize) -> Res<Next> {
         self.need(Layer::Ipv4, at, at, 20)?;
-        let mut layer = self.new_layer(at);
-        let mut src = [0u8; 4];
-        let mut dst = [0u8; 4];
-        src.copy_from_slice(&self.f[at + 12..at + 16]);
-        dst.copy_from_slice(&self.f[at + 16..at + 20]);
-        layer.tuple = Tuple::from_v4_octets(src, dst, None);
-        layer.proto = self.u8_at(at + 9);
-        let flags = self.be16(at + 6);
+        let f = self.f;
+        let h = &f[at..at + 20];
+        let tuple = Tuple::from_v4_octets(
+            [h[12], h[13], h[14], h[15]],
+            [h[16], h[17], h[18], h[19]],
+            None,
+        );
+        let proto = h[9];
+        let flags = u16::from_be_bytes([h[6], h[7]]);
         let more = flags & 0x2000 != 0;
         let offset = (flags & 0x1fff) << 3;
+        let id = u32::from(u16::from_be_bytes([h[4], h[5]]));
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        let l = self.begin_layer(at);
+        l.tuple = tuple;
+        l.proto = proto;
         if more || offset != 0 {
-            layer.frag = Some(Fragment {
-                id: u32::from(self.be16(at + 4)),
-                offset,
-                more,
-            });
+            l.frag = Some(Fragment { id, offset, more });
         }
-        let ihl = usize::from(self.u8_at(at) & 0x0f) * 4;
-        self.key.push(layer);
         if ihl < 20 {
             return Err(self.err(
                 Layer::Ipv4,
@@ -360,18 +438,22 @@ impl Dissector<'_> {
         if offset != 0 {
             return Ok(Next::Done); // non-first fragment: no transport header
         }
-        self.transport(layer, at + ihl)
+        self.transport(proto, at + ihl)
     }
 
     fn ipv6(&mut self, at: usize) -> Res<Next> {
         self.need(Layer::Ipv6, at, at, 40)?;
-        let mut layer = self.new_layer(at);
+        let f = self.f;
         let mut src = [0u8; 16];
         let mut dst = [0u8; 16];
-        src.copy_from_slice(&self.f[at + 8..at + 24]);
-        dst.copy_from_slice(&self.f[at + 24..at + 40]);
-        layer.tuple = Tuple::from_v6_octets(src, dst, None);
-        let mut next = self.u8_at(at + 6);
+        src.copy_from_slice(&f[at + 8..at + 24]);
+        dst.copy_from_slice(&f[at + 24..at + 40]);
+        let mut next = f[at + 6];
+        let l = self.begin_layer(at);
+        l.tuple = Tuple::from_v6_octets(src, dst, None);
+        let mut frag = None;
+        let mut home_src = None;
+        let mut home_dst = None;
         let mut p = at + 40;
         // Extension headers (RFC 8200 §4): each step advances `p`.
         let result = loop {
@@ -380,20 +462,19 @@ impl Dissector<'_> {
                     if let Err(e) = self.need(Layer::Ipv6, p, p, 8) {
                         break Err(e);
                     }
-                    let len = (usize::from(self.u8_at(p + 1)) + 1) * 8;
+                    let len = (usize::from(f[p + 1]) + 1) * 8;
                     if let Err(e) = self.need(Layer::Ipv6, p, p, len) {
                         break Err(e);
                     }
                     if next == 60 {
-                        layer.home_src =
-                            layer.home_src.or(self.home_address_option(p + 2, p + len));
+                        home_src = home_src.or(self.home_address_option(p + 2, p + len));
                     }
-                    if next == 43 && self.u8_at(p + 2) == 2 && len >= 24 {
+                    if next == 43 && f[p + 2] == 2 && len >= 24 {
                         let mut a = [0u8; 16];
-                        a.copy_from_slice(&self.f[p + 8..p + 24]);
-                        layer.home_dst = Some(a);
+                        a.copy_from_slice(&f[p + 8..p + 24]);
+                        home_dst = Some(a);
                     }
-                    next = self.u8_at(p);
+                    next = f[p];
                     p += len;
                 }
                 44 => {
@@ -401,35 +482,38 @@ impl Dissector<'_> {
                         break Err(e);
                     }
                     let fo = self.be16(p + 2);
-                    layer.frag = Some(Fragment {
+                    frag = Some(Fragment {
                         id: self.be32(p + 4),
                         offset: fo & 0xfff8,
                         more: fo & 1 != 0,
                     });
-                    next = self.u8_at(p);
+                    next = f[p];
                     p += 8;
                 }
                 51 => {
                     if let Err(e) = self.need(Layer::Ipv6, p, p, 2) {
                         break Err(e);
                     }
-                    let len = (usize::from(self.u8_at(p + 1)) + 2) * 4;
+                    let len = (usize::from(f[p + 1]) + 2) * 4;
                     if let Err(e) = self.need(Layer::Ipv6, p, p, len) {
                         break Err(e);
                     }
-                    next = self.u8_at(p);
+                    next = f[p];
                     p += len;
                 }
                 _ => break Ok(()),
             }
         };
-        layer.proto = next;
-        self.key.push(layer);
+        let l = self.key.current();
+        l.proto = next;
+        l.frag = frag;
+        l.home_src = home_src;
+        l.home_dst = home_dst;
         result?;
-        if layer.frag.is_some_and(|f| f.offset != 0) {
+        if frag.is_some_and(|f| f.offset != 0) {
             return Ok(Next::Done);
         }
-        self.transport(layer, p)
+        self.transport(next, p)
     }
 
     /// Scans destination options in `[from, to)` for a Home Address option
@@ -468,8 +552,7 @@ impl Dissector<'_> {
         Ok(())
     }
 
-    fn transport(&mut self, mut layer: IpLayer, at: usize) -> Res<Next> {
-        let proto = layer.proto;
+    fn transport(&mut self, proto: u8, at: usize) -> Res<Next> {
         match proto {
             6 | 17 | 132 => {
                 let l = match proto {
@@ -479,9 +562,9 @@ impl Dissector<'_> {
                 };
                 self.need(l, at, at, 4)?;
                 let (sp, dp) = (self.be16(at), self.be16(at + 2));
-                layer.tuple = layer.tuple.with_ports(Some((sp, dp)));
-                layer.l4_offset = at as u32;
-                self.key.update_last(layer);
+                let l = self.key.current();
+                l.tuple.set_ports(Some((sp, dp)));
+                l.l4_offset = at as u32;
                 if proto == 17 && self.opts.decapsulate {
                     return self.udp_tunnel(sp, dp, at);
                 }
@@ -489,22 +572,20 @@ impl Dissector<'_> {
             }
             1 | 58 => {
                 self.need(Layer::Icmp, at, at, 4)?;
-                layer.l4_offset = at as u32;
                 let t = self.u8_at(at);
                 let error = if proto == 1 {
                     matches!(t, 3 | 4 | 5 | 11 | 12)
                 } else {
                     matches!(t, 1..=4)
                 };
-                if error {
-                    layer.quoted = self.quoted(at + 8);
-                }
-                self.key.update_last(layer);
+                let quoted = if error { self.quoted(at + 8) } else { None };
+                let l = self.key.current();
+                l.l4_offset = at as u32;
+                l.quoted = quoted;
                 Ok(Next::Done)
             }
             4 | 41 => {
-                layer.l4_offset = at as u32;
-                self.key.update_last(layer);
+                self.key.current().l4_offset = at as u32;
                 if !self.opts.decapsulate {
                     return Ok(Next::Done);
                 }
@@ -513,8 +594,7 @@ impl Dissector<'_> {
                 Ok(Next::Ip(at))
             }
             47 => {
-                layer.l4_offset = at as u32;
-                self.key.update_last(layer);
+                self.key.current().l4_offset = at as u32;
                 if !self.opts.decapsulate {
                     return Ok(Next::Done);
                 }

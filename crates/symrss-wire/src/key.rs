@@ -210,8 +210,8 @@ pub struct FlowKey {
     /// Number of IP headers seen (may exceed 3; only outer, first inner and
     /// innermost are kept).
     pub ip_count: u8,
-    /// Outermost VLAN IDs, outer tag first.
-    pub vlans: [u16; 4],
+    /// Outermost VLAN IDs, outer tag first (see [`FlowKey::vlans`]).
+    pub(crate) vlans: [u16; 4],
     /// Number of VLAN tags in the outermost stack (may exceed 4).
     pub vlan_count: u8,
     /// MPLS labels in the outermost stack.
@@ -224,11 +224,13 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// The outermost IP layer, if any.
+    #[inline]
     pub fn outer(&self) -> Option<&IpLayer> {
         (self.ip_count >= 1).then_some(&self.layers[0])
     }
 
     /// The first IP layer inside a tunnel, else the outermost.
+    #[inline]
     pub fn inner(&self) -> Option<&IpLayer> {
         match self.ip_count {
             0 => None,
@@ -238,34 +240,52 @@ impl FlowKey {
     }
 
     /// The innermost IP layer, if any.
+    #[inline]
     pub fn innermost(&self) -> Option<&IpLayer> {
-        (self.ip_count >= 1).then_some(&self.layers[2])
+        match self.ip_count {
+            0 => None,
+            n => Some(&self.layers[usize::from(n.min(3)) - 1]),
+        }
+    }
+
+    /// VLAN IDs of the outermost tag stack, outer first (at most 4 kept;
+    /// `vlan_count` tells how many there were).
+    #[inline]
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlans[..usize::from(self.vlan_count.min(4))]
     }
 
     /// Whether the frame carries IP at all.
+    #[inline]
     pub fn is_ip(&self) -> bool {
         self.ip_count > 0
     }
 
-    /// Records a finished IP layer (called in frame order).
-    pub(crate) fn push(&mut self, layer: IpLayer) {
-        self.ip_count = self.ip_count.saturating_add(1);
-        match self.ip_count {
-            1 => self.layers[0] = layer,
-            2 => self.layers[1] = layer,
-            _ => {}
-        }
-        self.layers[2] = layer;
+    /// Empties the key for the next frame. Layer slots are overwritten when
+    /// a layer begins, so only the counters and scalars are cleared.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.ip_count = 0;
+        self.vlan_count = 0;
+        self.mpls_labels = 0;
+        self.ethertype = 0;
+        self.error = None;
     }
 
-    /// Updates the most recently pushed layer (transport info found later).
-    pub(crate) fn update_last(&mut self, layer: IpLayer) {
-        match self.ip_count {
-            0 => {}
-            1 => self.layers[0] = layer,
-            2 => self.layers[1] = layer,
-            _ => {}
-        }
-        self.layers[2] = layer;
+    /// Starts the next IP layer in place (layers beyond the third replace
+    /// the innermost slot) and returns it, reset.
+    #[inline]
+    pub(crate) fn begin_layer(&mut self) -> &mut IpLayer {
+        self.ip_count = self.ip_count.saturating_add(1);
+        let slot = usize::from(self.ip_count.min(3)) - 1;
+        self.layers[slot] = IpLayer::default();
+        &mut self.layers[slot]
+    }
+
+    /// The layer being parsed (the last begun).
+    #[inline]
+    pub(crate) fn current(&mut self) -> &mut IpLayer {
+        let slot = usize::from(self.ip_count.clamp(1, 3)) - 1;
+        &mut self.layers[slot]
     }
 }

@@ -29,7 +29,9 @@ mod dissect;
 mod key;
 
 pub mod build;
+#[doc(hidden)]
+pub mod fuzz;
 
-pub use dissect::{Options, dissect};
+pub use dissect::{Options, dissect, dissect_general, dissect_into};
 pub use key::{DissectError, Encap, ErrorKind, FlowKey, Fragment, IpLayer, Layer, Quoted};
 pub use symrss_hash::Tuple;

@@ -48,7 +48,7 @@ proptest! {
         prop_assert_eq!(innermost.encap, encap);
         prop_assert_eq!(k.ip_count, if kind == 0 { 1 } else { 2 });
         prop_assert_eq!(usize::from(k.vlan_count), vlans.len());
-        prop_assert_eq!(&k.vlans[..vlans.len()], &vlans[..]);
+        prop_assert_eq!(k.vlans(), &vlans[..]);
         if kind != 0 {
             prop_assert_eq!(k.outer().unwrap().tuple.src_bytes(), &outer_src[..]);
             prop_assert_eq!(k.inner(), k.innermost());
@@ -81,6 +81,24 @@ proptest! {
         prop_assert_eq!(q.proto, UDP);
         prop_assert_eq!(q.tuple.src_bytes(), &s[..]);
         prop_assert_eq!(q.tuple.ports(), Some((sp, dp)));
+    }
+
+    #[test]
+    fn fast_path_equals_general_path((s, d, sp, dp) in flow(), vlans in proptest::collection::vec(0u16..4096, 0..4),
+                                     proto in prop_oneof![Just(TCP), Just(UDP), Just(SCTP), Just(ICMP), Just(GRE)],
+                                     mutate in proptest::collection::vec((0usize..80, any::<u8>()), 0..3), cut in 0usize..90) {
+        let l4 = match proto { TCP => tcp(sp, dp, b"x"), ICMP => icmp(8, 0, b"ping"), _ => udp(sp, dp, b"x") };
+        let mut frame = ethernet_vlans(&vlans, ETH_IPV4, &ipv4(s, d, proto, &l4));
+        for (i, b) in mutate {
+            if i < frame.len() {
+                frame[i] = b;
+            }
+        }
+        frame.truncate(frame.len().saturating_sub(cut));
+        let fast = dissect(1, &frame, &Options::default());
+        let mut general = symrss_wire::FlowKey::default();
+        symrss_wire::dissect_general(1, &frame, &Options::default(), &mut general);
+        prop_assert_eq!(fast, general);
     }
 
     #[test]

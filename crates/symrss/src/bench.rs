@@ -23,6 +23,8 @@ use crate::output::{Table, print_json};
 pub enum Group {
     /// Toeplitz paths, keyed hash, batch API.
     Hash,
+    /// Frame dissection to flow keys.
+    Dissect,
     /// Every group.
     All,
 }
@@ -197,6 +199,63 @@ fn hash_benches(calls: u64, out: &mut Vec<BenchResult>) {
     }
 }
 
+/// 4096 frames of one shape with random addresses and ports.
+fn frames(shape: &str) -> Vec<Vec<u8>> {
+    use symrss_wire::build::*;
+    let mut r = SplitMix(7);
+    (0..TUPLES)
+        .map(|_| {
+            let (a, b) = (
+                (r.next() as u32).to_be_bytes(),
+                (r.next() as u32).to_be_bytes(),
+            );
+            let (sp, dp) = (r.next() as u16, r.next() as u16);
+            let ip = ipv4(a, b, TCP, &tcp(sp, dp, &[0; 6]));
+            match shape {
+                "eth_ipv4_tcp" => ethernet(ETH_IPV4, &ip),
+                "eth_qinq_ipv6_udp" => {
+                    let mut s6 = [0u8; 16];
+                    let mut d6 = [0u8; 16];
+                    s6[..8].copy_from_slice(&r.next().to_be_bytes());
+                    d6[8..].copy_from_slice(&r.next().to_be_bytes());
+                    ethernet_vlans(
+                        &[10, 20],
+                        ETH_IPV6,
+                        &ipv6(s6, d6, UDP, &udp(sp, dp, &[0; 8])),
+                    )
+                }
+                _ => ethernet(
+                    ETH_IPV4,
+                    &ipv4(
+                        [192, 0, 2, 1],
+                        [192, 0, 2, 2],
+                        UDP,
+                        &udp(sp | 0xc000, 4789, &vxlan(42, &ethernet(ETH_IPV4, &ip))),
+                    ),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn dissect_benches(calls: u64, out: &mut Vec<BenchResult>) {
+    let opts = symrss_wire::Options::default();
+    for shape in ["eth_ipv4_tcp", "eth_qinq_ipv6_udp", "eth_vxlan_ipv4_tcp"] {
+        let fs = frames(shape);
+        let mut key = symrss_wire::FlowKey::default();
+        let ns = time_per_call(&fs, calls, |f| {
+            symrss_wire::dissect_into(1, f, &opts, &mut key);
+            key.innermost()
+                .map_or(0, |l| u32::from(l.tuple.ports().map_or(0, |p| p.0)))
+        });
+        out.push(BenchResult {
+            name: format!("dissect.{shape}"),
+            ns_per_op: ns,
+            detail: "frame to FlowKey, 4096 random frames".into(),
+        });
+    }
+}
+
 fn batch_time<const N: usize>(h: &Toeplitz, tuples: &[Tuple], calls: u64) -> f64 {
     let inputs: Vec<[u8; N]> = tuples
         .iter()
@@ -232,6 +291,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
             args.calls
         );
         hash_benches(args.calls, &mut results);
+    }
+    if matches!(args.group, Group::Dissect | Group::All) {
+        eprintln!("bench: dissect ({} frames per benchmark)...", args.calls);
+        dissect_benches(args.calls, &mut results);
     }
     let report = BenchReport {
         tuples: TUPLES,
