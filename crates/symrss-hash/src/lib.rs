@@ -14,6 +14,19 @@
 //! (the default `std` feature only adds run-time CPU feature detection).
 //! Hash definition: Microsoft "RSS Hashing Functions"; theory and the facts
 //! used here: `shared/notes/theory.md`.
+//!
+//! ```
+//! use symrss_hash::{Fields, RssKey, Toeplitz, Transform, Tuple};
+//!
+//! let flow = Tuple::v4([66, 9, 149, 187].into(), [161, 142, 100, 80].into(), Some((2794, 1766)));
+//! let ms = Toeplitz::new(RssKey::microsoft(40));
+//! assert_eq!(ms.hash_tuple(&flow, Fields::L4, Transform::None), 0x51cc_c178);
+//! let sym = Toeplitz::new(RssKey::parse("sym", None).unwrap());
+//! assert_eq!(
+//!     sym.hash_tuple(&flow, Fields::L4, Transform::None),
+//!     sym.hash_tuple(&flow.reversed(), Fields::L4, Transform::None)
+//! );
+//! ```
 #![no_std]
 
 extern crate alloc;

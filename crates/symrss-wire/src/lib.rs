@@ -21,6 +21,18 @@
 //! (GRE, keys, PPTP), draft-foschiano-erspan (ERSPAN), RFC 7348 (VXLAN),
 //! RFC 8926 (Geneve), 3GPP TS 29.281 (GTP-U), the Linux SLL/SLL2 and BSD
 //! loopback link types (tcpdump.org/linktypes.html).
+//!
+//! ```
+//! use symrss_wire::build::{ethernet_vlans, ipv4, udp, ETH_IPV4, UDP};
+//! use symrss_wire::{dissect, Options};
+//!
+//! let frame = ethernet_vlans(&[100], ETH_IPV4, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], UDP, &udp(5353, 53, b"")));
+//! let key = dissect(1, &frame, &Options::default()); // LINKTYPE_ETHERNET
+//! let outer = key.outer().unwrap();
+//! assert_eq!(outer.tuple.ports(), Some((5353, 53)));
+//! assert_eq!(key.vlans(), &[100]);
+//! assert!(key.error.is_none());
+//! ```
 #![no_std]
 
 extern crate alloc;
