@@ -142,6 +142,18 @@ fn frames() -> Vec<(&'static str, u32, Vec<u8>)> {
     ]
 }
 
+/// Appends a little-endian pcapng block: type, length, body padded to 32
+/// bits, length again.
+fn pcapng_block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
+    let pad = (4 - body.len() % 4) % 4;
+    let len = (12 + body.len() + pad) as u32;
+    out.extend_from_slice(&block_type.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(body);
+    out.extend(std::iter::repeat_n(0u8, pad));
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
 fn main() {
     let dir = std::env::args()
         .nth(1)
@@ -187,30 +199,20 @@ fn main() {
     }
     // pcapng: the reader fuzz prefix (SHB + IDB) followed by EPBs and an SPB.
     let mut ng = symrss_pcap::fuzz::PCAPNG_PREFIX.to_vec();
-    for (_, lt, f) in frames.iter().filter(|(_, lt, _)| *lt == 1).take(6) {
-        let _ = lt;
-        let pad = (4 - f.len() % 4) % 4;
-        let len = (32 + f.len() + pad) as u32;
-        ng.extend_from_slice(&6u32.to_le_bytes());
-        ng.extend_from_slice(&len.to_le_bytes());
-        ng.extend_from_slice(&0u32.to_le_bytes()); // interface 0
-        ng.extend_from_slice(&0x0006_0000u32.to_le_bytes()); // ts high
-        ng.extend_from_slice(&0x1234_5678u32.to_le_bytes()); // ts low
-        ng.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        ng.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        ng.extend_from_slice(f);
-        ng.extend(std::iter::repeat_n(0u8, pad));
-        ng.extend_from_slice(&len.to_le_bytes());
+    for (_, _, f) in frames.iter().filter(|(_, lt, _)| *lt == 1).take(6) {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0u32.to_le_bytes()); // interface 0
+        body.extend_from_slice(&0x0006_0000u32.to_le_bytes()); // timestamp, high
+        body.extend_from_slice(&0x1234_5678u32.to_le_bytes()); // timestamp, low
+        body.extend_from_slice(&(f.len() as u32).to_le_bytes()); // captured
+        body.extend_from_slice(&(f.len() as u32).to_le_bytes()); // original
+        body.extend_from_slice(f);
+        pcapng_block(&mut ng, 6, &body);
     }
     let f = &frames[0].2;
-    let pad = (4 - f.len() % 4) % 4;
-    let len = (16 + f.len() + pad) as u32;
-    ng.extend_from_slice(&3u32.to_le_bytes());
-    ng.extend_from_slice(&len.to_le_bytes());
-    ng.extend_from_slice(&(f.len() as u32).to_le_bytes());
-    ng.extend_from_slice(f);
-    ng.extend(std::iter::repeat_n(0u8, pad));
-    ng.extend_from_slice(&len.to_le_bytes());
+    let mut body = (f.len() as u32).to_le_bytes().to_vec();
+    body.extend_from_slice(f);
+    pcapng_block(&mut ng, 3, &body);
     std::fs::write(dir.join("read_pcapng").join("epb_spb.pcapng"), &ng).expect("write seed");
     println!("seeds written under {}", dir.display());
 }

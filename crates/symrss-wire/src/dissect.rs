@@ -34,20 +34,7 @@ impl Default for Options {
     }
 }
 
-/// LINKTYPE numbers understood (see `symrss_pcap::linktype`).
-mod lt {
-    pub const NULL: u32 = 0;
-    pub const ETHERNET: u32 = 1;
-    pub const PPP: u32 = 9;
-    pub const RAW_12: u32 = 12;
-    pub const RAW_14: u32 = 14;
-    pub const RAW: u32 = 101;
-    pub const LOOP: u32 = 108;
-    pub const LINUX_SLL: u32 = 113;
-    pub const IPV4: u32 = 228;
-    pub const IPV6: u32 = 229;
-    pub const LINUX_SLL2: u32 = 276;
-}
+use crate::linktype as lt;
 
 /// EtherTypes.
 mod et {

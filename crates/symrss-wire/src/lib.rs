@@ -44,6 +44,33 @@ pub mod build;
 #[doc(hidden)]
 pub mod fuzz;
 
+/// Link-layer header types the dissector understands (LINKTYPE_* numbers,
+/// tcpdump.org/linktypes.html).
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in host byte order.
+    pub const NULL: u32 = 0;
+    /// Ethernet.
+    pub const ETHERNET: u32 = 1;
+    /// PPP, with or without HDLC framing.
+    pub const PPP: u32 = 9;
+    /// Raw IP (OpenBSD's DLT_RAW number).
+    pub const RAW_12: u32 = 12;
+    /// Raw IP (another historical DLT_RAW number).
+    pub const RAW_14: u32 = 14;
+    /// Raw IPv4 or IPv6 (LINKTYPE_RAW).
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: u32 = 108;
+    /// Linux cooked capture v1.
+    pub const LINUX_SLL: u32 = 113;
+    /// Raw IPv4.
+    pub const IPV4: u32 = 228;
+    /// Raw IPv6.
+    pub const IPV6: u32 = 229;
+    /// Linux cooked capture v2.
+    pub const LINUX_SLL2: u32 = 276;
+}
+
 pub use dissect::{Options, dissect, dissect_general, dissect_into};
 pub use key::{DissectError, Encap, ErrorKind, FlowKey, Fragment, IpLayer, Layer, Quoted};
 pub use symrss_hash::Tuple;
