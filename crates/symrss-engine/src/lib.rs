@@ -6,6 +6,10 @@
 //!   the hardware's rules);
 //! * [`frag`]: the fragment tracker that lets non-first fragments follow
 //!   their first fragment's ports, with a bounded, timed hold;
+//! * [`balancer`]: the software balancer: batches copied once, steered per
+//!   application, handed to per-queue consumer threads over bounded
+//!   channels, with loss policy and accounting;
+//! * [`traffic`]: a seeded traffic mix with ground-truth flow ids;
 //! * [`analyze`]: per scheme, per queue load and split flows on a stream
 //!   of packets (what `symrss analyze` reports).
 //!
@@ -13,7 +17,9 @@
 //! replayed capture runs exactly the code a live capture runs.
 
 pub mod analyze;
+pub mod balancer;
 pub mod frag;
 pub mod policy;
+pub mod traffic;
 
 pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject};

@@ -1,0 +1,568 @@
+//! The software balancer: packets in, every flow of every application on
+//! one of its queues, each queue drained by its own consumer thread.
+//!
+//! ```text
+//!  push() ─copy once─▶ Batch ──steer (dissect once, per app: policy → RETA)──▶
+//!        per (app, queue): Chunk { Arc<Batch>, indices } ──bounded channel──▶ consumer thread ──▶ Sink
+//! ```
+//!
+//! * **One copy**: a packet is copied once into a batch arena; every app
+//!   and queue that receives it gets an index into the shared batch.
+//! * **Affinity**: each app's policy decides the queue; later fragments
+//!   follow their first fragment (bounded, timed hold by packet time), ICMP
+//!   errors follow the flow they quote; non-IP frames go to queue 0.
+//! * **Accounting**: per app, `received = delivered + Σ dropped[reason]`;
+//!   drops happen only at a full queue under [`LossPolicy::DropNewest`] or
+//!   when a sink fails, and are counted per queue.
+//! * **Order**: within a queue, packets leave in input order, except later
+//!   fragments that waited for their first fragment (delivered right after
+//!   it; counted in [`FragStats::released`]).
+//! * **Bounded memory**: channels hold at most `ring_chunks` batches' worth
+//!   of descriptors per queue; the fragment hold and the affinity table are
+//!   bounded.
+//!
+//! Time comes from packet timestamps only.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use symrss_hash::{Reta, Tuple};
+use symrss_wire::{FlowKey, Options, dissect_into};
+
+use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
+use crate::policy::{Policy, Resolved, Subject};
+
+/// What happens at a full queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossPolicy {
+    /// Wait for the consumer (back-pressure; the default for files).
+    Lossless,
+    /// Drop the newest packets and count them (the default for live capture).
+    DropNewest,
+}
+
+/// One application: a name, its queues and how flows are steered to them.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Name (used for output directories and stats).
+    pub name: String,
+    /// Number of queues.
+    pub queues: u32,
+    /// Steering policy.
+    pub policy: Policy,
+    /// Full-queue behaviour.
+    pub loss: LossPolicy,
+}
+
+/// Metadata of one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Position in the input stream (0-based).
+    pub index: u64,
+    /// Timestamp, ns since the epoch.
+    pub ts_ns: i128,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// LINKTYPE of the frame.
+    pub linktype: u32,
+}
+
+/// Where a queue's packets go. Runs on the queue's consumer thread.
+pub trait Sink: Send {
+    /// Takes one packet.
+    fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()>;
+    /// Flushes and closes (called once, after the last packet).
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// An in-process consumer: a closure called per packet.
+pub struct FnSink<F>(pub F);
+
+impl<F> std::fmt::Debug for FnSink<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FnSink")
+    }
+}
+
+impl<F: FnMut(&PacketMeta, &[u8]) + Send> Sink for FnSink<F> {
+    fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
+        (self.0)(meta, data);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Packets per batch (the unit of steering and hand-off).
+    pub batch_packets: usize,
+    /// Bytes per batch arena.
+    pub batch_bytes: usize,
+    /// Chunks a queue's channel holds before the loss policy applies.
+    pub ring_chunks: usize,
+    /// Fragment tracker limits.
+    pub frag: FragConfig,
+    /// Most flows remembered per app for affinity accounting.
+    pub max_flows: usize,
+    /// Dissector options.
+    pub dissect: Options,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            batch_packets: 256,
+            batch_bytes: 1 << 20,
+            ring_chunks: 64,
+            frag: FragConfig::default(),
+            max_flows: 1 << 20,
+            dissect: Options::default(),
+        }
+    }
+}
+
+/// A batch of packets copied once, shared by every queue that gets one.
+#[derive(Debug, Default)]
+pub struct Batch {
+    data: Vec<u8>,
+    metas: Vec<(PacketMeta, u32, u32)>,
+}
+
+impl Batch {
+    fn packet(&self, i: u32) -> (&PacketMeta, &[u8]) {
+        let (m, start, len) = &self.metas[i as usize];
+        (m, &self.data[*start as usize..(*start + *len) as usize])
+    }
+}
+
+/// Indices of one batch's packets bound for one queue.
+struct Chunk {
+    batch: Arc<Batch>,
+    indices: Vec<u32>,
+}
+
+/// Counters of one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Packets handed to the sink.
+    pub delivered: u64,
+    /// Bytes (captured) handed to the sink.
+    pub bytes: u64,
+    /// Flows seen on this queue (up to the flow-table bound).
+    pub flows: u64,
+    /// Dropped at a full queue.
+    pub dropped_queue_full: u64,
+    /// Dropped because the sink failed.
+    pub dropped_sink_error: u64,
+}
+
+/// Counters of one application.
+#[derive(Clone, Debug, Default)]
+pub struct AppStats {
+    /// Name.
+    pub name: String,
+    /// Packets this app received (every input packet).
+    pub received: u64,
+    /// Per queue.
+    pub queues: Vec<QueueStats>,
+    /// Non-IP frames (steered to queue 0).
+    pub non_ip: u64,
+    /// Packets of a flow that reached a different queue than the flow's
+    /// first packet (0 under a symmetric scheme, except fragments whose
+    /// first fragment never came).
+    pub affinity_violations: u64,
+    /// Flows not tracked for affinity (table bound reached).
+    pub flows_untracked: u64,
+    /// Fragment tracker counters.
+    pub fragments: FragStats,
+    /// First sink error, if any.
+    pub sink_error: Option<String>,
+}
+
+impl AppStats {
+    /// Delivered packets over all queues.
+    pub fn delivered(&self) -> u64 {
+        self.queues.iter().map(|q| q.delivered).sum()
+    }
+
+    /// Dropped packets over all queues and reasons.
+    pub fn dropped(&self) -> u64 {
+        self.queues
+            .iter()
+            .map(|q| q.dropped_queue_full + q.dropped_sink_error)
+            .sum()
+    }
+}
+
+/// Marks a pending entry as an index into `QueueOut::others` (a packet of
+/// an earlier batch: a fragment that waited for its first fragment).
+const OTHER: u32 = 1 << 31;
+
+struct QueueOut {
+    tx: Option<SyncSender<Chunk>>,
+    handle: Option<JoinHandle<(u64, u64, u64, Option<String>)>>,
+    /// This batch's packets for the queue in order; `OTHER | k` refers to
+    /// `others[k]`.
+    pending: Vec<u32>,
+    others: Vec<(Arc<Batch>, u32)>,
+    dropped_queue_full: u64,
+    flows: u64,
+}
+
+struct App {
+    cfg: AppConfig,
+    dissect: Options,
+    max_flows: usize,
+    reta: Reta,
+    tracker: FragTracker<(Arc<Batch>, u32), Resolved>,
+    flows: HashMap<(Tuple, u8), u32>,
+    queues: Vec<QueueOut>,
+    stats: AppStats,
+}
+
+/// The running balancer.
+pub struct Balancer {
+    cfg: EngineConfig,
+    apps: Vec<App>,
+    batch: Batch,
+    key: FlowKey,
+    next_index: u64,
+    released: Vec<(Arc<Batch>, u32)>,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("packets", &self.next_index)
+            .finish()
+    }
+}
+
+fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> (u64, u64, u64, Option<String>) {
+    let (mut delivered, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+    let mut error = None;
+    for chunk in rx {
+        for &i in &chunk.indices {
+            let (meta, data) = chunk.batch.packet(i);
+            if error.is_some() {
+                failed += 1;
+                continue;
+            }
+            match sink.write(meta, data) {
+                Ok(()) => {
+                    delivered += 1;
+                    bytes += data.len() as u64;
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if let Err(e) = sink.finish() {
+        error.get_or_insert(e.to_string());
+    }
+    (delivered, bytes, failed, error)
+}
+
+impl Balancer {
+    /// Starts one consumer thread per (app, queue); `sinks[a][q]` receives
+    /// app `a`'s queue `q`.
+    pub fn start(
+        apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
+        cfg: EngineConfig,
+    ) -> io::Result<Self> {
+        let mut out = Vec::with_capacity(apps.len());
+        for (app, sinks) in apps {
+            assert_eq!(sinks.len(), app.queues as usize, "one sink per queue");
+            let mut queues = Vec::with_capacity(sinks.len());
+            for (q, sink) in sinks.into_iter().enumerate() {
+                let (tx, rx) = sync_channel::<Chunk>(cfg.ring_chunks.max(1));
+                let handle = std::thread::Builder::new()
+                    .name(format!("{}-q{q}", app.name))
+                    .spawn(move || consume(rx, sink))?;
+                queues.push(QueueOut {
+                    tx: Some(tx),
+                    handle: Some(handle),
+                    pending: Vec::new(),
+                    others: Vec::new(),
+                    dropped_queue_full: 0,
+                    flows: 0,
+                });
+            }
+            out.push(App {
+                dissect: cfg.dissect,
+                max_flows: cfg.max_flows,
+                reta: app.policy.reta(app.queues),
+                tracker: FragTracker::new(cfg.frag),
+                flows: HashMap::new(),
+                queues,
+                stats: AppStats {
+                    name: app.name.clone(),
+                    ..AppStats::default()
+                },
+                cfg: app,
+            });
+        }
+        Ok(Self {
+            cfg,
+            apps: out,
+            batch: Batch::default(),
+            key: FlowKey::default(),
+            next_index: 0,
+            released: Vec::new(),
+        })
+    }
+
+    /// Takes one packet (copied into the current batch).
+    pub fn push(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
+        let meta = PacketMeta {
+            index: self.next_index,
+            ts_ns,
+            orig_len,
+            linktype,
+        };
+        self.next_index += 1;
+        let start = self.batch.data.len() as u32;
+        self.batch.data.extend_from_slice(data);
+        self.batch.metas.push((meta, start, data.len() as u32));
+        if self.batch.metas.len() >= self.cfg.batch_packets
+            || self.batch.data.len() >= self.cfg.batch_bytes
+        {
+            self.flush();
+        }
+    }
+
+    /// Steers the current batch and hands its chunks to the queues.
+    fn flush(&mut self) {
+        if self.batch.metas.is_empty() {
+            return;
+        }
+        let batch = Arc::new(std::mem::replace(
+            &mut self.batch,
+            Batch {
+                data: Vec::with_capacity(self.cfg.batch_bytes),
+                metas: Vec::with_capacity(self.cfg.batch_packets),
+            },
+        ));
+        for i in 0..batch.metas.len() as u32 {
+            let (meta, data) = batch.packet(i);
+            dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
+            for app in &mut self.apps {
+                app.stats.received += 1;
+                app.steer(&self.key, meta.ts_ns, &batch, i, &mut self.released);
+            }
+        }
+        for app in &mut self.apps {
+            app.send(&batch);
+        }
+    }
+
+    /// Flushes, releases held fragments, closes the queues, waits for the
+    /// consumers and returns the counters.
+    pub fn finish(mut self) -> Vec<AppStats> {
+        self.flush();
+        let mut stats = Vec::with_capacity(self.apps.len());
+        let empty = Arc::new(Batch::default());
+        for mut app in std::mem::take(&mut self.apps) {
+            let mut held = Vec::new();
+            app.tracker.drain(&mut held);
+            for (b, i) in held {
+                app.route_fallback(b, i);
+            }
+            app.send(&empty);
+            app.stats.fragments = app.tracker.stats();
+            for (q, out) in app.queues.iter_mut().enumerate() {
+                drop(out.tx.take());
+                let (delivered, bytes, failed, error) = out
+                    .handle
+                    .take()
+                    .expect("joined once")
+                    .join()
+                    .unwrap_or((0, 0, 0, Some("consumer thread panicked".into())));
+                if app.stats.sink_error.is_none() {
+                    app.stats.sink_error =
+                        error.map(|e| format!("{} queue {q}: {e}", app.cfg.name));
+                }
+                app.stats.queues.push(QueueStats {
+                    delivered,
+                    bytes,
+                    flows: out.flows,
+                    dropped_queue_full: out.dropped_queue_full,
+                    dropped_sink_error: failed,
+                });
+            }
+            stats.push(app.stats);
+        }
+        stats
+    }
+}
+
+impl App {
+    fn steer(
+        &mut self,
+        key: &FlowKey,
+        ts_ns: i128,
+        batch: &Arc<Batch>,
+        i: u32,
+        released: &mut Vec<(Arc<Batch>, u32)>,
+    ) {
+        self.tracker.expire(ts_ns, released);
+        for (b, hi) in released.drain(..) {
+            self.route_fallback(b, hi);
+        }
+        let policy = &self.cfg.policy;
+        let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
+            self.stats.non_ip += 1;
+            self.queues[0].pending.push(i);
+            return;
+        };
+        match subject.frag {
+            Some((id, first)) if !policy.is_nic() => {
+                match self.tracker.fragment(
+                    id,
+                    first,
+                    Some(subject.resolved()),
+                    ts_ns,
+                    (Arc::clone(batch), i),
+                ) {
+                    Outcome::Steer(_, r) => {
+                        let q = self.queue_of(&subject, r);
+                        self.queues[q].pending.push(i);
+                    }
+                    Outcome::Release(_, held, r) => {
+                        // The first fragment, then the fragments that waited
+                        // for it, all as the flow it carries.
+                        let q = self.queue_of(&subject, r);
+                        self.queues[q].pending.push(i);
+                        for other in held {
+                            self.queue_of(&subject, r);
+                            self.push_other(q, other);
+                        }
+                    }
+                    Outcome::Held => {}
+                }
+            }
+            _ => {
+                let q = self.queue_of(&subject, None);
+                self.queues[q].pending.push(i);
+            }
+        }
+    }
+
+    /// Queue of a subject (with what the tracker resolved, if anything),
+    /// with affinity and per-queue flow accounting.
+    fn queue_of(&mut self, subject: &Subject, tracked: Option<Resolved>) -> usize {
+        let q = self.reta.queue(self.cfg.policy.hash(subject, tracked)) as usize;
+        let flow = match (subject.needs_tracking(), tracked) {
+            (true, Some(r)) => r,
+            _ => subject.resolved(),
+        };
+        let id = (flow.tuple.canonical(), flow.proto);
+        match self.flows.get(&id) {
+            Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
+            Some(_) => {}
+            None if self.flows.len() < self.max_flows => {
+                self.flows.insert(id, q as u32);
+                self.queues[q].flows += 1;
+            }
+            None => self.stats.flows_untracked += 1,
+        }
+        q
+    }
+
+    /// A fragment whose first fragment never came in time: hashed by its
+    /// own addresses.
+    fn route_fallback(&mut self, batch: Arc<Batch>, i: u32) {
+        let (meta, data) = batch.packet(i);
+        let mut key = FlowKey::default();
+        dissect_into(meta.linktype, data, &self.dissect, &mut key);
+        let q = match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
+            Some(s) => self.queue_of(&s, None),
+            None => 0,
+        };
+        self.push_other(q, (batch, i));
+    }
+
+    fn push_other(&mut self, q: usize, other: (Arc<Batch>, u32)) {
+        let out = &mut self.queues[q];
+        out.pending.push(OTHER | out.others.len() as u32);
+        out.others.push(other);
+    }
+
+    /// Sends each queue's pending packets in order: runs of this batch as
+    /// one chunk, packets of earlier batches as chunks of their own.
+    fn send(&mut self, batch: &Arc<Batch>) {
+        let loss = self.cfg.loss;
+        for out in &mut self.queues {
+            if out.pending.is_empty() {
+                continue;
+            }
+            let pending = std::mem::take(&mut out.pending);
+            let others = std::mem::take(&mut out.others);
+            let mut run = Vec::with_capacity(pending.len());
+            for e in pending {
+                if e & OTHER == 0 {
+                    run.push(e);
+                    continue;
+                }
+                if !run.is_empty() {
+                    let indices = std::mem::take(&mut run);
+                    send_chunk(
+                        out,
+                        loss,
+                        Chunk {
+                            batch: Arc::clone(batch),
+                            indices,
+                        },
+                    );
+                }
+                let (b, i) = &others[(e & !OTHER) as usize];
+                send_chunk(
+                    out,
+                    loss,
+                    Chunk {
+                        batch: Arc::clone(b),
+                        indices: vec![*i],
+                    },
+                );
+            }
+            if !run.is_empty() {
+                send_chunk(
+                    out,
+                    loss,
+                    Chunk {
+                        batch: Arc::clone(batch),
+                        indices: run,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {
+    let Some(tx) = &out.tx else { return };
+    match loss {
+        LossPolicy::Lossless => {
+            if let Err(e) = tx.send(chunk) {
+                // The consumer is gone (it panicked): count as dropped.
+                out.dropped_queue_full += e.0.indices.len() as u64;
+            }
+        }
+        LossPolicy::DropNewest => match tx.try_send(chunk) {
+            Ok(()) => {}
+            Err(TrySendError::Full(c) | TrySendError::Disconnected(c)) => {
+                out.dropped_queue_full += c.indices.len() as u64;
+            }
+        },
+    }
+}
