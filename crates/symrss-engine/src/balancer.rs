@@ -207,7 +207,7 @@ const OTHER: u32 = 1 << 31;
 
 struct QueueOut {
     tx: Option<SyncSender<Chunk>>,
-    handle: Option<JoinHandle<(u64, u64, u64, Option<String>)>>,
+    handle: Option<JoinHandle<ConsumerResult>>,
     /// This batch's packets for the queue in order; `OTHER | k` refers to
     /// `others[k]`.
     pending: Vec<u32>,
@@ -245,7 +245,16 @@ impl std::fmt::Debug for Balancer {
     }
 }
 
-fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> (u64, u64, u64, Option<String>) {
+/// What a consumer thread reports when its queue closes.
+#[derive(Debug, Default)]
+struct ConsumerResult {
+    delivered: u64,
+    bytes: u64,
+    failed: u64,
+    error: Option<String>,
+}
+
+fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> ConsumerResult {
     let (mut delivered, mut bytes, mut failed) = (0u64, 0u64, 0u64);
     let mut error = None;
     for chunk in rx {
@@ -270,7 +279,12 @@ fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> (u64, u64, u64, Opti
     if let Err(e) = sink.finish() {
         error.get_or_insert(e.to_string());
     }
-    (delivered, bytes, failed, error)
+    ConsumerResult {
+        delivered,
+        bytes,
+        failed,
+        error,
+    }
 }
 
 impl Balancer {
@@ -382,12 +396,20 @@ impl Balancer {
             app.stats.fragments = app.tracker.stats();
             for (q, out) in app.queues.iter_mut().enumerate() {
                 drop(out.tx.take());
-                let (delivered, bytes, failed, error) = out
+                let ConsumerResult {
+                    delivered,
+                    bytes,
+                    failed,
+                    error,
+                } = out
                     .handle
                     .take()
                     .expect("joined once")
                     .join()
-                    .unwrap_or((0, 0, 0, Some("consumer thread panicked".into())));
+                    .unwrap_or_else(|_| ConsumerResult {
+                        error: Some("consumer thread panicked".into()),
+                        ..ConsumerResult::default()
+                    });
                 if app.stats.sink_error.is_none() {
                     app.stats.sink_error =
                         error.map(|e| format!("{} queue {q}: {e}", app.cfg.name));
