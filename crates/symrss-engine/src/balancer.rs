@@ -16,7 +16,8 @@
 //!   when a sink fails, and are counted per queue.
 //! * **Order**: within a queue, packets leave in input order, except later
 //!   fragments that waited for their first fragment (delivered right after
-//!   it; counted in [`FragStats::released`]).
+//!   it, or at the hold's expiry; counted in [`FragStats::released`] and
+//!   the fallback counters).
 //! * **Bounded memory**: channels hold at most `ring_chunks` batches' worth
 //!   of descriptors per queue; the fragment hold and the affinity table are
 //!   bounded.

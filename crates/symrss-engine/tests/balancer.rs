@@ -100,7 +100,8 @@ proptest! {
                     out_of_order += 1;
                 }
             }
-            prop_assert!(out_of_order <= st.fragments.released, "{}: {} out of order, {} released", app.0, out_of_order, st.fragments.released);
+            let waited = st.fragments.released + st.fragments.fallback_timeout + st.fragments.fallback_full;
+            prop_assert!(out_of_order <= waited, "{}: {} out of order, {} waited", app.0, out_of_order, waited);
             let per_queue: u64 = st.queues.iter().map(|q| q.delivered).sum();
             prop_assert_eq!(per_queue, n as u64);
         }

@@ -92,3 +92,88 @@ pub fn for_each_packet(
     }
     results
 }
+
+/// One input's next packet, copied out of its reader.
+struct Head {
+    packet: Option<(i128, u32, u32, u32, u64, Vec<u8>)>,
+}
+
+fn advance(reader: &mut CaptureReader, head: &mut Head, result: &mut FileResult) {
+    let old = head.packet.take();
+    if result.error.is_some() {
+        return;
+    }
+    match reader.next_packet() {
+        Ok(Some(p)) => {
+            let mut data = old.map(|h| h.5).unwrap_or_default();
+            data.clear();
+            data.extend_from_slice(p.data);
+            head.packet = Some((p.ts_ns, p.orig_len, p.linktype, p.interface, p.index, data));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("symrss: {e}");
+            result.error = Some(e.to_string());
+        }
+    }
+}
+
+/// Reads all files at once and hands packets over in timestamp order (ties
+/// in file order): the two directions of a TAP, captured to two files,
+/// become one stream again. Each head packet is copied once out of its
+/// reader.
+pub fn for_each_packet_merged(
+    files: &[PathBuf],
+    mut on_packet: impl FnMut(&Packet<'_>),
+) -> Vec<FileResult> {
+    let mut readers = Vec::new();
+    let mut results: Vec<FileResult> = files
+        .iter()
+        .map(|f| FileResult {
+            file: f.display().to_string(),
+            packets: 0,
+            error: None,
+        })
+        .collect();
+    for (path, result) in files.iter().zip(results.iter_mut()) {
+        match CaptureReader::open(Path::new(path)) {
+            Ok(r) => readers.push(Some(r)),
+            Err(e) => {
+                eprintln!("symrss: {e}");
+                result.error = Some(e.to_string());
+                readers.push(None);
+            }
+        }
+    }
+    let mut heads: Vec<Head> = readers.iter().map(|_| Head { packet: None }).collect();
+    for i in 0..readers.len() {
+        if let Some(r) = &mut readers[i] {
+            advance(r, &mut heads[i], &mut results[i]);
+        }
+    }
+    loop {
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.packet.as_ref().map(|p| (p.0, i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        {
+            let (ts_ns, orig_len, linktype, interface, index, data) =
+                heads[i].packet.as_ref().expect("chosen head");
+            on_packet(&Packet {
+                index: *index,
+                ts_ns: *ts_ns,
+                orig_len: *orig_len,
+                linktype: *linktype,
+                interface: *interface,
+                data,
+            });
+        }
+        results[i].packets += 1;
+        if let Some(r) = &mut readers[i] {
+            advance(r, &mut heads[i], &mut results[i]);
+        }
+    }
+    results
+}

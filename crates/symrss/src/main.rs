@@ -8,6 +8,7 @@ mod bench;
 mod cmd_analyze;
 mod cmd_hash;
 mod cmd_key;
+mod cmd_split;
 mod demo;
 mod input;
 mod output;
@@ -45,6 +46,9 @@ enum Command {
     /// What each balancing scheme would do with a capture: per-queue load,
     /// split flows and why.
     Analyze(cmd_analyze::AnalyzeArgs),
+    /// Split captures into per-application queues (pcap files), every flow
+    /// on one queue of each application, nothing lost.
+    Split(cmd_split::SplitArgs),
     /// Quick built-in micro-benchmarks (`--json` for machines).
     Bench(bench::BenchArgs),
     /// Run the main job on a built-in traffic mix and explain what it shows.
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Hash(a) => cmd_hash::run(&a),
         Command::Key(k) => cmd_key::run(&k),
         Command::Analyze(a) => cmd_analyze::run(&a),
+        Command::Split(s) => cmd_split::run(&s),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
     };
