@@ -24,13 +24,12 @@
 //!
 //! Time comes from packet timestamps only.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use symrss_hash::{Reta, Tuple};
+use symrss_hash::{FlowId, Reta};
 use symrss_wire::{FlowKey, Options, dissect_into};
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
@@ -110,7 +109,8 @@ pub struct EngineConfig {
     pub ring_chunks: usize,
     /// Fragment tracker limits.
     pub frag: FragConfig,
-    /// Most flows remembered per app for affinity accounting.
+    /// Most flows remembered per app for affinity accounting and per-queue
+    /// flow counts (0 turns both off).
     pub max_flows: usize,
     /// Dissector options.
     pub dissect: Options,
@@ -223,7 +223,9 @@ struct App {
     max_flows: usize,
     reta: Reta,
     tracker: FragTracker<(Arc<Batch>, u32), Resolved>,
-    flows: HashMap<(Tuple, u8), u32>,
+    /// Flow → first queue (FxHash: the keys are not attacker-chosen
+    /// inputs to a table that could be flooded beyond `max_flows`).
+    flows: rustc_hash::FxHashMap<(FlowId, u8), u32>,
     queues: Vec<QueueOut>,
     stats: AppStats,
 }
@@ -233,6 +235,9 @@ pub struct Balancer {
     cfg: EngineConfig,
     apps: Vec<App>,
     batch: Batch,
+    /// Batches handed out; one whose consumers are all done (the pool holds
+    /// the last reference) is reused instead of allocating a new one.
+    pool: Vec<Arc<Batch>>,
     key: FlowKey,
     next_index: u64,
     released: Vec<(Arc<Batch>, u32)>,
@@ -318,7 +323,7 @@ impl Balancer {
                 max_flows: cfg.max_flows,
                 reta: app.policy.reta(app.queues),
                 tracker: FragTracker::new(cfg.frag),
-                flows: HashMap::new(),
+                flows: rustc_hash::FxHashMap::default(),
                 queues,
                 stats: AppStats {
                     name: app.name.clone(),
@@ -331,6 +336,7 @@ impl Balancer {
             cfg,
             apps: out,
             batch: Batch::default(),
+            pool: Vec::new(),
             key: FlowKey::default(),
             next_index: 0,
             released: Vec::new(),
@@ -361,13 +367,8 @@ impl Balancer {
         if self.batch.metas.is_empty() {
             return;
         }
-        let batch = Arc::new(std::mem::replace(
-            &mut self.batch,
-            Batch {
-                data: Vec::with_capacity(self.cfg.batch_bytes),
-                metas: Vec::with_capacity(self.cfg.batch_packets),
-            },
-        ));
+        let next = self.recycled_batch();
+        let batch = Arc::new(std::mem::replace(&mut self.batch, next));
         for i in 0..batch.metas.len() as u32 {
             let (meta, data) = batch.packet(i);
             dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
@@ -379,6 +380,22 @@ impl Balancer {
         for app in &mut self.apps {
             app.send(&batch);
         }
+        if self.pool.len() < 2 * self.cfg.ring_chunks.max(1) + 8 {
+            self.pool.push(batch);
+        }
+    }
+
+    /// An empty batch: a finished one from the pool if any, else a new one.
+    fn recycled_batch(&mut self) -> Batch {
+        if let Some(i) = self.pool.iter().position(|b| Arc::strong_count(b) == 1) {
+            let b = self.pool.swap_remove(i);
+            if let Ok(mut b) = Arc::try_unwrap(b) {
+                b.data.clear();
+                b.metas.clear();
+                return b;
+            }
+        }
+        Batch::default()
     }
 
     /// Flushes, releases held fragments, closes the queues, waits for the
@@ -438,9 +455,11 @@ impl App {
         i: u32,
         released: &mut Vec<(Arc<Batch>, u32)>,
     ) {
-        self.tracker.expire(ts_ns, released);
-        for (b, hi) in released.drain(..) {
-            self.route_fallback(b, hi);
+        if self.tracker.datagrams() > 0 {
+            self.tracker.expire(ts_ns, released);
+            for (b, hi) in released.drain(..) {
+                self.route_fallback(b, hi);
+            }
         }
         let policy = &self.cfg.policy;
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
@@ -485,11 +504,14 @@ impl App {
     /// with affinity and per-queue flow accounting.
     fn queue_of(&mut self, subject: &Subject, tracked: Option<Resolved>) -> usize {
         let q = self.reta.queue(self.cfg.policy.hash(subject, tracked)) as usize;
+        if self.max_flows == 0 {
+            return q;
+        }
         let flow = match (subject.needs_tracking(), tracked) {
             (true, Some(r)) => r,
             _ => subject.resolved(),
         };
-        let id = (flow.tuple.canonical(), flow.proto);
+        let id = (flow.tuple.flow_id(), flow.proto);
         match self.flows.get(&id) {
             Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
             Some(_) => {}

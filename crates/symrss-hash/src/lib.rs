@@ -49,7 +49,7 @@ pub mod scheme;
 pub mod table;
 pub mod toeplitz;
 
-pub use input::{Addrs, Fields, HashInput, Layout, Transform, Tuple};
+pub use input::{Addrs, Fields, FlowId, HashInput, Layout, Transform, Tuple};
 pub use key::{KeyParseError, MS_KEY, RssKey, SYM_PATTERN};
 pub use reta::Reta;
 pub use scheme::Scheme;

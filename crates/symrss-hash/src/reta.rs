@@ -40,6 +40,16 @@ impl core::error::Error for RetaError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reta {
     entries: Vec<u32>,
+    /// `len - 1` when the size is a power of two (every NIC's is): the
+    /// index is then a mask, not a division.
+    mask: Option<usize>,
+}
+
+impl Reta {
+    fn with_entries(entries: Vec<u32>) -> Self {
+        let mask = entries.len().is_power_of_two().then(|| entries.len() - 1);
+        Self { entries, mask }
+    }
 }
 
 impl Reta {
@@ -48,9 +58,9 @@ impl Reta {
         if size == 0 || queues == 0 {
             return Err(RetaError::Empty);
         }
-        Ok(Self {
-            entries: (0..size).map(|i| start + (i as u32) % queues).collect(),
-        })
+        Ok(Self::with_entries(
+            (0..size).map(|i| start + (i as u32) % queues).collect(),
+        ))
     }
 
     /// `ethtool -X IF weight W0 W1 ... [start S]`.
@@ -76,7 +86,7 @@ impl Reta {
             }
             entries.push(start + j as u32 - 1);
         }
-        Ok(Self { entries })
+        Ok(Self::with_entries(entries))
     }
 
     /// A table from explicit entries (e.g. read back from a NIC).
@@ -84,7 +94,7 @@ impl Reta {
         if entries.is_empty() {
             return Err(RetaError::Empty);
         }
-        Ok(Self { entries })
+        Ok(Self::with_entries(entries))
     }
 
     /// Number of entries.
@@ -101,7 +111,10 @@ impl Reta {
     /// Table index for a hash: `hash % size`.
     #[inline]
     pub fn index(&self, hash: u32) -> usize {
-        hash as usize % self.entries.len()
+        match self.mask {
+            Some(m) => hash as usize & m,
+            None => hash as usize % self.entries.len(),
+        }
     }
 
     /// Queue for a hash.

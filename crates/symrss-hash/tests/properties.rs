@@ -128,3 +128,16 @@ proptest! {
         prop_assert_eq!(g.check.layout(Layout::Tcp4).rank, 32);
     }
 }
+
+proptest! {
+    #[test]
+    fn flow_id_is_direction_independent_and_distinguishes(a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), p in any::<(u16, u16)>(), q in any::<(u16, u16)>()) {
+        let t = Tuple::v6(a.into(), b.into(), Some(p));
+        prop_assert_eq!(t.flow_id(), t.reversed().flow_id());
+        let u = Tuple::v6(a.into(), b.into(), Some(q));
+        let same_flow = u == t || u == t.reversed() || u.reversed() == t;
+        prop_assert_eq!(t.flow_id() == u.flow_id(), same_flow || u.canonical() == t.canonical());
+        let v4 = Tuple::v4([a[0], a[1], a[2], a[3]].into(), [b[0], b[1], b[2], b[3]].into(), None);
+        prop_assert_ne!(v4.flow_id(), v4.with_ports(Some((0, 0))).flow_id());
+    }
+}

@@ -25,6 +25,8 @@ pub enum Group {
     Hash,
     /// Frame dissection to flow keys.
     Dissect,
+    /// The balancer: steering thread and consumer threads.
+    Engine,
     /// Every group.
     All,
 }
@@ -256,6 +258,112 @@ fn dissect_benches(calls: u64, out: &mut Vec<BenchResult>) {
     }
 }
 
+/// 64-byte Ethernet/IPv4/TCP frames with random addresses and ports.
+fn frames_64b() -> Vec<Vec<u8>> {
+    frames("eth_ipv4_tcp")
+        .into_iter()
+        .map(|mut f| {
+            f.resize(64, 0);
+            f
+        })
+        .collect()
+}
+
+/// Pushes `calls` packets through a balancer with counting consumers.
+/// Returns (ns per packet for the pushing loop, ns per packet until every
+/// consumer finished, packets dropped).
+fn engine_run(
+    frames: &[Vec<u8>],
+    calls: u64,
+    apps: &[(&str, u32)],
+    loss: symrss_engine::balancer::LossPolicy,
+) -> (f64, f64, u64) {
+    use symrss_engine::balancer::{AppConfig, Balancer, EngineConfig, FnSink, PacketMeta, Sink};
+    use symrss_engine::{HashLayer, Policy};
+    let configs = apps
+        .iter()
+        .map(|(scheme, queues)| {
+            let sinks: Vec<Box<dyn Sink>> = (0..*queues)
+                .map(|_| {
+                    let mut n = 0u64;
+                    Box::new(FnSink(move |_: &PacketMeta, d: &[u8]| {
+                        n += d.len() as u64;
+                        black_box(n);
+                    })) as Box<dyn Sink>
+                })
+                .collect();
+            let app = AppConfig {
+                name: scheme.to_string(),
+                queues: *queues,
+                policy: Policy::parse(scheme, HashLayer::Outer, 1).expect("built-in scheme"),
+                loss,
+            };
+            (app, sinks)
+        })
+        .collect();
+    let mut b = Balancer::start(configs, EngineConfig::default()).expect("threads");
+    let reps = calls.div_ceil(frames.len() as u64);
+    let start = Instant::now();
+    let mut ts = 0i128;
+    for _ in 0..reps {
+        for f in frames {
+            ts += 67;
+            b.push(ts, 64, 1, f);
+        }
+    }
+    let pushed = start.elapsed().as_nanos() as f64;
+    let stats = b.finish();
+    let total = start.elapsed().as_nanos() as f64;
+    let n = (reps * frames.len() as u64) as f64;
+    let dropped = stats.iter().map(|s| s.dropped()).sum();
+    (pushed / n, total / n, dropped)
+}
+
+fn engine_benches(calls: u64, out: &mut Vec<BenchResult>) {
+    let fs = frames_64b();
+    // Baseline: one plain copy of the same packets into a buffer.
+    let mut buf = vec![0u8; 1 << 20];
+    let ns = time_per_call(&fs, calls, |f| {
+        let at = (f[30] as usize) << 12;
+        buf[at..at + 64].copy_from_slice(f);
+        u32::from(buf[at + 33])
+    });
+    out.push(BenchResult {
+        name: "engine.memcpy_64b".into(),
+        ns_per_op: ns,
+        detail: "baseline: copying each 64-byte packet once".into(),
+    });
+    for (name, apps) in [
+        ("engine.steer_64b", vec![("sym", 4u32)]),
+        (
+            "engine.steer_64b_3apps",
+            vec![("sym", 4), ("keyed", 2), ("xor", 1)],
+        ),
+    ] {
+        let best = (0..3)
+            .map(|_| {
+                engine_run(
+                    &fs,
+                    calls,
+                    &apps,
+                    symrss_engine::balancer::LossPolicy::Lossless,
+                )
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .expect("three runs");
+        out.push(BenchResult {
+            name: name.to_string(),
+            ns_per_op: best.0,
+            detail: format!(
+                "steering loop (push) per packet; end to end with consumers {:.2} ns ({:.2} Mpps), dropped {}",
+                best.1,
+                1000.0 / best.1,
+                best.2
+            ),
+        });
+    }
+}
+
 fn batch_time<const N: usize>(h: &Toeplitz, tuples: &[Tuple], calls: u64) -> f64 {
     let inputs: Vec<[u8; N]> = tuples
         .iter()
@@ -295,6 +403,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
     if matches!(args.group, Group::Dissect | Group::All) {
         eprintln!("bench: dissect ({} frames per benchmark)...", args.calls);
         dissect_benches(args.calls, &mut results);
+    }
+    if matches!(args.group, Group::Engine | Group::All) {
+        eprintln!("bench: engine ({} packets per benchmark)...", args.calls);
+        engine_benches(args.calls, &mut results);
     }
     let report = BenchReport {
         tuples: TUPLES,
