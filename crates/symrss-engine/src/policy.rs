@@ -240,8 +240,18 @@ impl Subject {
     /// outside `layer` (e.g. a fragmented GTP packet analysed at the
     /// innermost layer) makes the packet a fragment of that layer's
     /// datagram. `None` for non-IP frames.
+    #[inline]
     pub fn of(key: &FlowKey, layer: HashLayer, icmp_follow: bool) -> Option<Self> {
         let l = layer.pick(key)?;
+        // Common case: one IP layer, not a fragment, not an ICMP error.
+        if key.ip_count == 1 && l.frag.is_none() && l.quoted.is_none() {
+            return Some(Self {
+                tuple: l.tuple,
+                proto: l.proto,
+                frag: None,
+                icmp_quote: false,
+            });
+        }
         let candidates = match layer {
             HashLayer::Outer => [key.outer(), None, None],
             HashLayer::Inner => [key.outer(), key.inner(), None],
@@ -383,6 +393,13 @@ impl Policy {
     /// Hash of `subject`.
     #[inline]
     pub fn hash(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
+        // Common case first: not a fragment and a protocol whose ports are
+        // hashed (or none to hash): the subject's tuple is the input as is.
+        if subject.frag.is_none()
+            && (!subject.tuple.has_ports() || self.ports.contains(subject.proto))
+        {
+            return self.scheme.hash(&subject.tuple);
+        }
         self.scheme.hash(&self.hash_input(subject, tracked))
     }
 

@@ -192,6 +192,12 @@ impl Tuple {
         self.ports_be
     }
 
+    /// Whether ports are present.
+    #[inline(always)]
+    pub fn has_ports(&self) -> bool {
+        self.has_ports
+    }
+
     /// Whether this is an IPv6 tuple.
     #[inline]
     pub fn is_v6(&self) -> bool {
