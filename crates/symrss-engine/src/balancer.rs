@@ -223,9 +223,11 @@ struct App {
     max_flows: usize,
     reta: Reta,
     tracker: FragTracker<(Arc<Batch>, u32), Resolved>,
-    /// Flow → first queue (FxHash: the keys are not attacker-chosen
-    /// inputs to a table that could be flooded beyond `max_flows`).
-    flows: rustc_hash::FxHashMap<(FlowId, u8), u32>,
+    /// Flow (64-bit digest of its direction-independent id) → first queue.
+    /// FxHash: bounded by `max_flows`, so a flood cannot grow it; a digest
+    /// collision between two live flows (~n²/2⁶⁵) could at worst miscount
+    /// one affinity check.
+    flows: rustc_hash::FxHashMap<u64, u32>,
     queues: Vec<QueueOut>,
     stats: AppStats,
 }
@@ -511,7 +513,7 @@ impl App {
             (true, Some(r)) => r,
             _ => subject.resolved(),
         };
-        let id = (flow.tuple.flow_id(), flow.proto);
+        let id = flow_digest(flow.tuple.flow_id(), flow.proto);
         match self.flows.get(&id) {
             Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
             Some(_) => {}
@@ -592,6 +594,16 @@ impl App {
             }
         }
     }
+}
+
+/// 64-bit digest of a flow identity for the affinity table.
+#[inline]
+fn flow_digest(id: FlowId, proto: u8) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    id.hash(&mut h);
+    proto.hash(&mut h);
+    h.finish()
 }
 
 fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {
