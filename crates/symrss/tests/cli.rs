@@ -182,8 +182,22 @@ fn demo_runs_and_reports_computed_splits() {
     let out = symrss(&["demo"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("0 of 7 flows split"), "{text}");
-    assert!(text.contains("SPLIT"));
+    assert!(
+        text.contains("The symmetric software schemes split none"),
+        "{text}"
+    );
+    // The table's rows: the symmetric schemes deliver everything and split nothing.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("sym ") || l.starts_with("keyed "))
+    {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[1], "0", "{line}");
+        assert_eq!(cols[3], "0", "{line}");
+        assert_eq!(cols[5], cols[7], "delivered = received: {line}");
+    }
+    let ms = text.lines().find(|l| l.starts_with("ms ")).unwrap();
+    assert_ne!(ms.split_whitespace().nth(1), Some("0"), "{ms}");
 }
 
 #[test]
