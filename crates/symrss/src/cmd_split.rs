@@ -48,6 +48,12 @@ pub struct SplitArgs {
     /// Seed of the random keys of xor/or-xor/sort/keyed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Steer ICMP errors by the flow they quote (`off`: by their own header).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    icmp_follow: String,
+    /// Full-queue behaviour: `lossless` waits (files), `drop` drops the newest and counts it.
+    #[arg(long, default_value = "lossless", value_parser = ["lossless", "drop"])]
+    loss: String,
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
@@ -225,13 +231,20 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
         if !names.insert(name.clone()) {
             return Err(Failure::Usage(format!("app name `{name}` given twice")));
         }
-        let policy =
+        let mut policy =
             Policy::parse(scheme, layer, args.seed).map_err(|e| Failure::Usage(e.to_string()))?;
+        if args.icmp_follow == "off" {
+            policy.icmp_follow = false;
+        }
         configs.push(AppConfig {
             name: name.clone(),
             queues: *queues,
             policy,
-            loss: LossPolicy::Lossless,
+            loss: if args.loss == "drop" {
+                LossPolicy::DropNewest
+            } else {
+                LossPolicy::Lossless
+            },
         });
     }
     let io_err = |what: &Path, e: io::Error| Failure::Runtime(format!("{}: {e}", what.display()));

@@ -211,3 +211,43 @@ fn merge_interleaves_two_directions_by_time() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn icmp_follow_off_steers_errors_by_their_own_header() {
+    let Some(dir) = symrss_testdata::corpus_dir() else {
+        return;
+    };
+    let src = dir.join("mercury__capture2.pcap");
+    let tmp = std::env::temp_dir().join(format!("symrss-icmp-{}", std::process::id()));
+    let run = |follow: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_symrss"))
+            .arg("split")
+            .arg(&src)
+            .args(["--app", "a:8:sym", "--json", "--icmp-follow", follow, "-o"])
+            .arg(tmp.join(follow))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let on = run("on");
+    let off = run("off");
+    assert_eq!(on["apps"][0]["affinity_violations"], 0);
+    // The trace has 23 ICMP errors quoting flows; by their own header some
+    // land elsewhere than the flow (they are then a flow of their own, so
+    // affinity holds, but queue loads change).
+    let loads = |v: &Value| -> Vec<u64> {
+        v["apps"][0]["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["packets"].as_u64().unwrap())
+            .collect()
+    };
+    assert_ne!(loads(&on), loads(&off));
+    assert_eq!(
+        loads(&on).iter().sum::<u64>(),
+        loads(&off).iter().sum::<u64>()
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
