@@ -246,11 +246,16 @@ impl CaptureReader {
             self.end -= self.start;
             self.start = 0;
         }
-        let want = need.max(READ_CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
+        // Grow with the data actually read (doubling), not with the length a
+        // header claims: a damaged length field must not allocate 64 MiB.
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
         }
         while self.end < need && !self.eof {
+            if self.end == self.buf.len() {
+                let grown = (self.buf.len() * 2).min(need.max(READ_CHUNK));
+                self.buf.resize(grown, 0);
+            }
             match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
