@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use symrss_hash::{FlowId, Reta};
+use symrss_hash::Reta;
 use symrss_wire::{FlowKey, Options, dissect_into};
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
@@ -516,7 +516,8 @@ impl App {
             (true, Some(r)) => r,
             _ => subject.resolved(),
         };
-        let id = flow_digest(flow.tuple.flow_id(), flow.proto);
+        let id =
+            flow.tuple.flow_digest() ^ u64::from(flow.proto).wrapping_mul(0xff51_afd7_ed55_8ccd);
         match self.flows.get(&id) {
             Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
             Some(_) => {}
@@ -597,16 +598,6 @@ impl App {
             }
         }
     }
-}
-
-/// 64-bit digest of a flow identity for the affinity table.
-#[inline]
-fn flow_digest(id: FlowId, proto: u8) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    id.hash(&mut h);
-    proto.hash(&mut h);
-    h.finish()
 }
 
 fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {

@@ -293,6 +293,31 @@ impl Tuple {
         }
     }
 
+    /// A 64-bit direction-independent digest of this flow (both
+    /// directions give the same value), for flow tables: each endpoint is
+    /// mixed on its own and the two are added, so no ordering is needed.
+    /// Not a keyed hash: tables using it must be bounded in size.
+    #[inline]
+    pub fn flow_digest(&self) -> u64 {
+        #[inline(always)]
+        fn endpoint(addr: &[u8; 16], port: [u8; 2], tag: u64) -> u64 {
+            const K: u64 = 0x9e37_79b9_7f4a_7c15;
+            let lo = u64::from_ne_bytes([
+                addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+            ]);
+            let hi = u64::from_ne_bytes([
+                addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
+            ]);
+            let p = u64::from(u16::from_ne_bytes(port)) | tag << 16;
+            let x = (lo ^ K).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ hi.rotate_left(29);
+            let x = (x ^ p).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        }
+        let tag = u64::from(self.has_ports) | u64::from(self.v6) << 1;
+        let p = self.ports_be;
+        endpoint(&self.src, [p[0], p[1]], tag).wrapping_add(endpoint(&self.dst, [p[2], p[3]], tag))
+    }
+
     #[inline(always)]
     fn from_parts(src: u128, dst: u128, sp: u16, dp: u16, has_ports: bool, v6: bool) -> Self {
         let [p0, p1] = sp.to_be_bytes();

@@ -141,3 +141,18 @@ proptest! {
         prop_assert_ne!(v4.flow_id(), v4.with_ports(Some((0, 0))).flow_id());
     }
 }
+
+proptest! {
+    #[test]
+    fn flow_digest_is_direction_independent(a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), p in any::<(u16, u16)>(), q in any::<(u16, u16)>()) {
+        let t = Tuple::v6(a.into(), b.into(), Some(p));
+        prop_assert_eq!(t.flow_digest(), t.reversed().flow_digest());
+        let u = Tuple::v6(a.into(), b.into(), Some(q));
+        if u.flow_id() != t.flow_id() {
+            prop_assert_ne!(t.flow_digest(), u.flow_digest());
+        }
+        let v4 = Tuple::v4([a[0], a[1], a[2], a[3]].into(), [b[0], b[1], b[2], b[3]].into(), None);
+        prop_assert_eq!(v4.flow_digest(), v4.reversed().flow_digest());
+        prop_assert_ne!(v4.flow_digest(), v4.with_ports(Some((0, 0))).flow_digest());
+    }
+}
