@@ -37,10 +37,14 @@ pub enum FlowKind {
     Gtp,
 }
 
-struct Rng(u64);
+/// SplitMix64: a tiny deterministic generator for test and bench data (not
+/// for keys; those use ChaCha20 in `symrss-hash`).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
+impl SplitMix64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -48,8 +52,9 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -57,7 +62,7 @@ const MTU_PAYLOAD: usize = 1480;
 
 /// Generates `flows` flows from `seed`, packets sorted by time.
 pub fn generate(seed: u64, flows: u32) -> Vec<GenPacket> {
-    let mut r = Rng(seed);
+    let mut r = SplitMix64(seed);
     let mut out = Vec::new();
     for flow in 0..flows {
         let kind = match r.below(100) {

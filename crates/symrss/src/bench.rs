@@ -62,30 +62,23 @@ struct BenchReport {
 /// Number of distinct pre-generated tuples.
 pub const TUPLES: usize = 4096;
 
-/// Deterministic pseudo-random bench data (SplitMix64; not for keys).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use symrss_engine::traffic::SplitMix64 as SplitMix;
 
 fn random_tuples(v6: bool) -> Vec<Tuple> {
     let mut r = SplitMix(if v6 { 6 } else { 4 });
     (0..TUPLES)
         .map(|_| {
-            let ports = Some((r.next() as u16, r.next() as u16));
+            let ports = Some((r.next_u64() as u16, r.next_u64() as u16));
             if v6 {
-                let s = (u128::from(r.next()) << 64) | u128::from(r.next());
-                let d = (u128::from(r.next()) << 64) | u128::from(r.next());
+                let s = (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64());
+                let d = (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64());
                 Tuple::v6(s.into(), d.into(), ports)
             } else {
-                Tuple::v4((r.next() as u32).into(), (r.next() as u32).into(), ports)
+                Tuple::v4(
+                    (r.next_u64() as u32).into(),
+                    (r.next_u64() as u32).into(),
+                    ports,
+                )
             }
         })
         .collect()
@@ -208,18 +201,18 @@ fn frames(shape: &str) -> Vec<Vec<u8>> {
     (0..TUPLES)
         .map(|_| {
             let (a, b) = (
-                (r.next() as u32).to_be_bytes(),
-                (r.next() as u32).to_be_bytes(),
+                (r.next_u64() as u32).to_be_bytes(),
+                (r.next_u64() as u32).to_be_bytes(),
             );
-            let (sp, dp) = (r.next() as u16, r.next() as u16);
+            let (sp, dp) = (r.next_u64() as u16, r.next_u64() as u16);
             let ip = ipv4(a, b, TCP, &tcp(sp, dp, &[0; 6]));
             match shape {
                 "eth_ipv4_tcp" => ethernet(ETH_IPV4, &ip),
                 "eth_qinq_ipv6_udp" => {
                     let mut s6 = [0u8; 16];
                     let mut d6 = [0u8; 16];
-                    s6[..8].copy_from_slice(&r.next().to_be_bytes());
-                    d6[8..].copy_from_slice(&r.next().to_be_bytes());
+                    s6[..8].copy_from_slice(&r.next_u64().to_be_bytes());
+                    d6[8..].copy_from_slice(&r.next_u64().to_be_bytes());
                     ethernet_vlans(
                         &[10, 20],
                         ETH_IPV6,

@@ -80,6 +80,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    symrss_sys::default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash(a) => cmd_hash::run(&a),
