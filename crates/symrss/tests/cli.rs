@@ -229,8 +229,24 @@ fn bench_json_names_the_contract_results() {
 #[test]
 fn a_closed_pipe_ends_quietly() {
     use std::io::Read;
+    // A table far larger than a pipe buffer: split into 2 x 1024 queues.
+    let dir = std::env::temp_dir().join(format!("symrss-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("one.pcap");
+    let mut w = symrss_pcap::PcapWriter::new(
+        std::fs::File::create(&pcap).unwrap(),
+        1,
+        65535,
+        symrss_pcap::TsResolution::Micro,
+    )
+    .unwrap();
+    w.write_packet(0, 60, &[0u8; 60]).unwrap();
+    w.finish().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_symrss"))
-        .args(["key", "gen", "--levels", "4x8", "--seed", "1"])
+        .arg("split")
+        .arg(&pcap)
+        .args(["--app", "a:1024", "--app", "b:1024", "-o"])
+        .arg(dir.join("out"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -240,4 +256,5 @@ fn a_closed_pipe_ends_quietly() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
