@@ -18,8 +18,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Symmetric RSS toolkit: exact Toeplitz hashing, key science, and (as the
-/// project grows) NIC RSS programming and a software capture balancer.
+/// Symmetric, flow-affine load balancing for packet capture: exact Toeplitz
+/// hashing and key science, analysis of captures per balancing scheme, and
+/// a software balancer that splits captures into per-application queues
+/// with every flow (both directions) on one queue. (Live capture and NIC
+/// RSS programming are the next steps.)
 ///
 /// Keys are written `ms` (Microsoft default 40-byte key), `sym` (0x6d5a
 /// repeated, the KAIST symmetric key) or hex bytes with or without colons
