@@ -98,8 +98,20 @@ impl<F: FnMut(&PacketMeta, &[u8]) + Send> Sink for FnSink<F> {
     }
 }
 
+/// Called on each consumer thread as it starts, with the app name and the
+/// queue number — e.g. to pin the thread to a core (the engine does no OS
+/// calls itself; `symrss-sys` has the pinning).
+#[derive(Clone)]
+pub struct ThreadHook(pub Arc<dyn Fn(&str, usize) + Send + Sync>);
+
+impl std::fmt::Debug for ThreadHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadHook")
+    }
+}
+
 /// Tuning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Packets per batch (the unit of steering and hand-off).
     pub batch_packets: usize,
@@ -114,6 +126,8 @@ pub struct EngineConfig {
     pub max_flows: usize,
     /// Dissector options.
     pub dissect: Options,
+    /// Run on each consumer thread at start (core pinning).
+    pub on_consumer_start: Option<ThreadHook>,
 }
 
 impl Default for EngineConfig {
@@ -128,6 +142,7 @@ impl Default for EngineConfig {
             frag: FragConfig::default(),
             max_flows: 1 << 20,
             dissect: Options::default(),
+            on_consumer_start: None,
         }
     }
 }
@@ -311,9 +326,16 @@ impl Balancer {
             let mut queues = Vec::with_capacity(sinks.len());
             for (q, sink) in sinks.into_iter().enumerate() {
                 let (tx, rx) = sync_channel::<Chunk>(cfg.ring_chunks.max(1));
+                let hook = cfg.on_consumer_start.clone();
+                let name = app.name.clone();
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-q{q}", app.name))
-                    .spawn(move || consume(rx, sink))?;
+                    .spawn(move || {
+                        if let Some(h) = hook {
+                            (h.0)(&name, q);
+                        }
+                        consume(rx, sink)
+                    })?;
                 queues.push(QueueOut {
                     tx: Some(tx),
                     handle: Some(handle),

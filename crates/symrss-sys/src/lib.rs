@@ -16,3 +16,56 @@ pub fn default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Pins the calling thread to CPU `cpu` (`sched_setaffinity(2)`).
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} out of range"),
+            ));
+        }
+        // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty
+        // set; CPU_SET writes inside it (the index was checked against
+        // CPU_SETSIZE); sched_setaffinity reads `size_of::<cpu_set_t>()`
+        // bytes from a valid, initialised set; pid 0 is the calling thread.
+        let rc = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "thread pinning needs Linux",
+        ))
+    }
+}
+
+/// CPUs online (at least 1).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_to_an_existing_cpu_and_rejects_a_missing_one() {
+        let cpu = cpu_count() - 1;
+        std::thread::spawn(move || pin_current_thread(cpu).unwrap())
+            .join()
+            .unwrap();
+        assert!(pin_current_thread(100_000).is_err());
+    }
+}

@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Engine benches: pin the steering thread to CPU 0 and the consumer
+    /// threads to the other CPUs.
+    #[arg(long)]
+    pin: bool,
 }
 
 #[derive(Serialize)]
@@ -270,6 +274,7 @@ fn engine_run(
     calls: u64,
     apps: &[(&str, u32)],
     loss: symrss_engine::balancer::LossPolicy,
+    pin: bool,
 ) -> (f64, f64, u64) {
     use symrss_engine::balancer::{AppConfig, Balancer, EngineConfig, FnSink, PacketMeta, Sink};
     use symrss_engine::{HashLayer, Policy};
@@ -294,7 +299,11 @@ fn engine_run(
             (app, sinks)
         })
         .collect();
-    let mut b = Balancer::start(configs, EngineConfig::default()).expect("threads");
+    let cfg = EngineConfig {
+        on_consumer_start: pin.then(crate::pinning::consumer_hook),
+        ..EngineConfig::default()
+    };
+    let mut b = Balancer::start(configs, cfg).expect("threads");
     let reps = calls.div_ceil(frames.len() as u64);
     let start = Instant::now();
     let mut ts = 0i128;
@@ -312,7 +321,10 @@ fn engine_run(
     (pushed / n, total / n, dropped)
 }
 
-fn engine_benches(calls: u64, out: &mut Vec<BenchResult>) {
+fn engine_benches(calls: u64, pin: bool, out: &mut Vec<BenchResult>) {
+    if pin {
+        crate::pinning::pin_steering();
+    }
     let fs = frames_64b();
     // Baseline: one plain copy of the same packets into a buffer.
     let mut buf = vec![0u8; 1 << 20];
@@ -333,7 +345,7 @@ fn engine_benches(calls: u64, out: &mut Vec<BenchResult>) {
     ] {
         let best = |loss| {
             (0..3)
-                .map(|_| engine_run(&fs, calls, &apps, loss))
+                .map(|_| engine_run(&fs, calls, &apps, loss, pin))
                 .min_by(|a, b| a.0.total_cmp(&b.0))
                 .expect("three runs")
         };
@@ -405,7 +417,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
     }
     if matches!(args.group, Group::Engine | Group::All) {
         eprintln!("bench: engine ({} packets per benchmark)...", args.calls);
-        engine_benches(args.calls, &mut results);
+        engine_benches(args.calls, args.pin, &mut results);
     }
     let report = BenchReport {
         tuples: TUPLES,

@@ -12,6 +12,7 @@ mod cmd_split;
 mod demo;
 mod input;
 mod output;
+mod pinning;
 mod svg;
 
 use std::process::ExitCode;
