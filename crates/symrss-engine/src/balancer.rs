@@ -102,7 +102,10 @@ impl<F: FnMut(&PacketMeta, &[u8]) + Send> Sink for FnSink<F> {
 /// queue number — e.g. to pin the thread to a core (the engine does no OS
 /// calls itself; `symrss-sys` has the pinning).
 #[derive(Clone)]
-pub struct ThreadHook(pub Arc<dyn Fn(&str, usize) + Send + Sync>);
+pub struct ThreadHook(pub Arc<ThreadStartFn>);
+
+/// The function of a [`ThreadHook`]: app name, queue number.
+pub type ThreadStartFn = dyn Fn(&str, usize) + Send + Sync;
 
 impl std::fmt::Debug for ThreadHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
