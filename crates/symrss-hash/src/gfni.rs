@@ -297,8 +297,17 @@ fn hash_words_avx512<const N: usize>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
 #[inline]
 fn hash_data<const N: usize>(m: &GfniMatrices, data: __m512i) -> u32 {
+    hash_regs(m, data, (N + 3).div_ceil(8))
+}
+
+/// The kernel: `regs` registers of permuted input bytes through their lane
+/// matrices, XOR-reduced. With a constant `regs` (via [`hash_data`]) the
+/// loop unrolls.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+#[inline]
+fn hash_regs(m: &GfniMatrices, data: __m512i, regs: usize) -> u32 {
     let mut acc = _mm512_setzero_si512();
-    for r in 0..(N + 3).div_ceil(8) {
+    for r in 0..regs {
         // SAFETY: both point to 64-byte aligned, initialised `[u64; 8]`.
         let (idx, mat) = unsafe {
             (
@@ -325,33 +334,10 @@ fn hash_fixed_avx512<const N: usize>(m: &GfniMatrices, input: &[u8; N]) -> u32 {
 fn hash_avx512(m: &GfniMatrices, input: &[u8]) -> u32 {
     let n = input.len();
     debug_assert!(n <= MAX_INPUT);
-    let load_mask: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
     // SAFETY: the mask selects exactly the `n` bytes of `input`; masked-off
     // bytes are neither read nor able to fault (AVX-512 fault suppression).
-    let data = unsafe { _mm512_maskz_loadu_epi8(load_mask, input.as_ptr().cast()) };
-    let regs = (n + 3).div_ceil(8);
-    let mut acc = _mm512_setzero_si512();
-    for r in 0..regs {
-        // SAFETY: both point to 64-byte aligned, initialised `[u64; 8]`.
-        let (idx, mat) = unsafe {
-            (
-                _mm512_load_si512(m.perm[r].0.as_ptr().cast()),
-                _mm512_load_si512(m.matrices[r].0.as_ptr().cast()),
-            )
-        };
-        let bytes = _mm512_maskz_permutexvar_epi8(m.masks[r], idx, data);
-        acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(bytes, mat));
-    }
-    let a256 = _mm256_xor_si256(
-        _mm512_castsi512_si256(acc),
-        _mm512_extracti64x4_epi64::<1>(acc),
-    );
-    let a128 = _mm_xor_si128(
-        _mm256_castsi256_si128(a256),
-        _mm256_extracti128_si256::<1>(a256),
-    );
-    let a64 = _mm_xor_si128(a128, _mm_unpackhi_epi64(a128, a128));
-    _mm_cvtsi128_si32(a64) as u32
+    let data = unsafe { _mm512_maskz_loadu_epi8(load_mask(n), input.as_ptr().cast()) };
+    hash_regs(m, data, (n + 3).div_ceil(8))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
