@@ -90,12 +90,6 @@ pub fn fold16_tuple_swapped(tuple: &Tuple, fields: Fields) -> u16 {
     (a >> 16) as u16 ^ a as u16
 }
 
-/// `fold16` of a tuple's untransformed input, straight from its fields.
-#[inline(always)]
-pub fn fold16_tuple(tuple: &Tuple, fields: Fields) -> u16 {
-    fold16_tuple_swapped(tuple, fields).swap_bytes()
-}
-
 /// XOR of all big-endian 16-bit words of `input`, the last odd byte padded
 /// on the right with zero.
 #[inline(always)]

@@ -4,8 +4,8 @@
 //! depends only on its value and position: `T_j[v] = XOR of W_{8j+b}` over the
 //! set bits `b` of `v`. A hash is then one table lookup and XOR per input
 //! byte. Tables cover inputs up to `key.len() - 4` bytes (the longest input
-//! whose windows lie inside the key); longer inputs use the bitwise path for
-//! the remainder, where windows run past the key end.
+//! whose windows lie inside the key); `Toeplitz` hashes longer inputs with
+//! the bitwise definition.
 
 use alloc::vec::Vec;
 
@@ -65,30 +65,4 @@ impl ByteTables {
         }
         h
     }
-
-    /// Hash of any input: tables for the covered prefix, the bitwise
-    /// definition (with zero key bits past the end) for the rest.
-    pub fn hash(&self, key: &RssKey, input: &[u8]) -> u32 {
-        let covered = input.len().min(self.tables.len());
-        let mut h = self.hash_covered(&input[..covered]);
-        if covered < input.len() {
-            // Hash the tail as if it stood at its real offset: prepend zero
-            // bytes by shifting the key instead.
-            h ^= tail_hash(key, covered, &input[covered..]);
-        }
-        h
-    }
-}
-
-/// Bitwise hash of `tail` placed at byte offset `offset` of the input.
-fn tail_hash(key: &RssKey, offset: usize, tail: &[u8]) -> u32 {
-    let mut h = 0;
-    for (j, &byte) in tail.iter().enumerate() {
-        for b in 0..8 {
-            if byte & (0x80 >> b) != 0 {
-                h ^= key.window(8 * (offset + j) + b);
-            }
-        }
-    }
-    h
 }
