@@ -277,10 +277,7 @@ impl Analyzer {
         if s.icmp_quote {
             self.icmp_followed += 1;
         }
-        let flow = match (s.needs_tracking(), tracked) {
-            (true, Some(r)) => r,
-            _ => s.resolved(),
-        };
+        let flow = s.flow(tracked);
         let canon = flow.tuple.canonical();
         let forward = canon == flow.tuple;
         let id = FlowId {

@@ -537,10 +537,7 @@ impl App {
         if self.max_flows == 0 {
             return q;
         }
-        let flow = match (subject.needs_tracking(), tracked) {
-            (true, Some(r)) => r,
-            _ => subject.resolved(),
-        };
+        let flow = subject.flow(tracked);
         let id =
             flow.tuple.flow_digest() ^ u64::from(flow.proto).wrapping_mul(0xff51_afd7_ed55_8ccd);
         match self.flows.get(&id) {

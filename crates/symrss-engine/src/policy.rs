@@ -300,6 +300,17 @@ impl Subject {
         self.frag.is_some_and(|(_, first)| !first)
     }
 
+    /// The flow this packet belongs to: for a later fragment what the
+    /// tracker resolved its datagram to (its own addresses when unknown),
+    /// for any other packet the subject itself.
+    #[inline]
+    pub fn flow(&self, tracked: Option<Resolved>) -> Resolved {
+        match (self.needs_tracking(), tracked) {
+            (true, Some(r)) => r,
+            _ => self.resolved(),
+        }
+    }
+
     /// What this subject resolves its datagram to (for a first fragment)
     /// or is (for any other packet).
     pub fn resolved(&self) -> Resolved {
@@ -375,14 +386,12 @@ impl Policy {
     /// The tuple hashed for `subject`; `tracked` is what the fragment
     /// tracker resolved a later fragment to (`None`: unknown, address hash).
     pub fn hash_input(&self, subject: &Subject, tracked: Option<Resolved>) -> Tuple {
-        let flow = match (self.frag, subject.frag) {
-            (FragRule::AddressesOnly, Some(_)) => return subject.tuple.with_ports(None),
-            (FragRule::Track, Some((_, false))) => match tracked {
-                Some(r) => r,
-                None => return subject.tuple.with_ports(None),
-            },
-            _ => subject.resolved(),
-        };
+        if self.frag == FragRule::AddressesOnly && subject.frag.is_some() {
+            return subject.tuple.with_ports(None);
+        }
+        // A later fragment without a resolution is its own addresses: no
+        // ports, so the filter below leaves it addresses-only.
+        let flow = subject.flow(tracked);
         let ports = flow
             .tuple
             .ports()
