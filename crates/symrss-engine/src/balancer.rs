@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use symrss_hash::Reta;
+use symrss_hash::{Reta, Tuple};
 use symrss_wire::{FlowKey, Options, dissect_into};
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
@@ -138,8 +138,9 @@ impl Default for EngineConfig {
         Self {
             // Large batches amortise the hand-off: each chunk sent wakes a
             // consumer thread (measured: 256-packet batches cost ~30 ns
-            // more per packet than 1024-packet ones, BENCHMARKS.md).
-            batch_packets: 1024,
+            // more per packet than 1024-packet ones, and 4096 another ~20 ns
+            // less, BENCHMARKS.md).
+            batch_packets: 4096,
             batch_bytes: 1 << 20,
             ring_chunks: 16,
             frag: FragConfig::default(),
@@ -238,6 +239,21 @@ struct QueueOut {
     flows: u64,
 }
 
+/// One packet's place in an app's steering of a batch, in input order.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Queue, or [`FAST`]: the next of the batch's fast-path hashes.
+    queue: u32,
+    /// Index into the batch, or `OTHER | k` (see [`QueueOut::others`]).
+    entry: u32,
+    /// Flow digest for affinity and flow accounting (`None`: non-IP).
+    flow: Option<u64>,
+}
+
+/// [`Slot::queue`] of a packet hashed with the batch (the common case: not
+/// a fragment, no port rule to apply).
+const FAST: u32 = u32::MAX;
+
 struct App {
     cfg: AppConfig,
     dissect: Options,
@@ -251,6 +267,13 @@ struct App {
     flows: rustc_hash::FxHashMap<u64, u32>,
     queues: Vec<QueueOut>,
     stats: AppStats,
+    /// This batch's packets in input order (steered in three steps:
+    /// classify each packet, hash the fast-path tuples as one batch, then
+    /// assign queues in order).
+    slots: Vec<Slot>,
+    /// Tuples of the fast-path packets, in order, and their hashes.
+    fast: Vec<Tuple>,
+    fast_hashes: Vec<u32>,
 }
 
 /// The running balancer.
@@ -359,6 +382,9 @@ impl Balancer {
                     name: app.name.clone(),
                     ..AppStats::default()
                 },
+                slots: Vec::with_capacity(cfg.batch_packets),
+                fast: Vec::with_capacity(cfg.batch_packets),
+                fast_hashes: Vec::with_capacity(cfg.batch_packets),
                 cfg: app,
             });
         }
@@ -404,10 +430,11 @@ impl Balancer {
             dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
             for app in &mut self.apps {
                 app.stats.received += 1;
-                app.steer(&self.key, meta.ts_ns, &batch, i, &mut self.released);
+                app.classify(&self.key, meta.ts_ns, &batch, i, &mut self.released);
             }
         }
         for app in &mut self.apps {
+            app.assign();
             app.send(&batch);
         }
         if self.pool.len() < 2 * self.cfg.ring_chunks.max(1) + 8 {
@@ -440,6 +467,7 @@ impl Balancer {
             for (b, i) in held {
                 app.route_fallback(b, i);
             }
+            app.assign();
             app.send(&empty);
             app.stats.fragments = app.tracker.stats();
             for (q, out) in app.queues.iter_mut().enumerate() {
@@ -477,7 +505,9 @@ impl Balancer {
 }
 
 impl App {
-    fn steer(
+    /// First step for one packet: its slot, with the queue decided now
+    /// unless it takes the fast path (hashed with the batch).
+    fn classify(
         &mut self,
         key: &FlowKey,
         ts_ns: i128,
@@ -494,9 +524,22 @@ impl App {
         let policy = &self.cfg.policy;
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.stats.non_ip += 1;
-            self.queues[0].pending.push(i);
+            self.slots.push(Slot {
+                queue: 0,
+                entry: i,
+                flow: None,
+            });
             return;
         };
+        if policy.hashes_as_is(&subject) {
+            self.fast.push(subject.tuple);
+            self.slots.push(Slot {
+                queue: FAST,
+                entry: i,
+                flow: Some(flow_digest(&subject.resolved())),
+            });
+            return;
+        }
         match subject.frag {
             Some((id, first)) if !policy.is_nic() => {
                 match self.tracker.fragment(
@@ -507,49 +550,38 @@ impl App {
                     (Arc::clone(batch), i),
                 ) {
                     Outcome::Steer(_, r) => {
-                        let q = self.queue_of(&subject, r);
-                        self.queues[q].pending.push(i);
+                        self.push_slot(&subject, r, i);
                     }
                     Outcome::Release(_, held, r) => {
                         // The first fragment, then the fragments that waited
                         // for it, all as the flow it carries.
-                        let q = self.queue_of(&subject, r);
-                        self.queues[q].pending.push(i);
+                        let q = self.push_slot(&subject, r, i);
                         for other in held {
-                            self.queue_of(&subject, r);
-                            self.push_other(q, other);
+                            self.push_other(q, other, &subject, r);
                         }
                     }
                     Outcome::Held => {}
                 }
             }
             _ => {
-                let q = self.queue_of(&subject, None);
-                self.queues[q].pending.push(i);
+                self.push_slot(&subject, None, i);
             }
         }
     }
 
-    /// Queue of a subject (with what the tracker resolved, if anything),
-    /// with affinity and per-queue flow accounting.
-    fn queue_of(&mut self, subject: &Subject, tracked: Option<Resolved>) -> usize {
-        let q = self.reta.queue(self.cfg.policy.hash(subject, tracked)) as usize;
-        if self.max_flows == 0 {
-            return q;
-        }
-        let flow = subject.flow(tracked);
-        let id =
-            flow.tuple.flow_digest() ^ u64::from(flow.proto).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        match self.flows.get(&id) {
-            Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
-            Some(_) => {}
-            None if self.flows.len() < self.max_flows => {
-                self.flows.insert(id, q as u32);
-                self.queues[q].flows += 1;
-            }
-            None => self.stats.flows_untracked += 1,
-        }
-        q
+    /// The slot of a packet of this batch whose queue is decided now.
+    fn push_slot(&mut self, subject: &Subject, tracked: Option<Resolved>, i: u32) -> u32 {
+        let queue = self.queue_of(subject, tracked);
+        self.slots.push(Slot {
+            queue,
+            entry: i,
+            flow: Some(flow_digest(&subject.flow(tracked))),
+        });
+        queue
+    }
+
+    fn queue_of(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
+        self.reta.queue(self.cfg.policy.hash(subject, tracked))
     }
 
     /// A fragment whose first fragment never came in time: hashed by its
@@ -558,17 +590,75 @@ impl App {
         let (meta, data) = batch.packet(i);
         let mut key = FlowKey::default();
         dissect_into(meta.linktype, data, &self.dissect, &mut key);
-        let q = match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
-            Some(s) => self.queue_of(&s, None),
-            None => 0,
-        };
-        self.push_other(q, (batch, i));
+        match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
+            Some(s) => {
+                let q = self.queue_of(&s, None);
+                self.push_other(q, (batch, i), &s, None);
+            }
+            None => {
+                let out = &mut self.queues[0];
+                let entry = OTHER | out.others.len() as u32;
+                out.others.push((batch, i));
+                self.slots.push(Slot {
+                    queue: 0,
+                    entry,
+                    flow: None,
+                });
+            }
+        }
     }
 
-    fn push_other(&mut self, q: usize, other: (Arc<Batch>, u32)) {
-        let out = &mut self.queues[q];
-        out.pending.push(OTHER | out.others.len() as u32);
+    /// The slot of a packet of an earlier batch (a fragment that waited).
+    fn push_other(
+        &mut self,
+        queue: u32,
+        other: (Arc<Batch>, u32),
+        subject: &Subject,
+        tracked: Option<Resolved>,
+    ) {
+        let out = &mut self.queues[queue as usize];
+        let entry = OTHER | out.others.len() as u32;
         out.others.push(other);
+        self.slots.push(Slot {
+            queue,
+            entry,
+            flow: Some(flow_digest(&subject.flow(tracked))),
+        });
+    }
+
+    /// Second and third steps: hashes the fast-path tuples as one batch,
+    /// then walks the slots in input order, filling each queue's pending
+    /// list and the affinity and per-queue flow accounting.
+    fn assign(&mut self) {
+        self.fast_hashes.resize(self.fast.len(), 0);
+        self.cfg
+            .policy
+            .scheme()
+            .hash_batch(&self.fast, &mut self.fast_hashes);
+        let mut fast = self.fast_hashes.iter();
+        for slot in &self.slots {
+            let q = match slot.queue {
+                FAST => self
+                    .reta
+                    .queue(*fast.next().expect("one hash per fast slot")),
+                q => q,
+            } as usize;
+            self.queues[q].pending.push(slot.entry);
+            let Some(id) = slot.flow.filter(|_| self.max_flows > 0) else {
+                continue;
+            };
+            match self.flows.get(&id) {
+                Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
+                Some(_) => {}
+                None if self.flows.len() < self.max_flows => {
+                    self.flows.insert(id, q as u32);
+                    self.queues[q].flows += 1;
+                }
+                None => self.stats.flows_untracked += 1,
+            }
+        }
+        self.slots.clear();
+        self.fast.clear();
     }
 
     /// Sends each queue's pending packets in order: runs of this batch as
@@ -579,7 +669,21 @@ impl App {
             if out.pending.is_empty() {
                 continue;
             }
-            let pending = std::mem::take(&mut out.pending);
+            // The next batch's list starts at this one's size, so it
+            // rarely grows (no reallocation per packet).
+            let capacity = out.pending.len() + out.pending.len() / 4 + 16;
+            let pending = std::mem::replace(&mut out.pending, Vec::with_capacity(capacity));
+            if out.others.is_empty() {
+                send_chunk(
+                    out,
+                    loss,
+                    Chunk {
+                        batch: Arc::clone(batch),
+                        indices: pending,
+                    },
+                );
+                continue;
+            }
             let others = std::mem::take(&mut out.others);
             let mut run = Vec::with_capacity(pending.len());
             for e in pending {
@@ -620,6 +724,12 @@ impl App {
             }
         }
     }
+}
+
+/// Direction-independent id of a flow for the affinity table.
+#[inline]
+fn flow_digest(flow: &Resolved) -> u64 {
+    flow.tuple.flow_digest() ^ u64::from(flow.proto).wrapping_mul(0xff51_afd7_ed55_8ccd)
 }
 
 fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {

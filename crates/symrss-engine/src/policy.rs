@@ -399,14 +399,18 @@ impl Policy {
         flow.tuple.with_ports(ports)
     }
 
+    /// Whether `subject`'s tuple is hashed as it is (the common case: not
+    /// a fragment, and a protocol whose ports are hashed or no ports), so
+    /// its hash is `self.scheme().hash(&subject.tuple)` — batchable.
+    #[inline]
+    pub fn hashes_as_is(&self, subject: &Subject) -> bool {
+        subject.frag.is_none() && (!subject.tuple.has_ports() || self.ports.contains(subject.proto))
+    }
+
     /// Hash of `subject`.
     #[inline]
     pub fn hash(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
-        // Common case first: not a fragment and a protocol whose ports are
-        // hashed (or none to hash): the subject's tuple is the input as is.
-        if subject.frag.is_none()
-            && (!subject.tuple.has_ports() || self.ports.contains(subject.proto))
-        {
+        if self.hashes_as_is(subject) {
             return self.scheme.hash(&subject.tuple);
         }
         self.scheme.hash(&self.hash_input(subject, tracked))

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::input::{Fields, Transform, Tuple};
+use crate::kernel::{Kernel, KernelFn};
 use crate::key::RssKey;
 use crate::keyed::KeyedHasher;
 use crate::toeplitz::Toeplitz;
@@ -194,6 +195,31 @@ impl Scheme {
         }
     }
 
+    /// Hashes many tuples: `out[i] = self.hash(&tuples[i])`. The path is
+    /// dispatched once and the loop runs monomorphised for it (inside the
+    /// GFNI trampoline on that path, see [`crate::kernel`]) — what a
+    /// balancer steering a batch of packets wants.
+    pub fn hash_batch(&self, tuples: &[Tuple], out: &mut [u32]) {
+        assert_eq!(tuples.len(), out.len(), "one output per tuple");
+        match &self.kind {
+            Kind::Toeplitz {
+                hasher,
+                fields,
+                xfrm,
+            } => hasher.with_kernel(BatchLoop {
+                tuples,
+                out,
+                fields: *fields,
+                xfrm: *xfrm,
+            }),
+            Kind::Keyed { hasher, fields } => {
+                for (t, o) in tuples.iter().zip(out.iter_mut()) {
+                    *o = hasher.hash(t, *fields);
+                }
+            }
+        }
+    }
+
     /// Hash of `tuple`.
     #[inline]
     pub fn hash(&self, tuple: &Tuple) -> u32 {
@@ -204,6 +230,26 @@ impl Scheme {
                 xfrm,
             } => hasher.hash_tuple(tuple, *fields, *xfrm),
             Kind::Keyed { hasher, fields } => hasher.hash(tuple, *fields),
+        }
+    }
+}
+
+/// The loop of [`Scheme::hash_batch`] for one kernel.
+struct BatchLoop<'a> {
+    tuples: &'a [Tuple],
+    out: &'a mut [u32],
+    fields: Fields,
+    xfrm: Transform,
+}
+
+impl KernelFn for BatchLoop<'_> {
+    type Output = ();
+
+    #[inline]
+    fn call<K: Kernel>(self, kernel: &K) {
+        let (fields, xfrm) = (self.fields, self.xfrm);
+        for (t, o) in self.tuples.iter().zip(self.out.iter_mut()) {
+            *o = kernel.hash_tuple(&t.transformed(xfrm), fields);
         }
     }
 }
