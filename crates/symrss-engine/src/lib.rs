@@ -10,6 +10,8 @@
 //!   application, handed to per-queue consumer threads over bounded
 //!   channels, with loss policy and accounting;
 //! * [`traffic`]: a seeded traffic mix with ground-truth flow ids;
+//! * [`nic`]: NIC driver profiles, a verdict on a device's RSS state and
+//!   plans that make it symmetric (what `symrss nic` prints and applies);
 //! * [`analyze`]: per scheme, per queue load and split flows on a stream
 //!   of packets (what `symrss analyze` reports).
 //!
@@ -19,6 +21,7 @@
 pub mod analyze;
 pub mod balancer;
 pub mod frag;
+pub mod nic;
 pub mod policy;
 pub mod traffic;
 

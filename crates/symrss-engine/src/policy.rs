@@ -11,7 +11,8 @@
 //! * **NIC profiles** (`nic:<driver>[:<key>]`): what a NIC's RSS does with
 //!   its default hash fields (e.g. ixgbe: TCP by 4-tuple, UDP by 2-tuple)
 //!   and the Microsoft rule that every IP fragment, the first included, is
-//!   hashed by addresses only ("RSS Hashing Types"). The key defaults to the
+//!   hashed by addresses only ("RSS Hashing Types"); the profiles are
+//!   [`crate::nic::DRIVER_PROFILES`]. The key defaults to the
 //!   symmetric `0x6d5a` key, i.e. the NIC as `symrss nic apply` would leave
 //!   it; `nic:ixgbe:ms` models the Microsoft key.
 
@@ -100,85 +101,6 @@ pub enum FragRule {
     /// Every fragment is hashed by addresses only (NIC, per NDIS).
     AddressesOnly,
 }
-
-/// A NIC's default RSS behaviour (facts from theory.md §5.5, §5.7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NicProfile {
-    /// Driver name.
-    pub driver: &'static str,
-    /// Key length in bytes.
-    pub key_len: usize,
-    /// Indirection table entries (PF default).
-    pub reta_size: usize,
-    /// Protocols hashed with ports by default.
-    pub ports: PortProtocols,
-}
-
-/// Known NIC profiles. Sources: DPDK `drivers/net/intel/*`, mlx5 PRM,
-/// Linux ixgbe/igb/igc ethtool code (UDP 2-tuple by default, see
-/// `ixgbe_ethtool.c` warning about fragment reordering with UDP 4-tuple).
-pub const NIC_PROFILES: [NicProfile; 6] = [
-    NicProfile {
-        driver: "ixgbe",
-        key_len: 40,
-        reta_size: 128,
-        ports: PortProtocols {
-            tcp: true,
-            udp: false,
-            sctp: false,
-        },
-    },
-    NicProfile {
-        driver: "igb",
-        key_len: 40,
-        reta_size: 128,
-        ports: PortProtocols {
-            tcp: true,
-            udp: false,
-            sctp: false,
-        },
-    },
-    NicProfile {
-        driver: "igc",
-        key_len: 40,
-        reta_size: 128,
-        ports: PortProtocols {
-            tcp: true,
-            udp: false,
-            sctp: false,
-        },
-    },
-    NicProfile {
-        driver: "i40e",
-        key_len: 52,
-        reta_size: 512,
-        ports: PortProtocols {
-            tcp: true,
-            udp: true,
-            sctp: true,
-        },
-    },
-    NicProfile {
-        driver: "ice",
-        key_len: 52,
-        reta_size: 512,
-        ports: PortProtocols {
-            tcp: true,
-            udp: true,
-            sctp: true,
-        },
-    },
-    NicProfile {
-        driver: "mlx5_core",
-        key_len: 40,
-        reta_size: 256,
-        ports: PortProtocols {
-            tcp: true,
-            udp: true,
-            sctp: false,
-        },
-    },
-];
 
 /// A policy could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,16 +262,16 @@ impl Policy {
     pub fn parse(spec: &str, layer: HashLayer, seed: u64) -> Result<Self, PolicyError> {
         if let Some(rest) = spec.strip_prefix("nic:") {
             let (driver, key) = rest.split_once(':').unwrap_or((rest, "sym"));
-            let profile = NIC_PROFILES
-                .iter()
-                .find(|p| p.driver == driver)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = NIC_PROFILES.iter().map(|p| p.driver).collect();
-                    PolicyError(format!(
-                        "unknown NIC profile `{driver}`; known: {}",
-                        known.join(", ")
-                    ))
-                })?;
+            let profile = crate::nic::profile(driver).ok_or_else(|| {
+                let known: Vec<&str> = crate::nic::DRIVER_PROFILES
+                    .iter()
+                    .map(|p| p.driver)
+                    .collect();
+                PolicyError(format!(
+                    "unknown NIC profile `{driver}`; known: {}",
+                    known.join(", ")
+                ))
+            })?;
             let key = RssKey::parse(key, Some(profile.key_len))
                 .or_else(|_| RssKey::parse(key, None))
                 .map_err(|e| PolicyError(format!("scheme `{spec}`: {e}")))?;
@@ -358,7 +280,11 @@ impl Policy {
                 scheme: Scheme::toeplitz(spec, key, Fields::L4, Transform::None),
                 layer: HashLayer::Outer,
                 frag: FragRule::AddressesOnly,
-                ports: profile.ports,
+                ports: PortProtocols {
+                    tcp: true,
+                    udp: profile.udp_default & crate::nic::rxh::L4_B_0_1 != 0,
+                    sctp: profile.sctp_ports,
+                },
                 icmp_follow: false,
                 reta_size: Some(profile.reta_size),
             });

@@ -1,8 +1,14 @@
 //! The operating-system layer of symrss: the only crate allowed `unsafe`
-//! FFI (DESIGN.md). Today it holds process setup; AF_PACKET TPACKET_V3
-//! rings, cBPF attach, TAP devices and the ethtool RSS ioctls will live
-//! here too.
+//! FFI (DESIGN.md): process setup (signals, thread pinning), the ethtool
+//! RSS ioctls ([`ethtool`]) and AF_PACKET TPACKET_V3 capture rings
+//! ([`packet`]). Every `unsafe` block says why it is sound; every kernel
+//! struct has a size assertion.
 #![allow(unsafe_code)]
+
+#[cfg(target_os = "linux")]
+pub mod ethtool;
+#[cfg(target_os = "linux")]
+pub mod packet;
 
 /// Restores the default action for SIGPIPE, so `symrss ... | head` ends
 /// quietly when the reader goes away, as C command-line tools do. (Rust

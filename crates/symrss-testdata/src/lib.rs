@@ -112,3 +112,114 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         format!("{name} not installed (apt-get install it; .ci/run does)")
     })
 }
+
+/// Whether live network tests can run: root (for namespaces, veth pairs and
+/// AF_PACKET) and iproute2's `ip`; skip/fail if not.
+pub fn live_network() -> Option<()> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    prerequisite(root.then_some(()), || {
+        "live network test needs root (network namespaces, veth, AF_PACKET)".into()
+    })?;
+    // iproute2's `ip` has `-V`, not `--version`.
+    let ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    prerequisite(ip.then_some(()), || {
+        "iproute2 (`ip`) not installed (.ci/run installs it)".into()
+    })
+}
+
+/// A network namespace made for one test and deleted (with its
+/// interfaces) when dropped. Names are unique per process and call.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `symrss-<tag>-<pid>-<n>` with IPv6 disabled (no router
+    /// solicitations or DAD packets on its links: tests count packets).
+    pub fn create(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "symrss-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        run(ns.exec("sysctl").args([
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]));
+        ns
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A veth pair `a` (in `ns_a`) – `b` (in `ns_b`), each with `queues` RX
+/// and TX queues, both up, no addresses.
+pub fn veth_pair(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: u32) {
+    let q = queues.to_string();
+    run(Command::new("ip").args([
+        "link",
+        "add",
+        a,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        ns_a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        ns_b.name(),
+    ]));
+    run(ns_a.exec("ip").args(["link", "set", a, "up"]));
+    run(ns_b.exec("ip").args(["link", "set", b, "up"]));
+}
+
+/// Runs a setup command and panics with its output if it fails.
+pub fn run(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

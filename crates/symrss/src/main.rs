@@ -8,6 +8,7 @@ mod bench;
 mod cmd_analyze;
 mod cmd_hash;
 mod cmd_key;
+mod cmd_nic;
 mod cmd_split;
 mod demo;
 mod input;
@@ -22,8 +23,9 @@ use clap::{Parser, Subcommand};
 /// Symmetric, flow-affine load balancing for packet capture: exact Toeplitz
 /// hashing and key science, analysis of captures per balancing scheme, and
 /// a software balancer that splits captures into per-application queues
-/// with every flow (both directions) on one queue. (Live capture and NIC
-/// RSS programming are the next steps.)
+/// with every flow (both directions) on one queue, and NIC RSS inspection,
+/// planning, programming and live verification. (Live capture is the next
+/// step.)
 ///
 /// Keys are written `ms` (Microsoft default 40-byte key), `sym` (0x6d5a
 /// repeated, the KAIST symmetric key) or hex bytes with or without colons
@@ -50,6 +52,10 @@ enum Command {
     /// What each balancing scheme would do with a capture: per-queue load,
     /// split flows and why.
     Analyze(cmd_analyze::AnalyzeArgs),
+    /// NIC RSS: show a device's RSS and whether it is symmetric, plan and
+    /// apply symmetric RSS, verify it on live traffic.
+    #[command(subcommand)]
+    Nic(cmd_nic::NicCommand),
     /// Split captures into per-application queues (pcap files), every flow
     /// on one queue of each application, nothing lost.
     Split(cmd_split::SplitArgs),
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         Command::Key(k) => cmd_key::run(&k),
         Command::Analyze(a) => cmd_analyze::run(&a),
         Command::Split(s) => cmd_split::run(&s),
+        Command::Nic(n) => cmd_nic::run(&n),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
     };
