@@ -720,6 +720,11 @@ pub struct PlanRequest<'a> {
     pub device_sizes: Option<(usize, usize)>,
     /// Queues wanted.
     pub queues: u32,
+    /// The device's current combined channels, if known: no channel step
+    /// when equal, and the table is set before shrinking the channels (the
+    /// kernel refuses fewer channels than a configured table uses,
+    /// `ethtool_set_channels`).
+    pub current_queues: Option<u32>,
     /// Mode wanted.
     pub mode: Mode,
     /// UDP hash fields (`rxh::SD` keeps fragments with their flow).
@@ -837,7 +842,12 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         .map_err(|e| PlanError(e.to_string()))?
         .entries()
         .to_vec();
-    let mut steps = vec![Step::Channels(queues), Step::Rss { key, indir, xfrm }];
+    let rss = Step::Rss { key, indir, xfrm };
+    let mut steps = match req.current_queues {
+        Some(c) if c == queues => vec![rss],
+        Some(c) if c > queues => vec![rss, Step::Channels(queues)],
+        _ => vec![Step::Channels(queues), rss],
+    };
     for ft in FlowType::ALL {
         let f = if ft.is_udp() {
             req.udp_fields
@@ -946,6 +956,7 @@ mod tests {
             profile: p,
             device_sizes: None,
             queues: 4,
+            current_queues: None,
             mode,
             udp_fields: rxh::SD,
             random_key: key,
@@ -1096,6 +1107,21 @@ mod tests {
         let mlx = plan(&request(profile("mlx5_core").unwrap(), Mode::Xor, &key)).unwrap();
         assert!(mlx.commands()[1].ends_with("xfrm symmetric-or-xor"));
         assert!(plan(&request(profile("i40e").unwrap(), Mode::Xor, &key)).is_err());
+        let shrink = plan(&PlanRequest {
+            current_queues: Some(8),
+            ..request(profile("ixgbe").unwrap(), Mode::Key, &key)
+        })
+        .unwrap();
+        assert!(matches!(
+            shrink.steps[..2],
+            [Step::Rss { .. }, Step::Channels(4)]
+        ));
+        let same = plan(&PlanRequest {
+            current_queues: Some(4),
+            ..request(profile("ixgbe").unwrap(), Mode::Key, &key)
+        })
+        .unwrap();
+        assert!(!same.steps.iter().any(|s| matches!(s, Step::Channels(_))));
         let ix = plan(&PlanRequest {
             queues: 32,
             ..request(profile("ixgbe").unwrap(), Mode::Key, &key)

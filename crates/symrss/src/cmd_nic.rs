@@ -431,11 +431,17 @@ fn make_plan(a: &PlanArgs) -> Result<(Plan, Option<Device>), Failure> {
     let mode = Mode::parse(&a.mode).expect("clap checked the mode");
     let udp_fields = nic::parse_fields_letters(&a.udp_fields).expect("clap checked the fields");
     let interface = a.interface.clone().unwrap_or_else(|| "IF".into());
+    let current_queues = device
+        .as_ref()
+        .and_then(|d| d.channels.as_ref().ok())
+        .map(|c| c.combined_count)
+        .filter(|&n| n > 0);
     let plan = nic::plan(&PlanRequest {
         interface: &interface,
         profile,
         device_sizes,
         queues,
+        current_queues,
         mode,
         udp_fields,
         random_key: &key,
