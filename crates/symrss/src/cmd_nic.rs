@@ -1012,3 +1012,37 @@ fn proto_name(p: u8) -> String {
         n => format!("proto {n}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rx_hash_expectation_is_the_microsoft_toeplitz_of_the_configured_fields() {
+        // Microsoft's first RSS verification vector: 66.9.149.187:2794 →
+        // 161.142.100.80:1766, 4-tuple 0x51ccc178, 2-tuple 0x323e8fc2.
+        let t = Tuple::v4(
+            [66, 9, 149, 187].into(),
+            [161, 142, 100, 80].into(),
+            Some((2794, 1766)),
+        );
+        let exp = |fields: u64, xfrm| Expected {
+            hasher: Toeplitz::new(RssKey::microsoft(40)),
+            fields: FlowType::ALL.iter().map(|&ft| (ft, fields)).collect(),
+            xfrm,
+        };
+        assert_eq!(
+            exp(rxh::SDFN, Transform::None).hash(&t, 6),
+            Some(0x51cc_c178)
+        );
+        assert_eq!(
+            exp(rxh::SD, Transform::None).hash(&t, 17),
+            Some(0x323e_8fc2)
+        );
+        // Not a TCP/UDP flow type: nothing to compare.
+        assert_eq!(exp(rxh::SDFN, Transform::None).hash(&t, 1), None);
+        // Under symmetric-xor both directions give the same value.
+        let x = exp(rxh::SDFN, Transform::Xor);
+        assert_eq!(x.hash(&t, 6), x.hash(&t.reversed(), 6));
+    }
+}
