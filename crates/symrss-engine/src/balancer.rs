@@ -26,6 +26,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -71,6 +72,13 @@ pub struct PacketMeta {
 }
 
 /// Where a queue's packets go. Runs on the queue's consumer thread.
+///
+/// A sink that cannot take a packet for now but is not broken (a FIFO
+/// whose reader went away) returns an error of kind
+/// [`io::ErrorKind::NotConnected`]: the packet is counted as
+/// `dropped_no_reader` and the queue goes on. Any other error fails the
+/// sink: it and every later packet of the queue count as
+/// `dropped_sink_error`.
 pub trait Sink: Send {
     /// Takes one packet.
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()>;
@@ -184,6 +192,8 @@ pub struct QueueStats {
     pub dropped_queue_full: u64,
     /// Dropped because the sink failed.
     pub dropped_sink_error: u64,
+    /// Dropped because the sink had no reader (a FIFO nobody reads).
+    pub dropped_no_reader: u64,
 }
 
 /// Counters of one application.
@@ -219,7 +229,7 @@ impl AppStats {
     pub fn dropped(&self) -> u64 {
         self.queues
             .iter()
-            .map(|q| q.dropped_queue_full + q.dropped_sink_error)
+            .map(|q| q.dropped_queue_full + q.dropped_sink_error + q.dropped_no_reader)
             .sum()
     }
 }
@@ -228,9 +238,20 @@ impl AppStats {
 /// an earlier batch: a fragment that waited for its first fragment).
 const OTHER: u32 = 1 << 31;
 
+/// Counters a consumer thread publishes as it goes (per chunk), so a
+/// running balancer can report them ([`Balancer::snapshot`]).
+#[derive(Debug, Default)]
+struct QueueCounters {
+    delivered: AtomicU64,
+    bytes: AtomicU64,
+    failed: AtomicU64,
+    no_reader: AtomicU64,
+}
+
 struct QueueOut {
     tx: Option<SyncSender<Chunk>>,
     handle: Option<JoinHandle<ConsumerResult>>,
+    counters: Arc<QueueCounters>,
     /// This batch's packets for the queue in order; `OTHER | k` refers to
     /// `others[k]`.
     pending: Vec<u32>,
@@ -297,19 +318,21 @@ impl std::fmt::Debug for Balancer {
     }
 }
 
-/// What a consumer thread reports when its queue closes.
-#[derive(Debug, Default)]
+/// What a consumer thread reports when its queue closes (its counts are
+/// in the queue's [`QueueCounters`]).
+#[derive(Debug)]
 struct ConsumerResult {
-    delivered: u64,
-    bytes: u64,
-    failed: u64,
     error: Option<String>,
 }
 
-fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> ConsumerResult {
-    let (mut delivered, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+fn consume(
+    rx: Receiver<Chunk>,
+    mut sink: Box<dyn Sink>,
+    counters: &QueueCounters,
+) -> ConsumerResult {
     let mut error = None;
     for chunk in rx {
+        let (mut delivered, mut bytes, mut failed, mut no_reader) = (0u64, 0u64, 0u64, 0u64);
         for &i in &chunk.indices {
             let (meta, data) = chunk.batch.packet(i);
             if error.is_some() {
@@ -321,22 +344,22 @@ fn consume(rx: Receiver<Chunk>, mut sink: Box<dyn Sink>) -> ConsumerResult {
                     delivered += 1;
                     bytes += data.len() as u64;
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => no_reader += 1,
                 Err(e) => {
                     error = Some(e.to_string());
                     failed += 1;
                 }
             }
         }
+        counters.no_reader.fetch_add(no_reader, Ordering::Relaxed);
+        counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        counters.failed.fetch_add(failed, Ordering::Relaxed);
     }
     if let Err(e) = sink.finish() {
         error.get_or_insert(e.to_string());
     }
-    ConsumerResult {
-        delivered,
-        bytes,
-        failed,
-        error,
-    }
+    ConsumerResult { error }
 }
 
 impl Balancer {
@@ -354,17 +377,20 @@ impl Balancer {
                 let (tx, rx) = sync_channel::<Chunk>(cfg.ring_chunks.max(1));
                 let hook = cfg.on_consumer_start.clone();
                 let name = app.name.clone();
+                let counters = Arc::new(QueueCounters::default());
+                let theirs = Arc::clone(&counters);
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-q{q}", app.name))
                     .spawn(move || {
                         if let Some(h) = hook {
                             (h.0)(&name, q);
                         }
-                        consume(rx, sink)
+                        consume(rx, sink, &theirs)
                     })?;
                 queues.push(QueueOut {
                     tx: Some(tx),
                     handle: Some(handle),
+                    counters,
                     pending: Vec::new(),
                     others: Vec::new(),
                     dropped_queue_full: 0,
@@ -418,8 +444,10 @@ impl Balancer {
         }
     }
 
-    /// Steers the current batch and hands its chunks to the queues.
-    fn flush(&mut self) {
+    /// Steers and hands off the packets pushed so far without waiting for
+    /// a full batch (a live source calls this when its input goes quiet,
+    /// so packets do not wait in a half-full batch).
+    pub fn flush(&mut self) {
         if self.batch.metas.is_empty() {
             return;
         }
@@ -455,6 +483,22 @@ impl Balancer {
         Batch::default()
     }
 
+    /// Counters while running: packets still in a channel are neither
+    /// delivered nor dropped yet, so `received >= delivered + dropped`
+    /// until [`Balancer::finish`], which makes it an equality. Packets in
+    /// the current (unflushed) batch are not yet received.
+    pub fn snapshot(&self) -> Vec<AppStats> {
+        self.apps
+            .iter()
+            .map(|app| {
+                let mut st = app.stats.clone();
+                st.fragments = app.tracker.stats();
+                st.queues = app.queues.iter().map(QueueOut::stats).collect();
+                st
+            })
+            .collect()
+    }
+
     /// Flushes, releases held fragments, closes the queues, waits for the
     /// consumers and returns the counters.
     pub fn finish(mut self) -> Vec<AppStats> {
@@ -472,35 +516,36 @@ impl Balancer {
             app.stats.fragments = app.tracker.stats();
             for (q, out) in app.queues.iter_mut().enumerate() {
                 drop(out.tx.take());
-                let ConsumerResult {
-                    delivered,
-                    bytes,
-                    failed,
-                    error,
-                } = out
+                let ConsumerResult { error } = out
                     .handle
                     .take()
                     .expect("joined once")
                     .join()
                     .unwrap_or_else(|_| ConsumerResult {
                         error: Some("consumer thread panicked".into()),
-                        ..ConsumerResult::default()
                     });
                 if app.stats.sink_error.is_none() {
                     app.stats.sink_error =
                         error.map(|e| format!("{} queue {q}: {e}", app.cfg.name));
                 }
-                app.stats.queues.push(QueueStats {
-                    delivered,
-                    bytes,
-                    flows: out.flows,
-                    dropped_queue_full: out.dropped_queue_full,
-                    dropped_sink_error: failed,
-                });
+                app.stats.queues.push(out.stats());
             }
             stats.push(app.stats);
         }
         stats
+    }
+}
+
+impl QueueOut {
+    fn stats(&self) -> QueueStats {
+        QueueStats {
+            delivered: self.counters.delivered.load(Ordering::Relaxed),
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            flows: self.flows,
+            dropped_queue_full: self.dropped_queue_full,
+            dropped_sink_error: self.counters.failed.load(Ordering::Relaxed),
+            dropped_no_reader: self.counters.no_reader.load(Ordering::Relaxed),
+        }
     }
 }
 

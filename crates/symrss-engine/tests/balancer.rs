@@ -153,3 +153,72 @@ fn drop_policy_counts_what_it_drops() {
         "a 1-chunk ring in front of a slow sink must drop"
     );
 }
+
+/// A sink with no reader for its first `absent` packets, then a failing
+/// one after `fail_after` delivered packets.
+struct Flaky {
+    seen: u64,
+    absent: u64,
+    fail_after: u64,
+}
+
+impl Sink for Flaky {
+    fn write(&mut self, _: &symrss_engine::balancer::PacketMeta, _: &[u8]) -> std::io::Result<()> {
+        self.seen += 1;
+        if self.seen <= self.absent {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no reader",
+            ));
+        }
+        if self.seen > self.absent + self.fail_after {
+            return Err(std::io::Error::other("disk full"));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn no_reader_drops_are_counted_and_do_not_fail_the_queue() {
+    let traffic = generate(5, 100);
+    let app = AppConfig {
+        name: "fifo".into(),
+        queues: 1,
+        policy: Policy::parse("sym", HashLayer::Outer, 0).unwrap(),
+        loss: LossPolicy::Lossless,
+    };
+    let sink = Box::new(Flaky {
+        seen: 0,
+        absent: 50,
+        fail_after: 100,
+    });
+    let mut b = Balancer::start(
+        vec![(app, vec![sink as Box<dyn Sink>])],
+        EngineConfig::default(),
+    )
+    .unwrap();
+    for p in &traffic[..200] {
+        b.push(p.ts_ns, p.frame.len() as u32, 1, &p.frame);
+    }
+    // Before a flush nothing is received; after it, the snapshot can only
+    // lag the final counts.
+    assert_eq!(b.snapshot()[0].received, 0);
+    b.flush();
+    let live = b.snapshot();
+    assert_eq!(live[0].received, 200);
+    assert!(live[0].delivered() + live[0].dropped() <= 200);
+    let st = &b.finish()[0];
+    let q = st.queues[0];
+    assert_eq!(q.dropped_no_reader, 50);
+    assert_eq!(q.delivered, 100);
+    assert_eq!(
+        q.dropped_sink_error, 50,
+        "the failing sink loses the rest, counted"
+    );
+    assert_eq!(st.delivered() + st.dropped(), st.received);
+    assert!(st.sink_error.as_deref().unwrap().contains("disk full"));
+}

@@ -111,6 +111,10 @@ pub struct Rotation {
     pub max_bytes: Option<u64>,
     /// Start a new file after this many packets.
     pub max_packets: Option<u64>,
+    /// Start a new file when a packet is this many seconds (by packet
+    /// time) after the current file's first packet (`tcpdump -G`, but by
+    /// packet time, so replays rotate like live captures).
+    pub max_seconds: Option<u64>,
     /// Keep only the newest N files, deleting older ones (`tcpdump -W`).
     pub ring: Option<usize>,
 }
@@ -128,6 +132,8 @@ pub struct RotatingWriter {
     index: u64,
     files: std::collections::VecDeque<PathBuf>,
     packets: u64,
+    /// Timestamp of the current file's first packet.
+    file_start_ns: Option<i128>,
 }
 
 impl RotatingWriter {
@@ -153,6 +159,7 @@ impl RotatingWriter {
             index: 0,
             files: [path].into(),
             packets: 0,
+            file_start_ns: None,
         })
     }
 
@@ -175,9 +182,14 @@ impl RotatingWriter {
             .rotation
             .max_packets
             .is_some_and(|m| self.current.packets() >= m);
-        if full_bytes || full_packets {
+        let full_time = match (self.rotation.max_seconds, self.file_start_ns) {
+            (Some(s), Some(start)) => ts_ns - start >= i128::from(s) * 1_000_000_000,
+            _ => false,
+        };
+        if full_bytes || full_packets || full_time {
             self.rotate()?;
         }
+        self.file_start_ns.get_or_insert(ts_ns);
         self.packets += 1;
         self.current.write_packet(ts_ns, orig_len, data)
     }
@@ -189,6 +201,7 @@ impl RotatingWriter {
         let next = PcapWriter::new(File::create(&path)?, self.linktype, self.snaplen, self.res)?;
         let old = std::mem::replace(&mut self.current, next);
         old.finish()?;
+        self.file_start_ns = None;
         self.files.push_back(path);
         if let Some(keep) = self.rotation.ring {
             while self.files.len() > keep.max(1) {

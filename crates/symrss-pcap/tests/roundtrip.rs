@@ -105,6 +105,7 @@ fn rotation_by_packets_with_a_ring() {
         max_bytes: None,
         max_packets: Some(3),
         ring: Some(2),
+        ..Rotation::default()
     };
     let mut w = RotatingWriter::create(&dir, "q0", 1, 65535, TsResolution::Micro, rot).unwrap();
     for i in 0..10u8 {
@@ -136,6 +137,7 @@ fn rotation_by_bytes_never_exceeds_the_limit_unless_one_record_does() {
         max_bytes: Some(24 + 2 * (16 + 100)),
         max_packets: None,
         ring: None,
+        ..Rotation::default()
     };
     let mut w = RotatingWriter::create(&dir, "q1", 1, 65535, TsResolution::Nano, rot).unwrap();
     for i in 0..7u8 {
@@ -151,5 +153,30 @@ fn rotation_by_bytes_never_exceeds_the_limit_unless_one_record_does() {
         total += read_all(std::fs::read(f).unwrap()).0.len();
     }
     assert_eq!(total, 7);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rotation_by_packet_time() {
+    let dir = std::env::temp_dir().join(format!("symrss-rott-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rot = Rotation {
+        max_seconds: Some(10),
+        ..Rotation::default()
+    };
+    let mut w = RotatingWriter::create(&dir, "q2", 1, 65535, TsResolution::Nano, rot).unwrap();
+    // Seconds 0, 5, 9.999 share a file; 10 starts the next (its first
+    // packet is the new reference); 19 stays; 20.5 rotates again.
+    let secs = [0.0, 5.0, 9.999, 10.0, 19.0, 20.5];
+    for (i, s) in secs.iter().enumerate() {
+        w.write_packet((s * 1e9) as i128, 1, &[i as u8]).unwrap();
+    }
+    let files: Vec<_> = w.files().map(|p| p.to_path_buf()).collect();
+    w.finish().unwrap();
+    let counts: Vec<usize> = files
+        .iter()
+        .map(|f| read_all(std::fs::read(f).unwrap()).0.len())
+        .collect();
+    assert_eq!(counts, [3, 2, 1]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,14 +1,25 @@
 //! The operating-system layer of symrss: the only crate allowed `unsafe`
-//! FFI (DESIGN.md): process setup (signals, thread pinning), the ethtool
-//! RSS ioctls ([`ethtool`]) and AF_PACKET TPACKET_V3 capture rings
-//! ([`packet`]). Every `unsafe` block says why it is sound; every kernel
+//! FFI (DESIGN.md): process setup (signals, thread pinning, dropping
+//! privileges), the ethtool RSS ioctls ([`ethtool`]), AF_PACKET TPACKET_V3
+//! capture rings ([`packet`]), capture filters ([`bpf`]) and the outputs
+//! that need the kernel: TAP interfaces ([`tap`]) and FIFOs ([`fifo`]). Every `unsafe` block says why it is sound; every kernel
 //! struct has a size assertion.
 #![allow(unsafe_code)]
 
 #[cfg(target_os = "linux")]
+pub mod bpf;
+#[cfg(target_os = "linux")]
 pub mod ethtool;
 #[cfg(target_os = "linux")]
+pub mod fifo;
+#[cfg(target_os = "linux")]
 pub mod packet;
+#[cfg(target_os = "linux")]
+pub mod privileges;
+#[cfg(target_os = "linux")]
+pub mod signals;
+#[cfg(target_os = "linux")]
+pub mod tap;
 
 /// Restores the default action for SIGPIPE, so `symrss ... | head` ends
 /// quietly when the reader goes away, as C command-line tools do. (Rust

@@ -492,6 +492,31 @@ impl PacketSocket {
     }
 }
 
+/// Waits up to `timeout_ms` until one of `sockets` has data (or an error,
+/// or a signal arrives).
+pub fn wait_any<'a>(
+    sockets: impl IntoIterator<Item = &'a PacketSocket>,
+    timeout_ms: i32,
+) -> io::Result<()> {
+    let mut fds: Vec<libc::pollfd> = sockets
+        .into_iter()
+        .map(|s| libc::pollfd {
+            fd: s.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 fn read_u32(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)
         .map_or(0, |s| u32::from_ne_bytes(s.try_into().expect("4 bytes")))

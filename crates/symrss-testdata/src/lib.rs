@@ -183,7 +183,8 @@ impl Drop for Netns {
 }
 
 /// A veth pair `a` (in `ns_a`) – `b` (in `ns_b`), each with `queues` RX
-/// and TX queues, both up, no addresses.
+/// and TX queues, both up, no addresses, MTU 9000 (replayed traces may
+/// hold frames larger than 1514 bytes).
 pub fn veth_pair(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: u32) {
     let q = queues.to_string();
     run(Command::new("ip").args([
@@ -208,8 +209,12 @@ pub fn veth_pair(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: u32) {
         "netns",
         ns_b.name(),
     ]));
-    run(ns_a.exec("ip").args(["link", "set", a, "up"]));
-    run(ns_b.exec("ip").args(["link", "set", b, "up"]));
+    run(ns_a
+        .exec("ip")
+        .args(["link", "set", a, "mtu", "9000", "up"]));
+    run(ns_b
+        .exec("ip")
+        .args(["link", "set", b, "mtu", "9000", "up"]));
 }
 
 /// Runs a setup command and panics with its output if it fails.

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd_analyze;
+mod cmd_capture;
 mod cmd_hash;
 mod cmd_key;
 mod cmd_nic;
@@ -24,8 +25,8 @@ use clap::{Parser, Subcommand};
 /// hashing and key science, analysis of captures per balancing scheme, and
 /// a software balancer that splits captures into per-application queues
 /// with every flow (both directions) on one queue, and NIC RSS inspection,
-/// planning, programming and live verification. (Live capture is the next
-/// step.)
+/// planning, programming and live verification, and a live capture daemon
+/// doing the same steering on AF_PACKET rings.
 ///
 /// Keys are written `ms` (Microsoft default 40-byte key), `sym` (0x6d5a
 /// repeated, the KAIST symmetric key) or hex bytes with or without colons
@@ -52,6 +53,10 @@ enum Command {
     /// What each balancing scheme would do with a capture: per-queue load,
     /// split flows and why.
     Analyze(cmd_analyze::AnalyzeArgs),
+    /// Live capture: AF_PACKET rings on one or more interfaces, every flow
+    /// (both directions) on one queue of each application, written to
+    /// pcap files, FIFOs or TAP interfaces that unmodified tools read.
+    Capture(Box<cmd_capture::CaptureArgs>),
     /// NIC RSS: show a device's RSS and whether it is symmetric, plan and
     /// apply symmetric RSS, verify it on live traffic.
     #[command(subcommand)]
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => cmd_analyze::run(&a),
         Command::Split(s) => cmd_split::run(&s),
         Command::Nic(n) => cmd_nic::run(&n),
+        Command::Capture(c) => cmd_capture::run(&c),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
     };

@@ -1,0 +1,632 @@
+//! `symrss capture` live, as root, in two private network namespaces
+//! joined by veth pairs the tests create (traffic never leaves them):
+//! corpus traces rewritten into the namespace's address range
+//! (`tcprewrite --pnat`) and replayed with `tcpreplay` are captured into
+//! exactly the per-queue files `symrss split` makes from the same trace;
+//! two interfaces carrying one direction each merge with no flow split; a
+//! filter passes what `tcpdump -r FILE FILTER` passes; FIFO and TAP
+//! queues are read by tshark and tcpdump; SIGTERM mid-stream leaves valid
+//! files and counts that add up.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use symrss_pcap::CaptureReader;
+use symrss_testdata::{Netns, live_network, run, shared, tool, veth_pair};
+
+const SYMRSS: &str = env!("CARGO_BIN_EXE_symrss");
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "symrss-cap-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything the live tests need: root, iproute2, tcpreplay, tcprewrite.
+fn prerequisites() -> Option<()> {
+    live_network()?;
+    tool("tcpreplay")?;
+    tool("tcprewrite")?;
+    Some(())
+}
+
+/// A running capture: started, and its "capturing on" line seen.
+struct Capture {
+    child: Child,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Capture {
+    fn start(ns: &Netns, args: &[&str]) -> Self {
+        let mut child = ns
+            .exec(SYMRSS)
+            .arg("capture")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("capturing on"),
+            "capture did not start: {line}"
+        );
+        Self { child, stderr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the exit; returns (status, the rest of stderr).
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status, rest)
+    }
+}
+
+fn frames(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = CaptureReader::open(path).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        out.push(p.data.to_vec());
+    }
+    out
+}
+
+/// `file` rewritten into 10.77/16 and fd00:77::/64.
+fn rewrite(file: &Path, out: &Path) {
+    run(Command::new("tcprewrite")
+        .arg("--pnat=0.0.0.0/0:10.77.0.0/16,[::]/0:[fd00:77::]/64")
+        .arg(format!("--infile={}", file.display()))
+        .arg(format!("--outfile={}", out.display())));
+}
+
+fn replay(ns: &Netns, iface: &str, file: &Path) {
+    let out = ns
+        .exec("tcpreplay")
+        .args(["-q", "--pps", "4000", "-i", iface])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Failed packets:"))
+        .map(|n| n.trim().to_string());
+    assert_eq!(failed.as_deref(), Some("0"), "{text}");
+}
+
+fn summary_count(stderr: &str, what: &str) -> u64 {
+    stderr
+        .lines()
+        .find(|l| l.ends_with(what))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{what}` in {stderr}"))
+}
+
+#[test]
+fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let Some(corpus) = shared("pcaps") else {
+        return;
+    };
+    let (a, b) = (Netns::create("capa"), Netns::create("capb"));
+    veth_pair(&a, "cva", &b, "cvb", 1);
+    for name in [
+        "PcapPlusPlus__DnsPackets.pcap",
+        "PcapPlusPlus__ip4_fragments.pcap",
+        "zeek__http-qinq-0.pcap",
+        "nDPI__viber.pcap",
+    ] {
+        let dir = TempDir::new("eq");
+        let trace = dir.0.join("trace.pcap");
+        rewrite(&corpus.join(name), &trace);
+        let sent = frames(&trace).len() as u64;
+        let out = dir.0.join("cap");
+        let cap = Capture::start(
+            &b,
+            &[
+                "-i",
+                "cvb",
+                "--app",
+                "ids:4",
+                "--app",
+                "rec:2:keyed",
+                "-w",
+                out.to_str().unwrap(),
+                "--stats-interval",
+                "0",
+                "--count",
+                &sent.to_string(),
+                "--duration",
+                "60",
+                "--stats-json",
+                dir.0.join("stats.json").to_str().unwrap(),
+            ],
+        );
+        replay(&a, "cva", &trace);
+        let (status, err) = cap.wait();
+        assert!(status.success(), "{name}: {err}");
+        assert_eq!(
+            summary_count(&err, "packets captured"),
+            sent,
+            "{name}: {err}"
+        );
+        assert_eq!(
+            summary_count(&err, "packets dropped by kernel"),
+            0,
+            "{name}"
+        );
+        let split_dir = dir.0.join("split");
+        let s = Command::new(SYMRSS)
+            .args([
+                "split",
+                "-o",
+                split_dir.to_str().unwrap(),
+                "--app",
+                "ids:4",
+                "--app",
+                "rec:2:keyed",
+            ])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+        for (app, queues) in [("ids", 4), ("rec", 2)] {
+            for q in 0..queues {
+                let live = frames(&out.join(app).join(format!("q{q}.pcap")));
+                let offline = frames(&split_dir.join(app).join(format!("q{q}.pcap")));
+                assert_eq!(live.len(), offline.len(), "{name} {app} q{q}");
+                assert!(live == offline, "{name} {app} q{q}: frames differ");
+            }
+        }
+        let stats: Value =
+            serde_json::from_slice(&std::fs::read(dir.0.join("stats.json")).unwrap()).unwrap();
+        assert_eq!(stats["captured"], sent);
+        for app in stats["apps"].as_array().unwrap() {
+            assert_eq!(app["received"], sent, "{name}");
+            assert_eq!(app["delivered"], sent, "{name}");
+            assert_eq!(app["dropped"], 0);
+            assert_eq!(app["affinity_violations"], 0, "{name}");
+        }
+    }
+}
+
+/// Two-way flows, each direction in its own file.
+fn direction_traces(dir: &Path, flows: u16, per_direction: u16) -> (PathBuf, PathBuf, u64) {
+    use symrss_wire::build::*;
+    let paths = (dir.join("ab.pcap"), dir.join("ba.pcap"));
+    let mut ab = symrss_pcap::PcapWriter::new(
+        std::fs::File::create(&paths.0).unwrap(),
+        1,
+        65535,
+        symrss_pcap::TsResolution::Micro,
+    )
+    .unwrap();
+    let mut ba = symrss_pcap::PcapWriter::new(
+        std::fs::File::create(&paths.1).unwrap(),
+        1,
+        65535,
+        symrss_pcap::TsResolution::Micro,
+    )
+    .unwrap();
+    let mut n = 0u64;
+    for i in 0..per_direction {
+        for f in 0..flows {
+            let (x, y) = ([10, 77, 1, f as u8], [10, 77, 2, 1]);
+            let (p, q) = (30000 + f, 443);
+            let ts = i128::from(n) * 1000;
+            ab.write_packet(
+                ts,
+                0,
+                &ethernet(ETH_IPV4, &ipv4(x, y, TCP, &tcp(p, q, &[i as u8; 8]))),
+            )
+            .unwrap();
+            ba.write_packet(
+                ts + 1,
+                0,
+                &ethernet(ETH_IPV4, &ipv4(y, x, TCP, &tcp(q, p, &[i as u8; 8]))),
+            )
+            .unwrap();
+            n += 2;
+        }
+    }
+    ab.finish().unwrap();
+    ba.finish().unwrap();
+    (paths.0, paths.1, n)
+}
+
+#[test]
+fn two_interfaces_with_one_direction_each_merge_without_splitting_flows() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("mrga"), Netns::create("mrgb"));
+    veth_pair(&a, "ma1", &b, "mb1", 1);
+    veth_pair(&a, "ma2", &b, "mb2", 1);
+    let dir = TempDir::new("merge");
+    let (ab, ba, total) = direction_traces(&dir.0, 50, 4);
+    let out = dir.0.join("cap");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "mb1",
+            "-i",
+            "mb2",
+            "--app",
+            "ids:4",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--count",
+            &total.to_string(),
+            "--duration",
+            "60",
+        ],
+    );
+    let t1 = {
+        let mut c = a.exec("tcpreplay");
+        c.args(["-q", "--pps", "2000", "-i", "ma1"]).arg(&ab);
+        c.spawn().unwrap()
+    };
+    let mut c2 = a.exec("tcpreplay");
+    c2.args(["-q", "--pps", "2000", "-i", "ma2"]).arg(&ba);
+    let t2 = c2.spawn().unwrap();
+    for mut t in [t1, t2] {
+        assert!(t.wait().unwrap().success());
+    }
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    assert_eq!(summary_count(&err, "packets captured"), total, "{err}");
+    assert!(
+        err.contains(
+            "ids: received 400 = delivered 400 + dropped 0; flows seen on a second queue: 0"
+        ),
+        "{err}"
+    );
+    // Each flow's packets, both directions, are in exactly one queue file.
+    let mut home = std::collections::HashMap::new();
+    let mut seen = 0;
+    for q in 0..4 {
+        for f in frames(&out.join("ids").join(format!("q{q}.pcap"))) {
+            let flow = f[26..34]
+                .iter()
+                .copied()
+                .fold(0u32, |acc, b| acc ^ u32::from(b));
+            let ports = u16::from_be_bytes([f[34], f[35]]) ^ u16::from_be_bytes([f[36], f[37]]);
+            assert_eq!(
+                *home.entry((flow, ports)).or_insert(q),
+                q,
+                "flow on two queues"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, total);
+    assert_eq!(home.len(), 50);
+}
+
+#[test]
+fn a_filter_passes_exactly_what_tcpdump_passes() {
+    if prerequisites().is_none() || tool("tcpdump").is_none() {
+        return;
+    }
+    let Some(corpus) = shared("pcaps") else {
+        return;
+    };
+    let (a, b) = (Netns::create("flta"), Netns::create("fltb"));
+    veth_pair(&a, "fa", &b, "fb", 1);
+    let dir = TempDir::new("filter");
+    let trace = dir.0.join("viber.pcap");
+    rewrite(&corpus.join("nDPI__viber.pcap"), &trace);
+    let filter = "udp or icmp";
+    let expected = dir.0.join("expected.pcap");
+    run(Command::new("tcpdump")
+        .arg("-r")
+        .arg(&trace)
+        .arg("-w")
+        .arg(&expected)
+        .arg(filter));
+    let want = frames(&expected);
+    assert!(
+        want.len() > 50 && want.len() < frames(&trace).len(),
+        "{}",
+        want.len()
+    );
+    let out = dir.0.join("cap");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "fb",
+            "--app",
+            "all:1",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "60",
+            "--count",
+            &want.len().to_string(),
+            filter,
+        ],
+    );
+    replay(&a, "fa", &trace);
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    let got = frames(&out.join("all/q0.pcap"));
+    assert_eq!(got.len(), want.len(), "{err}");
+    assert!(got == want, "the filtered frames differ from tcpdump's");
+    assert_eq!(
+        summary_count(&err, "packets received by filter"),
+        want.len() as u64
+    );
+    // A filter libpcap cannot compile is a usage error naming it.
+    let bad = b
+        .exec(SYMRSS)
+        .args(["capture", "-i", "fb", "tcp port"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("filter `tcp port`"));
+}
+
+#[test]
+fn fifo_and_tap_queues_are_read_by_tshark_and_tcpdump() {
+    if prerequisites().is_none() || tool("tcpdump").is_none() || tool("tshark").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("snka"), Netns::create("snkb"));
+    veth_pair(&a, "sa", &b, "sb", 1);
+    let dir = TempDir::new("sinks");
+    let (ab, _, _) = direction_traces(&dir.0, 20, 5);
+    let sent = 100u64;
+    let out = dir.0.join("cap");
+    let fifo = out.join("ff/q0.fifo");
+    // The FIFO exists once capture runs; tshark then reads it as a file.
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "sb",
+            "--app",
+            "ff:1:sym:fifo",
+            "--app",
+            "tp:1:sym:tap",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "60",
+        ],
+    );
+    let tshark = b
+        .exec("tshark")
+        .args(["-n", "-T", "fields", "-e", "frame.len", "-r"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tap_file = dir.0.join("tap.pcap");
+    let mut tcpdump = b
+        .exec("tcpdump")
+        .args(["-n", "-U", "-c", &sent.to_string(), "-i", "tp-q0", "-w"])
+        .arg(&tap_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let both readers attach (tcpdump prints "listening on" when it has).
+    let mut td_err = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    td_err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on tp-q0"), "{line}");
+    std::thread::sleep(Duration::from_millis(500));
+    replay(&a, "sa", &ab);
+    // tcpdump on the TAP stops by itself after `sent` packets (-c); then
+    // the capture is stopped, which closes the FIFO for tshark.
+    assert!(
+        tcpdump.wait().unwrap().success(),
+        "tcpdump on the TAP ended early"
+    );
+    let tap_frames = frames(&tap_file);
+    assert_eq!(
+        tap_frames.len() as u64,
+        sent,
+        "tcpdump on the TAP saw every packet"
+    );
+    run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    let lines = tshark.wait_with_output().unwrap();
+    let read: Vec<String> = String::from_utf8_lossy(&lines.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let stats_fifo = err
+        .lines()
+        .find(|l| l.starts_with("ff "))
+        .unwrap()
+        .to_string();
+    let delivered: u64 = stats_fifo
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let no_reader: u64 = stats_fifo
+        .split_whitespace()
+        .nth(6)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(delivered + no_reader, sent, "{err}");
+    assert_eq!(
+        read.len() as u64,
+        delivered,
+        "tshark read every delivered packet: {err}"
+    );
+    assert!(delivered > 0, "{err}");
+}
+
+#[test]
+fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
+    if prerequisites().is_none() || tool("capinfos").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("trma"), Netns::create("trmb"));
+    veth_pair(&a, "ta", &b, "tb", 1);
+    let dir = TempDir::new("term");
+    let (ab, _, _) = direction_traces(&dir.0, 100, 30);
+    let out = dir.0.join("cap");
+    let stats_path = dir.0.join("stats.json");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "tb",
+            "--app",
+            "ids:3",
+            "--app",
+            "rec:1:keyed",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "1",
+            "--stats-json",
+            stats_path.to_str().unwrap(),
+            "--user",
+            "nobody",
+            "--rotate-size",
+            "20k",
+        ],
+    );
+    // Privileges were dropped after setup.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cap.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let nobody = symrss_sys::privileges::lookup("nobody").unwrap().uid;
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == nobody.to_string()),
+        "{uid_line}"
+    );
+    let mut replay = a.exec("tcpreplay");
+    replay.args(["-q", "--pps", "1000", "-i", "ta"]).arg(&ab);
+    let mut sender = replay.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
+    let (status, err) = cap.wait();
+    let _ = sender.kill();
+    let _ = sender.wait();
+    assert!(status.success(), "{err}");
+    let captured = summary_count(&err, "packets captured");
+    assert!(
+        captured > 100 && captured < 3000,
+        "stopped mid-stream: {captured}"
+    );
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    assert_eq!(stats["captured"], captured);
+    for app in stats["apps"].as_array().unwrap() {
+        let (r, d, x) = (
+            app["received"].as_u64().unwrap(),
+            app["delivered"].as_u64().unwrap(),
+            app["dropped"].as_u64().unwrap(),
+        );
+        assert_eq!(r, captured);
+        assert_eq!(r, d + x, "received = delivered + dropped");
+        // Every queue's files are valid pcap (capinfos reads them) and
+        // hold exactly what was delivered.
+        let name = app["name"].as_str().unwrap();
+        let mut in_files = 0;
+        for e in std::fs::read_dir(out.join(name)).unwrap() {
+            let p = e.unwrap().path();
+            let ci = run(Command::new("capinfos").arg("-c").arg("-M").arg(&p));
+            assert!(String::from_utf8_lossy(&ci.stdout).contains("Number of packets"));
+            in_files += frames(&p).len() as u64;
+        }
+        assert_eq!(in_files, d, "{name}");
+    }
+    // Rotation at 20 kB made several files for the 3-queue app.
+    assert!(std::fs::read_dir(out.join("ids")).unwrap().count() > 3);
+}
+
+#[test]
+fn print_config_shows_the_effective_configuration() {
+    let dir = TempDir::new("cfg");
+    let cfg = dir.0.join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        "interfaces = [\"eth9\"]\nstats_interval = 3\n[rotate]\nsize = \"1G\"\n[[app]]\nname = \"ids\"\nqueues = 8\n",
+    )
+    .unwrap();
+    let out = Command::new(SYMRSS)
+        .args(["capture", "--config"])
+        .arg(&cfg)
+        .args([
+            "--app",
+            "rec:1:keyed:fifo",
+            "--print-config",
+            "not",
+            "port",
+            "22",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["interfaces"][0].as_str(), Some("eth9"));
+    assert_eq!(v["stats_interval"].as_integer(), Some(3));
+    assert_eq!(v["filter"].as_str(), Some("not port 22"));
+    assert_eq!(v["rotate"]["size"].as_str(), Some("1G"));
+    // --app on the command line replaces the file's apps.
+    assert_eq!(v["app"][0]["name"].as_str(), Some("rec"));
+    assert_eq!(v["app"][0]["sink"].as_str(), Some("fifo"));
+    let bad = Command::new(SYMRSS)
+        .args(["capture", "--app", "x:1:sym:carrier-pigeon", "-i", "lo"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
