@@ -82,6 +82,13 @@ pub struct PacketMeta {
 pub trait Sink: Send {
     /// Takes one packet.
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()>;
+    /// Called after each batch of packets handed to the sink (a chunk):
+    /// where a streaming sink flushes, once per chunk instead of once per
+    /// packet. Errors count like [`Sink::write`]'s for the next packet.
+    fn chunk_done(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Flushes and closes (called once, after the last packet).
     fn finish(&mut self) -> io::Result<()>;
 }
@@ -350,6 +357,12 @@ fn consume(
                     failed += 1;
                 }
             }
+        }
+        if error.is_none()
+            && let Err(e) = sink.chunk_done()
+            && e.kind() != io::ErrorKind::NotConnected
+        {
+            error = Some(e.to_string());
         }
         counters.no_reader.fetch_add(no_reader, Ordering::Relaxed);
         counters.delivered.fetch_add(delivered, Ordering::Relaxed);

@@ -344,19 +344,19 @@ impl Sink for FifoSink {
         let Some(w) = &mut self.writer else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no reader"));
         };
-        // Each record is flushed so a reader sees packets as they come.
-        match w
-            .write_packet(meta.ts_ns, meta.orig_len, data)
-            .and_then(|()| w.flush())
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                // The reader left: drop until one comes back (a new reader
-                // gets a new pcap header).
-                self.writer = None;
-                Err(io::Error::new(io::ErrorKind::NotConnected, "reader left"))
+        let r = w.write_packet(meta.ts_ns, meta.orig_len, data);
+        self.reader_check(r)
+    }
+
+    /// Each chunk is flushed, so a reader sees packets as they come
+    /// without a write per packet.
+    fn chunk_done(&mut self) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => {
+                let r = w.flush();
+                self.reader_check(r)
             }
-            Err(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -367,6 +367,20 @@ impl Sink for FifoSink {
                 r => r.map(drop),
             },
             None => Ok(()),
+        }
+    }
+}
+
+impl FifoSink {
+    /// A broken pipe means the reader left: drop until one comes back (a
+    /// new reader gets a new pcap header).
+    fn reader_check(&mut self, r: io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.writer = None;
+                Err(io::Error::new(io::ErrorKind::NotConnected, "reader left"))
+            }
+            r => r,
         }
     }
 }
@@ -1002,6 +1016,7 @@ mod tests {
             if sink.write(&meta(i), &frame).is_ok() {
                 delivered += 1;
             }
+            let _ = sink.chunk_done();
             i += 1;
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -1015,7 +1030,10 @@ mod tests {
         // (after at most what the pipe buffered) and keeps going.
         let mut no_reader = 0;
         for _ in 0..20_000 {
-            match sink.write(&meta(i), &frame) {
+            match sink
+                .write(&meta(i), &frame)
+                .and_then(|()| sink.chunk_done())
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => no_reader += 1,
                 Err(e) => panic!("{e}"),
@@ -1031,6 +1049,7 @@ mod tests {
         loop {
             sink.next_try = Instant::now();
             let _ = sink.write(&meta(i), &frame);
+            let _ = sink.chunk_done();
             i += 1;
             if second.is_finished() {
                 break;

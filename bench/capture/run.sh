@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# CPU time per captured packet on a veth link at the highest rate tcpreplay
+# reaches here: symrss capture (2 apps x 4 queues, pcap files), tcpdump -w
+# and netsniff-ng --out, one after another, same trace, same link, same run.
+#
+# Needs root, iproute2, tcpreplay, tcpdump, netsniff-ng; runs entirely in two
+# network namespaces it creates and deletes. Output: one line per tool.
+#   usage: bench/capture/run.sh [TRACE] [LOOPS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+symrss=${SYMRSS:-$here/target/release/symrss}
+trace=${1:-$here/../shared/pcaps/PcapPlusPlus__DnsPackets.pcap}
+loops=${2:-2000}
+a=symrss-bench-a-$$ b=symrss-bench-b-$$
+out=$(mktemp -d /dev/shm/symrss-bench.XXXXXX)
+cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$out"; }
+trap cleanup EXIT
+ip netns add "$a"; ip netns add "$b"
+for n in "$a" "$b"; do
+  ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+ip link add bva netns "$a" type veth peer name bvb netns "$b"
+ip -n "$a" link set bva mtu 9000 up
+ip -n "$b" link set bvb mtu 9000 up
+packets=$(( $(capinfos -c -M "$trace" | awk '/Number of packets/ {print $NF}') * loops ))
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+measure() { # name, then the command (run inside namespace b)
+  local name=$1; shift
+  ip netns exec "$b" "$@" >"$out/$name.out" 2>"$out/$name.err" &
+  local pid=$!
+  sleep 1.5
+  local t0; t0=$(cpu_ticks "$pid")
+  local start; start=$(date +%s.%N)
+  ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1
+  local end; end=$(date +%s.%N)
+  sleep 1
+  local t1; t1=$(cpu_ticks "$pid")
+  kill -INT "$pid"; wait "$pid" || true
+  local hz; hz=$(getconf CLK_TCK)
+  local rate; rate=$(awk -v p="$packets" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", p / (e - s)}')
+  # tcpdump and symrss: "N packets captured", "N packets dropped by kernel";
+  # netsniff-ng: "N  packets passed filter", "N  packets failed filter (out of space)".
+  local text captured drops
+  text=$(cat "$out/$name.err" "$out/$name.out" | tr '\r' '\n')
+  captured=$(grep -oE '[0-9]+ +packets (captured|passed filter)' <<<"$text" | head -1 | awk '{print $1}' || true)
+  drops=$(grep -oE '[0-9]+ +packets (dropped by kernel|failed filter)' <<<"$text" | head -1 | awk '{print $1}' || true)
+  printf '%-18s sent %d at %s pps  captured %s  kernel drops %s  cpu %.2f s  = %.0f ns/packet\n' \
+    "$name" "$packets" "$rate" "${captured:-?}" "${drops:-?}" "$(echo "($t1 - $t0) / $hz" | bc -l)" \
+    "$(echo "($t1 - $t0) / $hz * 1000000000 / $packets" | bc -l)"
+}
+
+# symrss: 2 apps x 4 queues writing pcap files (every packet written twice,
+# once per app), the same steering with counting sinks (steering and
+# hand-off only), and 1 app x 4 pcap queues (the bytes tcpdump writes).
+measure symrss-2x4-pcap "$symrss" capture -i bvb --app ids:4 --app rec:4:keyed -w "$out/s1" --stats-interval 0
+measure symrss-2x4-count "$symrss" capture -i bvb --app ids:4:sym:count --app rec:4:keyed:count -w "$out/s2" --stats-interval 0
+measure symrss-1x4-pcap "$symrss" capture -i bvb --app ids:4 -w "$out/s3" --stats-interval 0
+measure tcpdump tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap"
+measure netsniff-ng netsniff-ng --in bvb --out "$out/netsniff.pcap" --silent --ring-size 64MiB
+if [ -n "${VERBOSE:-}" ]; then
+  for f in "$out"/*.err; do echo "--- $(basename "$f")"; tail -n 4 "$f"; done
+fi
