@@ -102,6 +102,9 @@ pub struct RingConfig {
     pub promiscuous: bool,
     /// Ask the kernel to fill each packet's RX hash.
     pub rx_hash: bool,
+    /// Classic BPF filter (`(code, jt, jf, k)`), attached before the
+    /// socket is bound, so no unfiltered packet ever reaches the ring.
+    pub filter: Vec<(u16, u8, u8, u32)>,
 }
 
 impl Default for RingConfig {
@@ -114,6 +117,7 @@ impl Default for RingConfig {
             retire_ms: 10,
             promiscuous: true,
             rx_hash: false,
+            filter: Vec::new(),
         }
     }
 }
@@ -256,7 +260,10 @@ impl PacketSocket {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_ALL.to_be()),
+                // Protocol 0: no packet at all until `bind` below names the
+                // interface and ETH_P_ALL (with ETH_P_ALL here the socket
+                // would take every interface's packets until then).
+                0,
             )
         };
         if fd < 0 {
@@ -318,6 +325,9 @@ impl PacketSocket {
             next_block: 0,
             ifindex,
         };
+        if !cfg.filter.is_empty() {
+            sock.attach_filter(&cfg.filter)?;
+        }
         // SAFETY: `sockaddr_ll` is plain data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -375,7 +385,7 @@ impl PacketSocket {
 
     /// Attaches a classic BPF program (`SO_ATTACH_FILTER`); each
     /// instruction is `(code, jt, jf, k)`.
-    pub fn attach_filter(&self, program: &[(u16, u8, u8, u32)]) -> io::Result<()> {
+    fn attach_filter(&self, program: &[(u16, u8, u8, u32)]) -> io::Result<()> {
         let mut insns: Vec<libc::sock_filter> = program
             .iter()
             .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })

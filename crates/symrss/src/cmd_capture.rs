@@ -548,40 +548,26 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         }
     }
     signals::install().map_err(|e| Failure::Runtime(format!("signal handlers: {e}")))?;
-    // Setup as root: rings, filter, outputs.
+    // Setup as root: rings (with the filter attached before each socket
+    // is bound, so nothing unfiltered is captured), outputs.
+    let filter = match &c.filter {
+        Some(f) => bpf::compile(f, LINKTYPE_ETHERNET, SNAPLEN)
+            .map_err(|e| Failure::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
     let ring = RingConfig {
         block_size: c.block_size,
         block_count: c.block_count,
+        filter,
         ..RingConfig::default()
-    };
-    let program = match &c.filter {
-        Some(f) => Some(
-            bpf::compile(f, LINKTYPE_ETHERNET, SNAPLEN)
-                .map_err(|e| Failure::Usage(e.to_string()))?,
-        ),
-        None => None,
     };
     let mut interfaces = Vec::with_capacity(c.interfaces.len());
     for name in &c.interfaces {
         let socket = PacketSocket::open(name, &ring)
             .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
-        if let Some(p) = &program {
-            socket
-                .attach_filter(p)
-                .map_err(|e| Failure::Runtime(format!("{name}: {e}")))?;
-        }
-        // Packets that reached the ring before the filter was attached are
-        // not the filter's: discard them and their counts.
-        let mut s = socket;
-        while s
-            .next_block(0, |_| {})
-            .map_err(|e| Failure::Runtime(e.to_string()))?
-            > 0
-        {}
-        let _ = s.stats();
         interfaces.push(Interface {
             name: name.clone(),
-            socket: s,
+            socket,
             received: 0,
             drops: 0,
             captured: 0,
@@ -636,8 +622,17 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let mut frame = Vec::with_capacity(SNAPLEN as usize);
     let mut merged: Vec<(i128, u32, Vec<u8>)> = Vec::new();
     let limit = c.count.unwrap_or(u64::MAX);
+    // After a stop request, what the rings already hold is drained: at
+    // most one ring's worth of blocks per interface, so steady traffic
+    // cannot keep the capture alive.
+    let mut drain_rounds: Option<u32> = None;
     loop {
-        let stopping = signals::stop_requested() || captured >= limit;
+        if captured >= limit {
+            break;
+        }
+        if signals::stop_requested() && drain_rounds.is_none() {
+            drain_rounds = Some(c.block_count);
+        }
         let got = read_round(
             &mut interfaces,
             &mut balancer,
@@ -649,13 +644,17 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         if got > 0 {
             balancer.flush();
         }
-        if stopping && got == 0 {
-            break;
+        if let Some(n) = &mut drain_rounds {
+            if got == 0 || *n == 0 {
+                break;
+            }
+            *n -= 1;
+            continue;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             signals::request_stop();
         }
-        if got == 0 && !stopping {
+        if got == 0 {
             wait_any(interfaces.iter().map(|i| &i.socket), 100)
                 .map_err(|e| Failure::Runtime(format!("poll: {e}")))?;
         }
@@ -903,11 +902,26 @@ fn serve_prometheus(addr: &str, metrics: Arc<Mutex<String>>) -> Result<(), Failu
             for stream in listener.incoming().flatten() {
                 let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let mut s = stream;
+                // Read the request first: closing with unread bytes would
+                // reset the connection before the client reads the answer.
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut req = [0u8; 2048];
+                let mut seen = 0;
+                while seen < req.len() {
+                    match io::Read::read(&mut s, &mut req[seen..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen += n,
+                    }
+                    if req[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
                 let _ = write!(
                     s,
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
+                let _ = s.shutdown(std::net::Shutdown::Write);
             }
         })
         .map_err(|e| Failure::Runtime(e.to_string()))?;

@@ -822,8 +822,8 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, Failure> {
         block_size: 1 << 20,
         block_count: 16,
         retire_ms: 20,
-        promiscuous: true,
         rx_hash: true,
+        ..RingConfig::default()
     };
     let mut socks = Vec::with_capacity(queues as usize);
     for _ in 0..queues {

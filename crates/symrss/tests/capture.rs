@@ -516,6 +516,26 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
     let (ab, _, _) = direction_traces(&dir.0, 100, 30);
     let out = dir.0.join("cap");
     let stats_path = dir.0.join("stats.json");
+    run(b.exec("ip").args(["link", "set", "lo", "up"]));
+    // Without CAP_NET_RAW: a clear error, not a crash.
+    let unprivileged = b
+        .exec("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SYMRSS,
+            "capture",
+            "-i",
+            "tb",
+            "--app",
+            "x:1:sym:count",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unprivileged.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&unprivileged.stderr);
+    assert!(why.contains("CAP_NET_RAW"), "{why}");
     let cap = Capture::start(
         &b,
         &[
@@ -533,8 +553,8 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
             stats_path.to_str().unwrap(),
             "--user",
             "nobody",
-            "--rotate-size",
-            "20k",
+            "--prometheus",
+            "127.0.0.1:9911",
         ],
     );
     // Privileges were dropped after setup.
@@ -551,7 +571,29 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
     let mut replay = a.exec("tcpreplay");
     replay.args(["-q", "--pps", "1000", "-i", "ta"]).arg(&ab);
     let mut sender = replay.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(600));
+    // SIGHUP: every queue that gets another packet starts a new file.
+    run(Command::new("kill").args(["-HUP", &cap.pid().to_string()]));
+    std::thread::sleep(Duration::from_millis(1500));
+    // The Prometheus endpoint (on the namespace's own loopback).
+    let scrape = run(b.exec("bash").args([
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/9911; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]));
+    let metrics = String::from_utf8_lossy(&scrape.stdout);
+    assert!(metrics.starts_with("HTTP/1.0 200 OK"), "{metrics}");
+    let delivered_rec: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("symrss_queue_delivered_total{app=\"rec\",queue=\"0\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(delivered_rec > 0, "{metrics}");
+    assert!(
+        metrics
+            .contains("symrss_queue_dropped_total{app=\"ids\",queue=\"2\",reason=\"no_reader\"} 0"),
+        "{metrics}"
+    );
     run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
     let (status, err) = cap.wait();
     let _ = sender.kill();
@@ -559,7 +601,7 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
     assert!(status.success(), "{err}");
     let captured = summary_count(&err, "packets captured");
     assert!(
-        captured > 100 && captured < 3000,
+        captured > 500 && captured < 6000,
         "stopped mid-stream: {captured}"
     );
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
@@ -584,8 +626,9 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
         }
         assert_eq!(in_files, d, "{name}");
     }
-    // Rotation at 20 kB made several files for the 3-queue app.
-    assert!(std::fs::read_dir(out.join("ids")).unwrap().count() > 3);
+    // SIGHUP rotated: the recorder's queue has its first and second file.
+    assert!(out.join("rec/q0.pcap").exists() && out.join("rec/q0.1.pcap").exists());
+    assert!(!frames(&out.join("rec/q0.1.pcap")).is_empty());
 }
 
 #[test]
