@@ -427,6 +427,36 @@ impl PacketSocket {
         })
     }
 
+    /// The socket's pending error (`SO_ERROR`), e.g. ENETDOWN when the
+    /// interface went down or away.
+    fn pending_error(&self) -> io::Result<()> {
+        let mut err: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_ERROR writes one int into `err`, whose size is `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if err != 0 {
+            let e = io::Error::from_raw_os_error(err);
+            let why = if err == libc::ENETDOWN {
+                " (the interface went down or away)"
+            } else {
+                ""
+            };
+            return Err(io::Error::new(e.kind(), format!("{e}{why}")));
+        }
+        Ok(())
+    }
+
     /// The status word of block `i`, read with acquire ordering (the
     /// kernel writes the packets, then the status).
     fn block_status(&self, i: usize) -> &AtomicU32 {
@@ -471,6 +501,9 @@ impl PacketSocket {
                 };
             }
             if self.block_status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+                if pfd.revents & libc::POLLERR != 0 {
+                    self.pending_error()?;
+                }
                 return Ok(0);
             }
         }
@@ -634,6 +667,23 @@ mod tests {
         // Data past the block end is refused, not read.
         assert!(parse_packet(&b, 0).is_none());
         assert!(parse_packet(&block, block.len() - 10).is_none());
+    }
+
+    proptest::proptest! {
+        /// Whatever the block holds, parsing stays inside it: no panic,
+        /// data borrowed from within the block, next offsets as read.
+        #[test]
+        fn any_block_bytes_parse_without_panicking(block in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                                   at in 0usize..600) {
+            if let Some((p, _next)) = parse_packet(&block, at) {
+                let start = p.data.as_ptr() as usize - block.as_ptr() as usize;
+                proptest::prop_assert!(start + p.data.len() <= block.len());
+                let mut out = Vec::new();
+                p.frame_into(&mut out);
+                let tag = if p.vlan.is_some() && p.data.len() >= 12 { 4 } else { 0 };
+                proptest::prop_assert_eq!(out.len(), p.data.len() + tag);
+            }
+        }
     }
 
     #[test]

@@ -626,6 +626,9 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     // most one ring's worth of blocks per interface, so steady traffic
     // cannot keep the capture alive.
     let mut drain_rounds: Option<u32> = None;
+    // A capture or stats error ends the loop like a stop request: what was
+    // captured is still steered, written and counted before it is reported.
+    let mut loop_error: Option<Failure> = None;
     loop {
         if captured >= limit {
             break;
@@ -633,14 +636,20 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         if signals::stop_requested() && drain_rounds.is_none() {
             drain_rounds = Some(c.block_count);
         }
-        let got = read_round(
+        let got = match read_round(
             &mut interfaces,
             &mut balancer,
             &mut frame,
             &mut merged,
             &mut captured,
             limit,
-        )?;
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                loop_error = Some(e);
+                break;
+            }
+        };
         if got > 0 {
             balancer.flush();
         }
@@ -654,9 +663,11 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             signals::request_stop();
         }
-        if got == 0 {
-            wait_any(interfaces.iter().map(|i| &i.socket), 100)
-                .map_err(|e| Failure::Runtime(format!("poll: {e}")))?;
+        if got == 0
+            && let Err(e) = wait_any(interfaces.iter().map(|i| &i.socket), 100)
+        {
+            loop_error = Some(Failure::Runtime(format!("poll: {e}")));
+            break;
         }
         let now = Instant::now();
         if now >= next_stats {
@@ -668,7 +679,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             if c.stats_interval > 0 {
                 eprintln!("{}", stats_line(started, &interfaces, &snap));
             }
-            publish(
+            if let Err(e) = publish(
                 &mut stats_file,
                 &c,
                 &metrics,
@@ -676,7 +687,10 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
                 &interfaces,
                 &snap,
                 captured,
-            )?;
+            ) {
+                loop_error = Some(e);
+                break;
+            }
         }
     }
     for i in &mut interfaces {
@@ -693,6 +707,9 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         captured,
     )?;
     print_summary(&interfaces, &stats, captured);
+    if let Some(e) = loop_error {
+        return Err(e);
+    }
     let failed = stats.iter().any(|s| s.sink_error.is_some());
     for s in &stats {
         if let Some(e) = &s.sink_error {

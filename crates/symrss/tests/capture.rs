@@ -673,3 +673,46 @@ fn print_config_shows_the_effective_configuration() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn an_interface_going_away_ends_the_capture_with_valid_files() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("gona"), Netns::create("gonb"));
+    veth_pair(&a, "ga", &b, "gb", 1);
+    let dir = TempDir::new("gone");
+    let (ab, _, sent) = direction_traces(&dir.0, 10, 5);
+    let sent = sent / 2;
+    let out = dir.0.join("cap");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "gb",
+            "--app",
+            "ids:2",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "60",
+        ],
+    );
+    replay(&a, "ga", &ab);
+    std::thread::sleep(Duration::from_millis(300));
+    run(b.exec("ip").args(["link", "del", "gb"]));
+    let (status, err) = cap.wait();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gb: Network is down") && err.contains("went down or away"),
+        "{err}"
+    );
+    // What was captured before is written, valid and counted.
+    assert_eq!(summary_count(&err, "packets captured"), sent, "{err}");
+    let written: usize = (0..2)
+        .map(|q| frames(&out.join(format!("ids/q{q}.pcap"))).len())
+        .sum();
+    assert_eq!(written as u64, sent);
+}
