@@ -282,6 +282,13 @@ impl FlowKey {
         &mut self.layers[slot]
     }
 
+    /// Makes `layer` the frame's only IP layer (the fast path's one write).
+    #[inline]
+    pub(crate) fn set_only_layer(&mut self, layer: IpLayer) {
+        self.ip_count = 1;
+        self.layers[0] = layer;
+    }
+
     /// The layer being parsed (the last begun).
     #[inline]
     pub(crate) fn current(&mut self) -> &mut IpLayer {
