@@ -293,6 +293,10 @@ struct App {
     /// collision between two live flows (~n²/2⁶⁵) could at worst miscount
     /// one affinity check.
     flows: rustc_hash::FxHashMap<u64, u32>,
+    /// Recently seen flows (digest, first queue | [`RECENT_USED`]), a
+    /// direct-mapped cache in front of `flows`: the map stays the record,
+    /// the cache saves its lookup for the flows of the last packets.
+    recent: Box<[(u64, u32)]>,
     queues: Vec<QueueOut>,
     stats: AppStats,
     /// This batch's packets in input order (steered in three steps:
@@ -416,6 +420,7 @@ impl Balancer {
                 reta: app.policy.reta(app.queues),
                 tracker: FragTracker::new(cfg.frag),
                 flows: rustc_hash::FxHashMap::default(),
+                recent: vec![(0, 0); RECENT].into_boxed_slice(),
                 queues,
                 stats: AppStats {
                     name: app.name.clone(),
@@ -580,6 +585,17 @@ impl App {
             }
         }
         let policy = &self.cfg.policy;
+        if let Some(l) = Subject::plain(key, policy.layer)
+            && policy.hashes_tuple_as_is(&l.tuple, l.proto)
+        {
+            self.fast.push(l.tuple);
+            self.slots.push(Slot {
+                queue: FAST,
+                entry: i,
+                flow: Some(flow_digest(&l.tuple, l.proto)),
+            });
+            return;
+        }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.stats.non_ip += 1;
             self.slots.push(Slot {
@@ -594,7 +610,7 @@ impl App {
             self.slots.push(Slot {
                 queue: FAST,
                 entry: i,
-                flow: Some(flow_digest(&subject.resolved())),
+                flow: Some(flow_digest(&subject.tuple, subject.proto)),
             });
             return;
         }
@@ -633,7 +649,7 @@ impl App {
         self.slots.push(Slot {
             queue,
             entry: i,
-            flow: Some(flow_digest(&subject.flow(tracked))),
+            flow: Some(resolved_digest(&subject.flow(tracked))),
         });
         queue
     }
@@ -680,7 +696,7 @@ impl App {
         self.slots.push(Slot {
             queue,
             entry,
-            flow: Some(flow_digest(&subject.flow(tracked))),
+            flow: Some(resolved_digest(&subject.flow(tracked))),
         });
     }
 
@@ -705,14 +721,25 @@ impl App {
             let Some(id) = slot.flow.filter(|_| self.max_flows > 0) else {
                 continue;
             };
-            match self.flows.get(&id) {
-                Some(&first) if first as usize != q => self.stats.affinity_violations += 1,
-                Some(_) => {}
-                None if self.flows.len() < self.max_flows => {
-                    self.flows.insert(id, q as u32);
-                    self.queues[q].flows += 1;
+            // The digest is well mixed: its low bits index the cache.
+            let cached = &mut self.recent[id as usize & (RECENT - 1)];
+            let first = if cached.1 & RECENT_USED != 0 && cached.0 == id {
+                Some(cached.1 & !RECENT_USED)
+            } else {
+                let known = self.flows.get(&id).copied();
+                match known {
+                    Some(f) => *cached = (id, f | RECENT_USED),
+                    None if self.flows.len() < self.max_flows => {
+                        self.flows.insert(id, q as u32);
+                        self.queues[q].flows += 1;
+                        *cached = (id, q as u32 | RECENT_USED);
+                    }
+                    None => self.stats.flows_untracked += 1,
                 }
-                None => self.stats.flows_untracked += 1,
+                known
+            };
+            if first.is_some_and(|f| f as usize != q) {
+                self.stats.affinity_violations += 1;
             }
         }
         self.slots.clear();
@@ -786,9 +813,19 @@ impl App {
 
 /// Direction-independent id of a flow for the affinity table.
 #[inline]
-fn flow_digest(flow: &Resolved) -> u64 {
-    flow.tuple.flow_digest() ^ u64::from(flow.proto).wrapping_mul(0xff51_afd7_ed55_8ccd)
+fn flow_digest(tuple: &Tuple, proto: u8) -> u64 {
+    tuple.flow_digest() ^ u64::from(proto).wrapping_mul(0xff51_afd7_ed55_8ccd)
 }
+
+#[inline]
+fn resolved_digest(flow: &Resolved) -> u64 {
+    flow_digest(&flow.tuple, flow.proto)
+}
+
+/// Entries of an app's recent-flow cache (a power of two).
+const RECENT: usize = 4096;
+/// Marks a used [`App::recent`] entry.
+const RECENT_USED: u32 = 1 << 31;
 
 fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {
     let Some(tx) = &out.tx else { return };

@@ -217,6 +217,16 @@ impl Subject {
         })
     }
 
+    /// The common case alone: the frame has one IP layer (so `layer`
+    /// picks it), not a fragment, not an ICMP error. Then the subject is
+    /// that layer's tuple and protocol (what [`Subject::of`] would return),
+    /// without building a [`Subject`].
+    #[inline]
+    pub fn plain(key: &FlowKey, layer: HashLayer) -> Option<&IpLayer> {
+        let l = layer.pick(key)?;
+        (key.ip_count == 1 && l.frag.is_none() && l.quoted.is_none()).then_some(l)
+    }
+
     /// Whether a tracker must resolve this subject (a later fragment).
     pub fn needs_tracking(&self) -> bool {
         self.frag.is_some_and(|(_, first)| !first)
@@ -330,7 +340,14 @@ impl Policy {
     /// its hash is `self.scheme().hash(&subject.tuple)` — batchable.
     #[inline]
     pub fn hashes_as_is(&self, subject: &Subject) -> bool {
-        subject.frag.is_none() && (!subject.tuple.has_ports() || self.ports.contains(subject.proto))
+        subject.frag.is_none() && self.hashes_tuple_as_is(&subject.tuple, subject.proto)
+    }
+
+    /// The port rule alone: `tuple` (of a packet that is no fragment) is
+    /// hashed as it is when it has no ports or `proto`'s ports are hashed.
+    #[inline]
+    pub fn hashes_tuple_as_is(&self, tuple: &Tuple, proto: u8) -> bool {
+        !tuple.has_ports() || self.ports.contains(proto)
     }
 
     /// Hash of `subject`.
