@@ -180,6 +180,28 @@ impl Batch {
     }
 }
 
+/// A packet the fragment tracker holds: an index into the batch being
+/// filled, or — once that batch was handed off — a share of it.
+#[derive(Debug)]
+enum PacketRef {
+    Current(u32),
+    Shared(Arc<Batch>, u32),
+}
+
+impl PacketRef {
+    fn packet<'a>(&'a self, current: &'a Batch) -> (&'a PacketMeta, &'a [u8]) {
+        match self {
+            Self::Current(i) => current.packet(*i),
+            Self::Shared(b, i) => b.packet(*i),
+        }
+    }
+}
+
+/// Packets steered together (dissected, classified and hashed while the
+/// packets are still in the L1 cache); the hand-off unit stays
+/// `batch_packets`.
+const STEER_PACKETS: usize = 256;
+
 /// Indices of one batch's packets bound for one queue.
 struct Chunk {
     batch: Arc<Batch>,
@@ -287,7 +309,7 @@ struct App {
     dissect: Options,
     max_flows: usize,
     reta: Reta,
-    tracker: FragTracker<(Arc<Batch>, u32), Resolved>,
+    tracker: FragTracker<PacketRef, Resolved>,
     /// Flow (64-bit digest of its direction-independent id) → first queue.
     /// FxHash: bounded by `max_flows`, so a flood cannot grow it; a digest
     /// collision between two live flows (~n²/2⁶⁵) could at worst miscount
@@ -318,7 +340,9 @@ pub struct Balancer {
     pool: Vec<Arc<Batch>>,
     key: FlowKey,
     next_index: u64,
-    released: Vec<(Arc<Batch>, u32)>,
+    /// Packets of the current batch already steered.
+    steered: usize,
+    released: Vec<PacketRef>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -439,6 +463,7 @@ impl Balancer {
             pool: Vec::new(),
             key: FlowKey::default(),
             next_index: 0,
+            steered: 0,
             released: Vec::new(),
         })
     }
@@ -459,7 +484,27 @@ impl Balancer {
             || self.batch.data.len() >= self.cfg.batch_bytes
         {
             self.flush();
+        } else if self.batch.metas.len() - self.steered >= STEER_PACKETS {
+            self.steer();
         }
+    }
+
+    /// Steers the packets pushed since the last call: dissect and
+    /// classify each for every app, then hash and assign per app.
+    fn steer(&mut self) {
+        let batch = &self.batch;
+        for i in self.steered as u32..batch.metas.len() as u32 {
+            let (meta, data) = batch.packet(i);
+            dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
+            for app in &mut self.apps {
+                app.stats.received += 1;
+                app.classify(&self.key, meta.ts_ns, batch, i, &mut self.released);
+            }
+        }
+        for app in &mut self.apps {
+            app.assign();
+        }
+        self.steered = batch.metas.len();
     }
 
     /// Steers and hands off the packets pushed so far without waiting for
@@ -469,18 +514,18 @@ impl Balancer {
         if self.batch.metas.is_empty() {
             return;
         }
+        self.steer();
         let next = self.recycled_batch();
         let batch = Arc::new(std::mem::replace(&mut self.batch, next));
-        for i in 0..batch.metas.len() as u32 {
-            let (meta, data) = batch.packet(i);
-            dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
-            for app in &mut self.apps {
-                app.stats.received += 1;
-                app.classify(&self.key, meta.ts_ns, &batch, i, &mut self.released);
-            }
-        }
+        self.steered = 0;
         for app in &mut self.apps {
-            app.assign();
+            // Fragments still waiting keep their packet through a share of
+            // the batch.
+            app.tracker.for_each_held(|r| {
+                if let PacketRef::Current(i) = *r {
+                    *r = PacketRef::Shared(Arc::clone(&batch), i);
+                }
+            });
             app.send(&batch);
         }
         if self.pool.len() < 2 * self.cfg.ring_chunks.max(1) + 8 {
@@ -503,8 +548,9 @@ impl Balancer {
 
     /// Counters while running: packets still in a channel are neither
     /// delivered nor dropped yet, so `received >= delivered + dropped`
-    /// until [`Balancer::finish`], which makes it an equality. Packets in
-    /// the current (unflushed) batch are not yet received.
+    /// until [`Balancer::finish`], which makes it an equality. Packets not
+    /// yet steered (fewer than 256, or a batch not yet flushed) are not yet
+    /// received.
     pub fn snapshot(&self) -> Vec<AppStats> {
         self.apps
             .iter()
@@ -523,11 +569,12 @@ impl Balancer {
         self.flush();
         let mut stats = Vec::with_capacity(self.apps.len());
         let empty = Arc::new(Batch::default());
+        let current = Batch::default();
         for mut app in std::mem::take(&mut self.apps) {
             let mut held = Vec::new();
             app.tracker.drain(&mut held);
-            for (b, i) in held {
-                app.route_fallback(b, i);
+            for r in held {
+                app.route_fallback(r, &current);
             }
             app.assign();
             app.send(&empty);
@@ -574,14 +621,14 @@ impl App {
         &mut self,
         key: &FlowKey,
         ts_ns: i128,
-        batch: &Arc<Batch>,
+        batch: &Batch,
         i: u32,
-        released: &mut Vec<(Arc<Batch>, u32)>,
+        released: &mut Vec<PacketRef>,
     ) {
         if self.tracker.datagrams() > 0 {
             self.tracker.expire(ts_ns, released);
-            for (b, hi) in released.drain(..) {
-                self.route_fallback(b, hi);
+            for r in released.drain(..) {
+                self.route_fallback(r, batch);
             }
         }
         let policy = &self.cfg.policy;
@@ -621,7 +668,7 @@ impl App {
                     first,
                     Some(subject.resolved()),
                     ts_ns,
-                    (Arc::clone(batch), i),
+                    PacketRef::Current(i),
                 ) {
                     Outcome::Steer(_, r) => {
                         self.push_slot(&subject, r, i);
@@ -630,8 +677,9 @@ impl App {
                         // The first fragment, then the fragments that waited
                         // for it, all as the flow it carries.
                         let q = self.push_slot(&subject, r, i);
+                        let flow = resolved_digest(&subject.flow(r));
                         for other in held {
-                            self.push_other(q, other, &subject, r);
+                            self.push_ref(q, other, Some(flow));
                         }
                     }
                     Outcome::Held => {}
@@ -660,44 +708,32 @@ impl App {
 
     /// A fragment whose first fragment never came in time: hashed by its
     /// own addresses.
-    fn route_fallback(&mut self, batch: Arc<Batch>, i: u32) {
-        let (meta, data) = batch.packet(i);
+    fn route_fallback(&mut self, packet: PacketRef, current: &Batch) {
+        let (meta, data) = packet.packet(current);
         let mut key = FlowKey::default();
         dissect_into(meta.linktype, data, &self.dissect, &mut key);
         match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
             Some(s) => {
                 let q = self.queue_of(&s, None);
-                self.push_other(q, (batch, i), &s, None);
+                let flow = resolved_digest(&s.resolved());
+                self.push_ref(q, packet, Some(flow));
             }
-            None => {
-                let out = &mut self.queues[0];
-                let entry = OTHER | out.others.len() as u32;
-                out.others.push((batch, i));
-                self.slots.push(Slot {
-                    queue: 0,
-                    entry,
-                    flow: None,
-                });
-            }
+            None => self.push_ref(0, packet, None),
         }
     }
 
-    /// The slot of a packet of an earlier batch (a fragment that waited).
-    fn push_other(
-        &mut self,
-        queue: u32,
-        other: (Arc<Batch>, u32),
-        subject: &Subject,
-        tracked: Option<Resolved>,
-    ) {
-        let out = &mut self.queues[queue as usize];
-        let entry = OTHER | out.others.len() as u32;
-        out.others.push(other);
-        self.slots.push(Slot {
-            queue,
-            entry,
-            flow: Some(resolved_digest(&subject.flow(tracked))),
-        });
+    /// The slot of a fragment that waited: of this batch, or of an
+    /// earlier one (then sent as its own chunk).
+    fn push_ref(&mut self, queue: u32, packet: PacketRef, flow: Option<u64>) {
+        let entry = match packet {
+            PacketRef::Current(i) => i,
+            PacketRef::Shared(b, i) => {
+                let out = &mut self.queues[queue as usize];
+                out.others.push((b, i));
+                OTHER | (out.others.len() - 1) as u32
+            }
+        };
+        self.slots.push(Slot { queue, entry, flow });
     }
 
     /// Second and third steps: hashes the fast-path tuples as one batch,

@@ -132,6 +132,19 @@ impl<T, R: Copy> FragTracker<T, R> {
         self.table.len()
     }
 
+    /// Visits every held item (e.g. to turn a handle into the current
+    /// batch into a shared one before the batch is handed off).
+    pub fn for_each_held(&mut self, mut f: impl FnMut(&mut T)) {
+        if self.held == 0 {
+            return;
+        }
+        for d in self.table.values_mut() {
+            for (_, t) in &mut d.held {
+                f(t);
+            }
+        }
+    }
+
     /// Handles one fragment. `resolved` is what a first fragment resolves
     /// its datagram to (ignored for later fragments).
     pub fn fragment(
