@@ -22,11 +22,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Symmetric, flow-affine load balancing for packet capture: exact Toeplitz
-/// hashing and key science, analysis of captures per balancing scheme, and
-/// a software balancer that splits captures into per-application queues
-/// with every flow (both directions) on one queue, and NIC RSS inspection,
-/// planning, programming and live verification, and a live capture daemon
-/// doing the same steering on AF_PACKET rings.
+/// hashing and key science; analysis of captures per balancing scheme; a
+/// software balancer that gives each application every flow (both
+/// directions) on one of its queues, offline (`split`) or live
+/// (`capture`, AF_PACKET); and NIC RSS inspection, planning, programming
+/// and live verification (`nic`).
 ///
 /// Keys are written `ms` (Microsoft default 40-byte key), `sym` (0x6d5a
 /// repeated, the KAIST symmetric key) or hex bytes with or without colons
