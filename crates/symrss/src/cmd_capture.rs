@@ -99,6 +99,10 @@ pub struct CaptureArgs {
     /// Drop to this user after setup.
     #[arg(long)]
     user: Option<String>,
+    /// Pin the capture (steering) thread to CPU 0 and the consumer threads
+    /// to the other CPUs.
+    #[arg(long)]
+    pin: bool,
     /// Read settings from a TOML file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -165,6 +169,7 @@ pub struct CaptureConfig {
     block_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
+    pin: bool,
     rotate: RotateSection,
     #[serde(rename = "app")]
     apps: Vec<AppSection>,
@@ -188,6 +193,7 @@ impl Default for CaptureConfig {
             block_size: ring.block_size,
             block_count: ring.block_count,
             user: None,
+            pin: false,
             rotate: RotateSection::default(),
             apps: Vec::new(),
         }
@@ -278,6 +284,9 @@ fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure> {
     }
     if a.user.is_some() {
         c.user = a.user.clone();
+    }
+    if a.pin {
+        c.pin = true;
     }
     if a.rotate_size.is_some() {
         c.rotate.size = a.rotate_size.clone();
@@ -594,7 +603,14 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         }
         privileges::drop_to(ids).map_err(|e| Failure::Runtime(e.to_string()))?;
     }
-    let mut balancer = Balancer::start(with_sinks, EngineConfig::default())
+    if c.pin {
+        crate::pinning::pin_steering();
+    }
+    let engine = EngineConfig {
+        on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
+        ..EngineConfig::default()
+    };
+    let mut balancer = Balancer::start(with_sinks, engine)
         .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?;
     let metrics = Arc::new(Mutex::new(String::new()));
     if let Some(addr) = &c.prometheus {

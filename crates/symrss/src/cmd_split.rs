@@ -54,6 +54,10 @@ pub struct SplitArgs {
     /// Full-queue behaviour: `lossless` waits (files), `drop` drops the newest and counts it.
     #[arg(long, default_value = "lossless", value_parser = ["lossless", "drop"])]
     loss: String,
+    /// Pin the steering thread to CPU 0 and the consumer threads to the
+    /// other CPUs (off by default: on small shared VMs it can hurt).
+    #[arg(long)]
+    pin: bool,
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
@@ -274,7 +278,14 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
                     (c.clone(), sinks)
                 })
                 .collect();
-            match Balancer::start(with_sinks, EngineConfig::default()) {
+            let cfg = EngineConfig {
+                on_consumer_start: args.pin.then(crate::pinning::consumer_hook),
+                ..EngineConfig::default()
+            };
+            if args.pin {
+                crate::pinning::pin_steering();
+            }
+            match Balancer::start(with_sinks, cfg) {
                 Ok(b) => balancer = Some(b),
                 Err(e) => start_error = Some(format!("starting consumer threads: {e}")),
             }
