@@ -15,31 +15,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use symrss_pcap::CaptureReader;
-use symrss_testdata::{Netns, live_network, run, shared, tool, veth_pair};
+use symrss_testdata::{Netns, TempDir, live_network, run, shared, tool, veth_pair};
 
 const SYMRSS: &str = env!("CARGO_BIN_EXE_symrss");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "symrss-cap-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Everything the live tests need: root, iproute2, tcpreplay, tcprewrite.
 fn prerequisites() -> Option<()> {
@@ -106,17 +84,10 @@ fn rewrite(file: &Path, out: &Path) {
 }
 
 fn replay(ns: &Netns, iface: &str, file: &Path) {
-    let out = ns
+    let out = run(ns
         .exec("tcpreplay")
         .args(["-q", "--pps", "4000", "-i", iface])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(file));
     let text = String::from_utf8_lossy(&out.stdout);
     let failed = text
         .lines()
@@ -151,10 +122,10 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
         "nDPI__viber.pcap",
     ] {
         let dir = TempDir::new("eq");
-        let trace = dir.0.join("trace.pcap");
+        let trace = dir.path().join("trace.pcap");
         rewrite(&corpus.join(name), &trace);
         let sent = frames(&trace).len() as u64;
-        let out = dir.0.join("cap");
+        let out = dir.path().join("cap");
         let cap = Capture::start(
             &b,
             &[
@@ -173,7 +144,7 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
                 "--duration",
                 "60",
                 "--stats-json",
-                dir.0.join("stats.json").to_str().unwrap(),
+                dir.path().join("stats.json").to_str().unwrap(),
             ],
         );
         replay(&a, "cva", &trace);
@@ -189,8 +160,8 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
             0,
             "{name}"
         );
-        let split_dir = dir.0.join("split");
-        let s = Command::new(SYMRSS)
+        let split_dir = dir.path().join("split");
+        run(Command::new(SYMRSS)
             .args([
                 "split",
                 "-o",
@@ -200,10 +171,7 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
                 "--app",
                 "rec:2:keyed",
             ])
-            .arg(&trace)
-            .output()
-            .unwrap();
-        assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+            .arg(&trace));
         for (app, queues) in [("ids", 4), ("rec", 2)] {
             for q in 0..queues {
                 let live = frames(&out.join(app).join(format!("q{q}.pcap")));
@@ -213,7 +181,7 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
             }
         }
         let stats: Value =
-            serde_json::from_slice(&std::fs::read(dir.0.join("stats.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("stats.json")).unwrap()).unwrap();
         assert_eq!(stats["captured"], sent);
         for app in stats["apps"].as_array().unwrap() {
             assert_eq!(app["received"], sent, "{name}");
@@ -277,8 +245,8 @@ fn two_interfaces_with_one_direction_each_merge_without_splitting_flows() {
     veth_pair(&a, "ma1", &b, "mb1", 1);
     veth_pair(&a, "ma2", &b, "mb2", 1);
     let dir = TempDir::new("merge");
-    let (ab, ba, total) = direction_traces(&dir.0, 50, 4);
-    let out = dir.0.join("cap");
+    let (ab, ba, total) = direction_traces(dir.path(), 50, 4);
+    let out = dir.path().join("cap");
     let cap = Capture::start(
         &b,
         &[
@@ -351,10 +319,10 @@ fn a_filter_passes_exactly_what_tcpdump_passes() {
     let (a, b) = (Netns::create("flta"), Netns::create("fltb"));
     veth_pair(&a, "fa", &b, "fb", 1);
     let dir = TempDir::new("filter");
-    let trace = dir.0.join("viber.pcap");
+    let trace = dir.path().join("viber.pcap");
     rewrite(&corpus.join("nDPI__viber.pcap"), &trace);
     let filter = "udp or icmp";
-    let expected = dir.0.join("expected.pcap");
+    let expected = dir.path().join("expected.pcap");
     run(Command::new("tcpdump")
         .arg("-r")
         .arg(&trace)
@@ -367,7 +335,7 @@ fn a_filter_passes_exactly_what_tcpdump_passes() {
         "{}",
         want.len()
     );
-    let out = dir.0.join("cap");
+    let out = dir.path().join("cap");
     let cap = Capture::start(
         &b,
         &[
@@ -414,9 +382,9 @@ fn fifo_and_tap_queues_are_read_by_tshark_and_tcpdump() {
     let (a, b) = (Netns::create("snka"), Netns::create("snkb"));
     veth_pair(&a, "sa", &b, "sb", 1);
     let dir = TempDir::new("sinks");
-    let (ab, _, _) = direction_traces(&dir.0, 20, 5);
+    let (ab, _, _) = direction_traces(dir.path(), 20, 5);
     let sent = 100u64;
-    let out = dir.0.join("cap");
+    let out = dir.path().join("cap");
     let fifo = out.join("ff/q0.fifo");
     // The FIFO exists once capture runs; tshark then reads it as a file.
     let cap = Capture::start(
@@ -444,7 +412,7 @@ fn fifo_and_tap_queues_are_read_by_tshark_and_tcpdump() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let tap_file = dir.0.join("tap.pcap");
+    let tap_file = dir.path().join("tap.pcap");
     let mut tcpdump = b
         .exec("tcpdump")
         .args(["-n", "-U", "-c", &sent.to_string(), "-i", "tp-q0", "-w"])
@@ -513,9 +481,9 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
     let (a, b) = (Netns::create("trma"), Netns::create("trmb"));
     veth_pair(&a, "ta", &b, "tb", 1);
     let dir = TempDir::new("term");
-    let (ab, _, _) = direction_traces(&dir.0, 100, 30);
-    let out = dir.0.join("cap");
-    let stats_path = dir.0.join("stats.json");
+    let (ab, _, _) = direction_traces(dir.path(), 100, 30);
+    let out = dir.path().join("cap");
+    let stats_path = dir.path().join("stats.json");
     run(b.exec("ip").args(["link", "set", "lo", "up"]));
     // Without CAP_NET_RAW: a clear error, not a crash.
     let unprivileged = b
@@ -634,13 +602,13 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
 #[test]
 fn print_config_shows_the_effective_configuration() {
     let dir = TempDir::new("cfg");
-    let cfg = dir.0.join("sensor.toml");
+    let cfg = dir.path().join("sensor.toml");
     std::fs::write(
         &cfg,
         "interfaces = [\"eth9\"]\nstats_interval = 3\n[rotate]\nsize = \"1G\"\n[[app]]\nname = \"ids\"\nqueues = 8\n",
     )
     .unwrap();
-    let out = Command::new(SYMRSS)
+    let out = run(Command::new(SYMRSS)
         .args(["capture", "--config"])
         .arg(&cfg)
         .args([
@@ -650,14 +618,7 @@ fn print_config_shows_the_effective_configuration() {
             "not",
             "port",
             "22",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ]));
     let text = String::from_utf8_lossy(&out.stdout);
     let v: toml::Value = toml::from_str(&text).unwrap();
     assert_eq!(v["interfaces"][0].as_str(), Some("eth9"));
@@ -682,9 +643,9 @@ fn an_interface_going_away_ends_the_capture_with_valid_files() {
     let (a, b) = (Netns::create("gona"), Netns::create("gonb"));
     veth_pair(&a, "ga", &b, "gb", 1);
     let dir = TempDir::new("gone");
-    let (ab, _, sent) = direction_traces(&dir.0, 10, 5);
+    let (ab, _, sent) = direction_traces(dir.path(), 10, 5);
     let sent = sent / 2;
-    let out = dir.0.join("cap");
+    let out = dir.path().join("cap");
     let cap = Capture::start(
         &b,
         &[

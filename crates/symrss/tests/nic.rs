@@ -12,60 +12,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use symrss_testdata::{Netns, live_network, run, tool, veth_pair};
+use symrss_testdata::{Netns, TempDir, live_network, run, tool, veth_pair};
 
 const SYMRSS: &str = env!("CARGO_BIN_EXE_symrss");
 
 /// Builds the shim into a fresh temp dir; `None` (skip) without gcc.
-fn build_shim() -> Option<(tempdir::Dir, PathBuf)> {
+fn build_shim() -> Option<(TempDir, PathBuf)> {
     tool("gcc")?;
-    let dir = tempdir::Dir::new("shim");
+    let dir = TempDir::new("shim");
     let so = dir.path().join("ethtool_shim.so");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ethtool_shim.c");
-    let out = Command::new("gcc")
+    run(Command::new("gcc")
         .args(["-shared", "-fPIC", "-O1", "-Wall", "-o"])
         .arg(&so)
         .arg(&src)
-        .arg("-ldl")
-        .output()
-        .expect("gcc runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg("-ldl"));
     Some((dir, so))
-}
-
-/// Minimal temp-dir handling (removed on drop).
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(tag: &str) -> Self {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "symrss-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn shimmed(program: &str, so: &Path, env: &[(&str, &str)], log: &Path) -> Command {
@@ -101,26 +63,18 @@ fn apply_sends_exactly_what_ethtool_sends_for_the_planned_commands() {
     for (d, env) in devices.iter().enumerate() {
         for (queues, udp) in [("8", "sd"), ("3", "sdfn")] {
             let plan_log = dir.path().join(format!("plan-{d}-{queues}.log"));
-            let plan = shimmed(SYMRSS, &so, env, &plan_log)
-                .args([
-                    "nic",
-                    "plan",
-                    "fake0",
-                    "--mode",
-                    "key",
-                    "--queues",
-                    queues,
-                    "--udp-fields",
-                    udp,
-                    "--json",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                plan.status.success(),
-                "{}",
-                String::from_utf8_lossy(&plan.stderr)
-            );
+            let plan = run(shimmed(SYMRSS, &so, env, &plan_log).args([
+                "nic",
+                "plan",
+                "fake0",
+                "--mode",
+                "key",
+                "--queues",
+                queues,
+                "--udp-fields",
+                udp,
+                "--json",
+            ]));
             let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
             let commands: Vec<String> = plan["commands"]
                 .as_array()
@@ -135,36 +89,20 @@ fn apply_sends_exactly_what_ethtool_sends_for_the_planned_commands() {
             for cmd in &commands {
                 let w = words(cmd);
                 assert_eq!(w[0], "ethtool");
-                let out = shimmed("ethtool", &so, env, &ethtool_log)
-                    .args(&w[1..])
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{cmd}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                run(shimmed("ethtool", &so, env, &ethtool_log).args(&w[1..]));
             }
             let symrss_log = dir.path().join(format!("symrss-{d}-{queues}.log"));
-            let out = shimmed(SYMRSS, &so, env, &symrss_log)
-                .args([
-                    "nic",
-                    "apply",
-                    "fake0",
-                    "--mode",
-                    "key",
-                    "--queues",
-                    queues,
-                    "--udp-fields",
-                    udp,
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = run(shimmed(SYMRSS, &so, env, &symrss_log).args([
+                "nic",
+                "apply",
+                "fake0",
+                "--mode",
+                "key",
+                "--queues",
+                queues,
+                "--udp-fields",
+                udp,
+            ]));
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(stdout.contains("read back equal"), "{stdout}");
             assert!(stdout.contains("fake0: symmetric"), "{stdout}");
@@ -216,11 +154,8 @@ fn apply_fails_loudly_when_the_device_does_not_hold_the_key() {
 
 #[test]
 fn plans_for_drivers_that_cannot_set_a_key_point_to_software() {
-    let out = Command::new(SYMRSS)
-        .args(["nic", "plan", "--driver", "ixgbevf", "--queues", "4"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out =
+        run(Command::new(SYMRSS).args(["nic", "plan", "--driver", "ixgbevf", "--queues", "4"]));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("cannot set its RSS key"), "{s}");
     assert!(s.contains("symrss capture -i IF --app ids:4:keyed"), "{s}");
@@ -315,7 +250,7 @@ fn verify_on_a_multiqueue_veth_reports_exactly_what_was_replayed() {
     if tool("tcpreplay").is_none() {
         return;
     }
-    let dir = tempdir::Dir::new("verify");
+    let dir = TempDir::new("verify");
     let trace = dir.path().join("two-way.pcap");
     let flows = 40u16;
     let sent = two_way_trace(&trace, flows, 5);
@@ -342,17 +277,11 @@ fn verify_on_a_multiqueue_veth_reports_exactly_what_was_replayed() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("capturing on svb, 4 queues"), "{line}");
-    let replay =
-        l.a.exec("tcpreplay")
-            .args(["-q", "--pps", "2000", "-i", "sva"])
-            .arg(&trace)
-            .output()
-            .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    run(l
+        .a
+        .exec("tcpreplay")
+        .args(["-q", "--pps", "2000", "-i", "sva"])
+        .arg(&trace));
     let out = child.wait_with_output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));

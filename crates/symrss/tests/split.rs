@@ -258,34 +258,28 @@ fn pinned_threads_write_the_same_files() {
         return;
     };
     let src = dir.join("PcapPlusPlus__DnsPackets.pcap");
-    let tmp = std::env::temp_dir().join(format!("symrss-pin-{}", std::process::id()));
-    let run = |name: &str, pin: bool| {
+    let tmp = symrss_testdata::TempDir::new("pin");
+    let split = |name: &str, pin: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_symrss"));
         c.arg("split")
             .arg(&src)
             .args(["--app", "ids:3", "--app", "rec:2:keyed", "-o"])
-            .arg(tmp.join(name));
+            .arg(tmp.path().join(name));
         if pin {
             c.arg("--pin");
         }
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        symrss_testdata::run(&mut c);
     };
-    run("plain", false);
-    run("pinned", true);
+    split("plain", false);
+    split("pinned", true);
     for (app, queues) in [("ids", 3), ("rec", 2)] {
         for q in 0..queues {
             let f = format!("{app}/q{q}.pcap");
             assert_eq!(
-                std::fs::read(tmp.join("plain").join(&f)).unwrap(),
-                std::fs::read(tmp.join("pinned").join(&f)).unwrap(),
+                std::fs::read(tmp.path().join("plain").join(&f)).unwrap(),
+                std::fs::read(tmp.path().join("pinned").join(&f)).unwrap(),
                 "{f}"
             );
         }
     }
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
