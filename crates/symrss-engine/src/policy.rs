@@ -164,9 +164,7 @@ impl Subject {
     /// datagram. `None` for non-IP frames.
     #[inline]
     pub fn of(key: &FlowKey, layer: HashLayer, icmp_follow: bool) -> Option<Self> {
-        let l = layer.pick(key)?;
-        // Common case: one IP layer, not a fragment, not an ICMP error.
-        if key.ip_count == 1 && l.frag.is_none() && l.quoted.is_none() {
+        if let Some(l) = Self::plain(key, layer) {
             return Some(Self {
                 tuple: l.tuple,
                 proto: l.proto,
@@ -174,6 +172,7 @@ impl Subject {
                 icmp_quote: false,
             });
         }
+        let l = layer.pick(key)?;
         let candidates = match layer {
             HashLayer::Outer => [key.outer(), None, None],
             HashLayer::Inner => [key.outer(), key.inner(), None],
