@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -636,7 +637,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let mut next_stats = started + Duration::from_secs(c.stats_interval.max(1));
     let mut captured = 0u64;
     let mut frame = Vec::with_capacity(SNAPLEN as usize);
-    let mut merged: Vec<(i128, u32, Vec<u8>)> = Vec::new();
+    let mut merged: Vec<(i128, u32, Range<usize>)> = Vec::new();
     let limit = c.count.unwrap_or(u64::MAX);
     // After a stop request, what the rings already hold is drained: at
     // most one ring's worth of blocks per interface, so steady traffic
@@ -740,17 +741,22 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Reads one ready block per interface and pushes its packets; with
-/// several interfaces the packets of the round are merged by timestamp.
+/// several interfaces the packets of the round are merged by timestamp
+/// (their frames gathered in `frame`, reused from round to round, and
+/// indexed by `merged`: no allocation per packet).
 fn read_round(
     interfaces: &mut [Interface],
     balancer: &mut Balancer,
     frame: &mut Vec<u8>,
-    merged: &mut Vec<(i128, u32, Vec<u8>)>,
+    merged: &mut Vec<(i128, u32, Range<usize>)>,
     captured: &mut u64,
     limit: u64,
 ) -> Result<usize, Failure> {
     let mut got = 0;
     let single = interfaces.len() == 1;
+    if !single {
+        frame.clear();
+    }
     for iface in interfaces.iter_mut() {
         let mut n_here = 0u64;
         let r = iface.socket.next_block(0, |p| {
@@ -767,9 +773,9 @@ fn read_round(
                     balancer.push(p.ts_ns, p.wire_len, LINKTYPE_ETHERNET, p.data);
                 }
             } else {
-                let mut f = Vec::with_capacity(p.data.len() + 4);
-                let len = p.frame_into(&mut f);
-                merged.push((p.ts_ns, len, f));
+                let start = frame.len();
+                let len = p.frame_into(frame);
+                merged.push((p.ts_ns, len, start..frame.len()));
             }
         });
         let n = r.map_err(|e| Failure::Runtime(format!("{}: {e}", iface.name)))?;
@@ -779,8 +785,8 @@ fn read_round(
     }
     if !single && !merged.is_empty() {
         merged.sort_by_key(|m| m.0);
-        for (ts, len, f) in merged.drain(..) {
-            balancer.push(ts, len, LINKTYPE_ETHERNET, &f);
+        for (ts, len, at) in merged.drain(..) {
+            balancer.push(ts, len, LINKTYPE_ETHERNET, &frame[at]);
         }
     }
     Ok(got)
