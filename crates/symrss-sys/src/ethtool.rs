@@ -233,17 +233,29 @@ impl EthtoolError {
     }
 }
 
-impl std::fmt::Display for EthtoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let why = match self.source.raw_os_error() {
+impl EthtoolError {
+    /// Why, in words (without the interface and the request).
+    pub fn reason(&self) -> String {
+        match self.source.raw_os_error() {
             Some(libc::EOPNOTSUPP) => "not supported by this device's driver".to_string(),
             Some(libc::EPERM) => {
                 "operation not permitted (needs CAP_NET_ADMIN: run as root)".to_string()
             }
             Some(libc::ENODEV) => "no such network interface".to_string(),
             _ => self.source.to_string(),
-        };
-        write!(f, "{}: {} failed: {why}", self.interface, self.request)
+        }
+    }
+}
+
+impl std::fmt::Display for EthtoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} failed: {}",
+            self.interface,
+            self.request,
+            self.reason()
+        )
     }
 }
 

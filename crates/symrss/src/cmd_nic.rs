@@ -158,7 +158,7 @@ fn read_device(interface: &str) -> Result<Device, Failure> {
             hfunc: r.hfunc,
             input_xfrm: r.input_xfrm,
         })
-        .map_err(|err| format!("{}: {}", err.request, err_reason(&err)));
+        .map_err(|err| format!("{}: {}", err.request, err.reason()));
     let fields = FlowType::ALL
         .iter()
         .map(|&ft| (ft, e.flow_hash(ft.code()).ok()))
@@ -179,11 +179,6 @@ fn read_device(interface: &str) -> Result<Device, Failure> {
         info,
         channels,
     })
-}
-
-fn err_reason(e: &EthtoolError) -> String {
-    let s = e.to_string();
-    s.rsplit(": ").next().unwrap_or(&s).to_string()
 }
 
 /// `/sys/class/net/IF/queues/rx-*`.
@@ -258,10 +253,7 @@ fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
                 dash(&i.bus)
             ),
         ]),
-        Err(e) => t.row(vec![
-            "driver".into(),
-            format!("unknown ({})", err_reason(e)),
-        ]),
+        Err(e) => t.row(vec!["driver".into(), format!("unknown ({})", e.reason())]),
     }
     match &d.channels {
         Ok(c) => t.row(vec![
@@ -271,7 +263,7 @@ fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
                 c.combined_count, c.max_combined, c.rx_count, c.max_rx, c.tx_count, c.max_tx
             ),
         ]),
-        Err(e) => t.row(vec!["channels".into(), err_reason(e)]),
+        Err(e) => t.row(vec!["channels".into(), e.reason()]),
     }
     if let Some(n) = d.state.rx_queues {
         t.row(vec!["rx queues".into(), n.to_string()]);
