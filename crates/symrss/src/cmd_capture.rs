@@ -266,37 +266,32 @@ fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure> {
     if !a.filter.is_empty() {
         c.filter = Some(a.filter.join(" "));
     }
+    // Every flag that was given replaces the file's value (`v.into()` also
+    // fills the `Option` fields).
     macro_rules! set {
-        ($($field:ident <- $arg:expr),* $(,)?) => {$(if let Some(v) = $arg.clone() { c.$field = v.into(); })*};
+        ($($($field:ident).+ <- $arg:expr),* $(,)?) => {
+            $(if let Some(v) = $arg.clone() { c.$($field).+ = v.into(); })*
+        };
     }
-    set!(output_dir <- a.out, loss <- a.loss, layer <- a.layer, seed <- a.seed,
-         stats_interval <- a.stats_interval, block_size <- a.block_size, block_count <- a.block_count);
-    if a.count.is_some() {
-        c.count = a.count;
-    }
-    if a.duration.is_some() {
-        c.duration = a.duration;
-    }
-    if a.stats_json.is_some() {
-        c.stats_json = a.stats_json.clone();
-    }
-    if a.prometheus.is_some() {
-        c.prometheus = a.prometheus.clone();
-    }
-    if a.user.is_some() {
-        c.user = a.user.clone();
-    }
+    set!(
+        output_dir <- a.out,
+        loss <- a.loss,
+        layer <- a.layer,
+        seed <- a.seed,
+        stats_interval <- a.stats_interval,
+        block_size <- a.block_size,
+        block_count <- a.block_count,
+        count <- a.count,
+        duration <- a.duration,
+        stats_json <- a.stats_json,
+        prometheus <- a.prometheus,
+        user <- a.user,
+        rotate.size <- a.rotate_size,
+        rotate.seconds <- a.rotate_seconds,
+        rotate.files <- a.rotate_files,
+    );
     if a.pin {
         c.pin = true;
-    }
-    if a.rotate_size.is_some() {
-        c.rotate.size = a.rotate_size.clone();
-    }
-    if a.rotate_seconds.is_some() {
-        c.rotate.seconds = a.rotate_seconds;
-    }
-    if a.rotate_files.is_some() {
-        c.rotate.files = a.rotate_files;
     }
     if c.apps.is_empty() {
         c.apps = vec![AppSection {
