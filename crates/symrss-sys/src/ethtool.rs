@@ -295,6 +295,16 @@ pub fn rxnfc_request(cmd: u32, flow_type: u32, data: u64) -> [u8; RXNFC_SIZE] {
     b
 }
 
+/// Native-endian `u32` number `i` of a request buffer.
+fn word(b: &[u8], i: usize) -> u32 {
+    u32::from_ne_bytes(b[4 * i..4 * i + 4].try_into().expect("4 bytes"))
+}
+
+/// The `data` field (bytes 8..16) of an `ethtool_rxnfc` reply.
+fn rxnfc_data(b: &[u8]) -> u64 {
+    u64::from_ne_bytes(b[8..16].try_into().expect("8 bytes"))
+}
+
 fn c_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
@@ -380,17 +390,16 @@ impl Ethtool {
         let mut buf = [0u8; 36];
         buf[..4].copy_from_slice(&GCHANNELS.to_ne_bytes());
         self.request("ETHTOOL_GCHANNELS", &mut buf)?;
-        let w = |i: usize| u32::from_ne_bytes(buf[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         Ok(Channels {
             cmd: GCHANNELS,
-            max_rx: w(1),
-            max_tx: w(2),
-            max_other: w(3),
-            max_combined: w(4),
-            rx_count: w(5),
-            tx_count: w(6),
-            other_count: w(7),
-            combined_count: w(8),
+            max_rx: word(&buf, 1),
+            max_tx: word(&buf, 2),
+            max_other: word(&buf, 3),
+            max_combined: word(&buf, 4),
+            rx_count: word(&buf, 5),
+            tx_count: word(&buf, 6),
+            other_count: word(&buf, 7),
+            combined_count: word(&buf, 8),
         })
     }
 
@@ -407,7 +416,7 @@ impl Ethtool {
     pub fn rx_rings(&self) -> Result<u64, EthtoolError> {
         let mut buf = rxnfc_request(GRXRINGS, 0, 0);
         self.request("ETHTOOL_GRXRINGS", &mut buf)?;
-        Ok(u64::from_ne_bytes(buf[8..16].try_into().expect("8 bytes")))
+        Ok(rxnfc_data(&buf))
     }
 
     /// Key, indirection table, hash function and input transform.
@@ -416,9 +425,6 @@ impl Ethtool {
         let mut head = [0u8; RXFH_HEADER];
         head[..4].copy_from_slice(&GRSSH.to_ne_bytes());
         self.request("ETHTOOL_GRSSH", &mut head)?;
-        let word = |b: &[u8], i: usize| {
-            u32::from_ne_bytes(b[4 * i..4 * i + 4].try_into().expect("4 bytes"))
-        };
         let (indir_size, key_size) = (word(&head, 2) as usize, word(&head, 3) as usize);
         if indir_size > 1 << 16 || key_size > 1 << 10 {
             return Err(EthtoolError {
@@ -465,7 +471,7 @@ impl Ethtool {
     pub fn flow_hash(&self, flow_type: u32) -> Result<u64, EthtoolError> {
         let mut buf = rxnfc_request(GRXFH, flow_type, 0);
         self.request("ETHTOOL_GRXFH", &mut buf)?;
-        Ok(u64::from_ne_bytes(buf[8..16].try_into().expect("8 bytes")))
+        Ok(rxnfc_data(&buf))
     }
 
     /// Sets the hash fields of a flow type.

@@ -13,6 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with NUL"))
+}
+
 /// Creates a FIFO at `path` (an existing FIFO is kept; anything else there
 /// is an error).
 pub fn create(path: &Path) -> io::Result<()> {
@@ -25,8 +30,7 @@ pub fn create(path: &Path) -> io::Result<()> {
             format!("{} exists and is not a FIFO", path.display()),
         ));
     }
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with NUL"))?;
+    let c = c_path(path)?;
     // SAFETY: `c` is a valid NUL-terminated path.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } < 0 {
         let e = io::Error::last_os_error();
@@ -40,8 +44,7 @@ pub fn create(path: &Path) -> io::Result<()> {
 
 /// The write end of the FIFO if a reader has it open, else `None`.
 pub fn open_writer(path: &Path) -> io::Result<Option<File>> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with NUL"))?;
+    let c = c_path(path)?;
     // SAFETY: `c` is a valid NUL-terminated path; the result is checked.
     let fd = unsafe {
         libc::open(
