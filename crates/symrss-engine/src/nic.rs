@@ -626,7 +626,7 @@ fn judge_flow_type(
         reasons.push(
             "ports are hashed: NICs hash IP fragments by addresses only, so a fragmented flow's fragments can reach another queue than its other packets (hash `sd`, or let symrss track fragments in software)".into(),
         );
-    } else if ft.is_udp() || !ports {
+    } else {
         reasons.push("addresses only: every flow between two hosts shares one queue (fragments stay with their flow)".into());
     }
     Some(symmetric)
