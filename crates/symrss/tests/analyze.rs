@@ -20,16 +20,11 @@ fn json_contract_and_symmetric_schemes_on_a_real_capture() {
     let Some(path) = corpus_file("mercury__capture2.pcap") else {
         return;
     };
-    let out = symrss()
-        .arg("analyze")
-        .arg(&path)
-        .args(["--queues", "8", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = symrss_testdata::run(
+        symrss()
+            .arg("analyze")
+            .arg(&path)
+            .args(["--queues", "8", "--json"]),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["packets"], 5617);
