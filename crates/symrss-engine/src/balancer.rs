@@ -24,6 +24,7 @@
 //!
 //! Time comes from packet timestamps only.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +64,9 @@ pub struct AppConfig {
 pub struct PacketMeta {
     /// Position in the input stream (0-based).
     pub index: u64,
-    /// Timestamp, ns since the epoch.
+    /// Timestamp, ns since the epoch. The balancer keeps 64 bits of it
+    /// (years 1678–2262, every pcap timestamp); a time outside that range
+    /// reaches the sinks saturated to it.
     pub ts_ns: i128,
     /// Length on the wire.
     pub orig_len: u32,
@@ -170,13 +173,41 @@ impl Default for EngineConfig {
 #[derive(Debug, Default)]
 pub struct Batch {
     data: Vec<u8>,
-    metas: Vec<(PacketMeta, u32, u32)>,
+    metas: Vec<StoredMeta>,
+    /// Input position of the batch's first packet.
+    first_index: u64,
 }
 
+/// A packet's metadata as a batch keeps it: 24 bytes (its input position
+/// is the batch's first plus its place in the batch). The consumer threads
+/// read these records from another core, and each cache line they read
+/// costs the steering thread an ownership transfer when it reuses the
+/// batch: at 48 bytes per packet this was ~10 ns per packet of the
+/// steering thread's time (BENCHMARKS.md).
+#[derive(Clone, Copy, Debug)]
+struct StoredMeta {
+    ts_ns: i64,
+    start: u32,
+    len: u32,
+    orig_len: u32,
+    linktype: u32,
+}
+
+const _: () = assert!(size_of::<StoredMeta>() == 24);
+
 impl Batch {
-    fn packet(&self, i: u32) -> (&PacketMeta, &[u8]) {
-        let (m, start, len) = &self.metas[i as usize];
-        (m, &self.data[*start as usize..(*start + *len) as usize])
+    fn packet(&self, i: u32) -> (PacketMeta, &[u8]) {
+        let m = &self.metas[i as usize];
+        let meta = PacketMeta {
+            index: self.first_index + u64::from(i),
+            ts_ns: i128::from(m.ts_ns),
+            orig_len: m.orig_len,
+            linktype: m.linktype,
+        };
+        (
+            meta,
+            &self.data[m.start as usize..(m.start + m.len) as usize],
+        )
     }
 }
 
@@ -189,7 +220,7 @@ enum PacketRef {
 }
 
 impl PacketRef {
-    fn packet<'a>(&'a self, current: &'a Batch) -> (&'a PacketMeta, &'a [u8]) {
+    fn packet<'a>(&'a self, current: &'a Batch) -> (PacketMeta, &'a [u8]) {
         match self {
             Self::Current(i) => current.packet(*i),
             Self::Shared(b, i) => b.packet(*i),
@@ -335,9 +366,10 @@ pub struct Balancer {
     cfg: EngineConfig,
     apps: Vec<App>,
     batch: Batch,
-    /// Batches handed out; one whose consumers are all done (the pool holds
-    /// the last reference) is reused instead of allocating a new one.
-    pool: Vec<Arc<Batch>>,
+    /// Batches handed out, oldest first; one whose consumers are all done
+    /// (the pool holds the last reference) is reused instead of allocating
+    /// a new one (see [`REUSE_DEPTH`]).
+    pool: VecDeque<Arc<Batch>>,
     key: FlowKey,
     next_index: u64,
     /// Packets of the current batch already steered.
@@ -374,7 +406,7 @@ fn consume(
                 failed += 1;
                 continue;
             }
-            match sink.write(meta, data) {
+            match sink.write(&meta, data) {
                 Ok(()) => {
                     delivered += 1;
                     bytes += data.len() as u64;
@@ -460,7 +492,7 @@ impl Balancer {
             cfg,
             apps: out,
             batch: Batch::default(),
-            pool: Vec::new(),
+            pool: VecDeque::new(),
             key: FlowKey::default(),
             next_index: 0,
             steered: 0,
@@ -470,16 +502,19 @@ impl Balancer {
 
     /// Takes one packet (copied into the current batch).
     pub fn push(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
-        let meta = PacketMeta {
-            index: self.next_index,
-            ts_ns,
-            orig_len,
-            linktype,
-        };
+        if self.batch.metas.is_empty() {
+            self.batch.first_index = self.next_index;
+        }
         self.next_index += 1;
         let start = self.batch.data.len() as u32;
         self.batch.data.extend_from_slice(data);
-        self.batch.metas.push((meta, start, data.len() as u32));
+        self.batch.metas.push(StoredMeta {
+            ts_ns: ts_ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+            start,
+            len: data.len() as u32,
+            orig_len,
+            linktype,
+        });
         if self.batch.metas.len() >= self.cfg.batch_packets
             || self.batch.data.len() >= self.cfg.batch_bytes
         {
@@ -529,18 +564,25 @@ impl Balancer {
             app.send(&batch);
         }
         if self.pool.len() < 2 * self.cfg.ring_chunks.max(1) + 8 {
-            self.pool.push(batch);
+            self.pool.push_back(batch);
         }
     }
 
-    /// An empty batch: a finished one from the pool if any, else a new one.
+    /// An empty batch: the oldest of the pool once at least
+    /// [`REUSE_DEPTH`] batches rotate and it is finished, else a new one.
+    /// An oldest batch still in use (a consumer behind, or a fragment held
+    /// for its first fragment) goes to the back, so it cannot stall reuse.
     fn recycled_batch(&mut self) -> Batch {
-        if let Some(i) = self.pool.iter().position(|b| Arc::strong_count(b) == 1) {
-            let b = self.pool.swap_remove(i);
-            if let Ok(mut b) = Arc::try_unwrap(b) {
-                b.data.clear();
-                b.metas.clear();
-                return b;
+        if self.pool.len() >= REUSE_DEPTH
+            && let Some(oldest) = self.pool.pop_front()
+        {
+            match Arc::try_unwrap(oldest) {
+                Ok(mut b) => {
+                    b.data.clear();
+                    b.metas.clear();
+                    return b;
+                }
+                Err(in_use) => self.pool.push_back(in_use),
             }
         }
         Batch::default()
@@ -857,6 +899,15 @@ fn flow_digest(tuple: &Tuple, proto: u8) -> u64 {
 fn resolved_digest(flow: &Resolved) -> u64 {
     flow_digest(&flow.tuple, flow.proto)
 }
+
+/// Batches in rotation before the oldest is reused. The consumer threads
+/// read a batch's packet records on another core; writing those cache
+/// lines again while the other core still holds them costs the steering
+/// thread an ownership transfer per line that its prefetchers cannot hide
+/// (measured: ~8 ns per 64-byte packet, BENCHMARKS.md). Reusing the batch
+/// consumed longest ago, after several newer ones pushed it out of the
+/// consumer core's cache, avoids most of that.
+const REUSE_DEPTH: usize = 8;
 
 /// Entries of an app's recent-flow cache (a power of two).
 const RECENT: usize = 4096;

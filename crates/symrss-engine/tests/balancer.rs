@@ -288,3 +288,61 @@ fn flow_accounting_is_exact_beyond_the_recent_flow_cache() {
         }
     }
 }
+
+/// Sinks get each packet's own metadata: input position, timestamp (kept
+/// as 64-bit nanoseconds by the batches: times outside 1678–2262 arrive
+/// saturated), lengths and link type, across many reused batches.
+#[test]
+fn sinks_get_each_packets_metadata_across_reused_batches() {
+    use symrss_engine::balancer::PacketMeta;
+    use symrss_wire::build::*;
+    type Log = Arc<Mutex<Vec<(PacketMeta, Vec<u8>)>>>;
+    let log: Log = Arc::default();
+    let theirs = Arc::clone(&log);
+    let sink: Box<dyn Sink> = Box::new(FnSink(move |m: &PacketMeta, d: &[u8]| {
+        theirs.lock().unwrap().push((*m, d.to_vec()));
+    }));
+    let app = AppConfig {
+        name: "one".into(),
+        queues: 1,
+        policy: Policy::parse("sym", HashLayer::Outer, 0).unwrap(),
+        loss: LossPolicy::Lossless,
+    };
+    let cfg = EngineConfig {
+        batch_packets: 16,
+        ring_chunks: 2,
+        ..EngineConfig::default()
+    };
+    let mut b = Balancer::start(vec![(app, vec![sink])], cfg).unwrap();
+    let n = 1000u32;
+    let ts_of = |i: u32| match i {
+        0 => i128::MIN,
+        1 => i128::from(i64::MAX) + 1,
+        2 => -5,
+        _ => 1_700_000_000_000_000_000 + i128::from(i) * 1_003,
+    };
+    let frame_of = |i: u32| {
+        let mut f = ethernet(
+            ETH_IPV4,
+            &ipv4([10, 0, 0, 1], [10, 0, 0, 2], UDP, &udp(1000, 53, &[0; 20])),
+        );
+        f.resize(60 + (i as usize % 200), i as u8);
+        f
+    };
+    for i in 0..n {
+        let f = frame_of(i);
+        b.push(ts_of(i), f.len() as u32 + 4, 1 + i % 2, &f);
+    }
+    let st = &b.finish()[0];
+    assert_eq!(st.delivered(), u64::from(n));
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), n as usize);
+    for (i, (m, d)) in (0..n).zip(log.iter()) {
+        let want_ts = ts_of(i).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        assert_eq!(m.index, u64::from(i));
+        assert_eq!(m.ts_ns, want_ts, "packet {i}");
+        assert_eq!(m.linktype, 1 + i % 2);
+        assert_eq!(*d, frame_of(i));
+        assert_eq!(m.orig_len, d.len() as u32 + 4);
+    }
+}

@@ -61,8 +61,9 @@ impl<W: Write> PcapWriter<W> {
     /// Appends one record. `ts_ns` is nanoseconds since the epoch (negative
     /// times are written as 0); `orig_len` the length on the wire.
     pub fn write_packet(&mut self, ts_ns: i128, orig_len: u32, data: &[u8]) -> io::Result<()> {
-        let ts = ts_ns.max(0);
-        let sec = (ts / 1_000_000_000).min(i128::from(u32::MAX)) as u32;
+        // u64 arithmetic (a multiply, not a 128-bit division call).
+        let ts = ts_ns.clamp(0, i128::from(u64::MAX)) as u64;
+        let sec = (ts / 1_000_000_000).min(u64::from(u32::MAX)) as u32;
         let ns = (ts % 1_000_000_000) as u32;
         let frac = match self.res {
             TsResolution::Micro => ns / 1000,

@@ -565,27 +565,26 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
         .map_or(0, |s| u32::from_ne_bytes(s.try_into().expect("4 bytes")))
 }
 
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2)
-        .map_or(0, |s| u16::from_ne_bytes(s.try_into().expect("2 bytes")))
-}
-
 /// The packet whose `tpacket3_hdr` starts at `at` and the offset to the
 /// next one; `None` if the header or data would leave the block.
 fn parse_packet(block: &[u8], at: usize) -> Option<(Packet<'_>, usize)> {
+    // One bounds check for the whole header, then fixed-offset reads
+    // (this runs once per captured packet).
+    let h: &[u8; 38] = block.get(at..at.checked_add(38)?)?.try_into().ok()?;
     if at + size_of::<Tpacket3Hdr>() > block.len() {
         return None;
     }
-    let next = read_u32(block, at) as usize;
-    let sec = read_u32(block, at + 4);
-    let nsec = read_u32(block, at + 8);
-    let snaplen = read_u32(block, at + 12) as usize;
-    let len = read_u32(block, at + 16);
-    let status = read_u32(block, at + 20);
-    let mac = read_u16(block, at + 24) as usize;
-    let rx_hash = read_u32(block, at + 28);
-    let tci = read_u32(block, at + 32) as u16;
-    let tpid = read_u16(block, at + 36);
+    let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
+    let next = u32_at(0) as usize;
+    let (sec, nsec) = (u32_at(4), u32_at(8));
+    let snaplen = u32_at(12) as usize;
+    let len = u32_at(16);
+    let status = u32_at(20);
+    let mac = usize::from(u16_at(24));
+    let rx_hash = u32_at(28);
+    let tci = u32_at(32) as u16;
+    let tpid = u16_at(36);
     let data = block.get(at + mac..at + mac + snaplen)?;
     let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
         let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
@@ -597,7 +596,8 @@ fn parse_packet(block: &[u8], at: usize) -> Option<(Packet<'_>, usize)> {
     });
     Some((
         Packet {
-            ts_ns: i128::from(sec) * 1_000_000_000 + i128::from(nsec),
+            // u64 arithmetic: a u32 second count times 10⁹ fits.
+            ts_ns: i128::from(u64::from(sec) * 1_000_000_000 + u64::from(nsec)),
             wire_len: len,
             data,
             vlan,
