@@ -32,7 +32,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use symrss_hash::{Reta, Tuple};
-use symrss_wire::{FlowKey, Options, dissect_into};
+use symrss_wire::{FlowKey, Options, dissect_into, plain_tuple};
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
 use crate::policy::{Policy, Resolved, Subject};
@@ -525,15 +525,30 @@ impl Balancer {
     }
 
     /// Steers the packets pushed since the last call: dissect and
-    /// classify each for every app, then hash and assign per app.
+    /// classify each for every app, then hash and assign per app. The
+    /// commonest frames (one plain Ethernet/IPv4 TCP/UDP layer) skip the
+    /// full dissection when every app hashes their tuple as it is.
     fn steer(&mut self) {
         let batch = &self.batch;
         for i in self.steered as u32..batch.metas.len() as u32 {
             let (meta, data) = batch.packet(i);
-            dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
+            let plain = plain_tuple(meta.linktype, data, &self.cfg.dissect)
+                .map(|(tuple, proto)| (tuple, proto, flow_digest(&tuple, proto)));
+            let mut dissected = false;
             for app in &mut self.apps {
                 app.stats.received += 1;
-                app.classify(&self.key, meta.ts_ns, batch, i, &mut self.released);
+                app.expire_held(meta.ts_ns, batch, &mut self.released);
+                if let Some((tuple, proto, digest)) = plain
+                    && app.cfg.policy.hashes_tuple_as_is(&tuple, proto)
+                {
+                    app.push_fast(tuple, digest, i);
+                    continue;
+                }
+                if !dissected {
+                    dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
+                    dissected = true;
+                }
+                app.classify(&self.key, meta.ts_ns, i);
             }
         }
         for app in &mut self.apps {
@@ -657,32 +672,37 @@ impl QueueOut {
 }
 
 impl App {
-    /// First step for one packet: its slot, with the queue decided now
-    /// unless it takes the fast path (hashed with the batch).
-    fn classify(
-        &mut self,
-        key: &FlowKey,
-        ts_ns: i128,
-        batch: &Batch,
-        i: u32,
-        released: &mut Vec<PacketRef>,
-    ) {
+    /// Before a packet at `ts_ns`: fragments held longer than the hold
+    /// allows fall back to their own addresses.
+    #[inline]
+    fn expire_held(&mut self, ts_ns: i128, batch: &Batch, released: &mut Vec<PacketRef>) {
         if self.tracker.datagrams() > 0 {
             self.tracker.expire(ts_ns, released);
             for r in released.drain(..) {
                 self.route_fallback(r, batch);
             }
         }
+    }
+
+    /// The slot of a packet hashed with the batch (the fast path).
+    #[inline]
+    fn push_fast(&mut self, tuple: Tuple, digest: u64, i: u32) {
+        self.fast.push(tuple);
+        self.slots.push(Slot {
+            queue: FAST,
+            entry: i,
+            flow: Some(digest),
+        });
+    }
+
+    /// First step for one dissected packet: its slot, with the queue
+    /// decided now unless it takes the fast path (hashed with the batch).
+    fn classify(&mut self, key: &FlowKey, ts_ns: i128, i: u32) {
         let policy = &self.cfg.policy;
         if let Some(l) = Subject::plain(key, policy.layer)
             && policy.hashes_tuple_as_is(&l.tuple, l.proto)
         {
-            self.fast.push(l.tuple);
-            self.slots.push(Slot {
-                queue: FAST,
-                entry: i,
-                flow: Some(flow_digest(&l.tuple, l.proto)),
-            });
+            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i);
             return;
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
@@ -695,12 +715,7 @@ impl App {
             return;
         };
         if policy.hashes_as_is(&subject) {
-            self.fast.push(subject.tuple);
-            self.slots.push(Slot {
-                queue: FAST,
-                entry: i,
-                flow: Some(flow_digest(&subject.tuple, subject.proto)),
-            });
+            self.push_fast(subject.tuple, flow_digest(&subject.tuple, subject.proto), i);
             return;
         }
         match subject.frag {

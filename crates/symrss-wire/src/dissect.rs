@@ -54,15 +54,25 @@ mod et {
     pub const ERSPAN_3: u16 = 0x22eb;
 }
 
-/// Straight-line code for the most common frame: Ethernet, up to two VLAN
-/// tags, IPv4 without options and not fragmented, TCP/UDP/SCTP that is not
-/// a tunnel port. Fills `key` exactly as the general path would and returns
-/// true; returns false (having written nothing) for anything else.
+/// The most common frame, parsed by straight-line code: Ethernet, up to
+/// two VLAN tags, IPv4 without options and not fragmented, TCP/UDP/SCTP
+/// that is not a tunnel port.
+struct CommonFrame {
+    vlans: [u16; 2],
+    vlan_count: usize,
+    /// Offset of the IPv4 header.
+    ip: usize,
+    tuple: Tuple,
+    proto: u8,
+}
+
+/// [`CommonFrame`] of `f`, or `None` for any other frame (which the
+/// general path then dissects).
 #[inline]
-fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
+fn common_frame(f: &[u8], opts: &Options) -> Option<CommonFrame> {
     let be16 = |i: usize| u16::from_be_bytes([f[i], f[i + 1]]);
     if f.len() < 14 + 20 + 4 {
-        return false;
+        return None;
     }
     let mut at = 14;
     let mut t = be16(12);
@@ -70,7 +80,7 @@ fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
     let mut n = 0;
     while matches!(t, et::VLAN | et::QINQ) && n < 2 {
         if f.len() < at + 4 + 20 + 4 {
-            return false;
+            return None;
         }
         vlans[n] = be16(at) & 0x0fff;
         t = be16(at + 2);
@@ -78,12 +88,12 @@ fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
         n += 1;
     }
     if t != et::IPV4 || f[at] != 0x45 || be16(at + 6) & 0x3fff != 0 {
-        return false;
+        return None;
     }
     let proto = f[at + 9];
     let l4 = at + 20;
     if !matches!(proto, 6 | 17 | 132) {
-        return false;
+        return None;
     }
     let (sp, dp) = (be16(l4), be16(l4 + 2));
     if proto == 17 && opts.decapsulate {
@@ -94,31 +104,62 @@ fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
             opts.teredo_port,
         ];
         if tunnel.contains(&sp) || tunnel.contains(&dp) {
-            return false;
+            return None;
         }
     }
-    key.vlans[..n].copy_from_slice(&vlans[..n]);
-    key.vlan_count = n as u8;
-    key.ethertype = et::IPV4;
     let h = &f[at..at + 20];
-    // The whole layer in one write (what `begin_layer` + field stores do,
-    // without zeroing 144 bytes first).
-    key.set_only_layer(IpLayer {
+    Some(CommonFrame {
+        vlans,
+        vlan_count: n,
+        ip: at,
         tuple: Tuple::from_v4_octets(
             [h[12], h[13], h[14], h[15]],
             [h[16], h[17], h[18], h[19]],
             Some((sp, dp)),
         ),
         proto,
+    })
+}
+
+/// Fills `key` from the common frame exactly as the general path would
+/// and returns true; returns false (having written nothing) for anything
+/// else.
+#[inline]
+fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
+    let Some(c) = common_frame(f, opts) else {
+        return false;
+    };
+    key.vlans[..c.vlan_count].copy_from_slice(&c.vlans[..c.vlan_count]);
+    key.vlan_count = c.vlan_count as u8;
+    key.ethertype = et::IPV4;
+    // The whole layer in one write (what `begin_layer` + field stores do,
+    // without zeroing 144 bytes first).
+    key.set_only_layer(IpLayer {
+        tuple: c.tuple,
+        proto: c.proto,
         frag: None,
-        offset: at as u32,
-        l4_offset: l4 as u32,
+        offset: c.ip as u32,
+        l4_offset: c.ip as u32 + 20,
         encap: Encap::None,
         quoted: None,
         home_src: None,
         home_dst: None,
     });
     true
+}
+
+/// The tuple and protocol of a frame whose [`FlowKey`] would hold exactly
+/// one IP layer that is neither a fragment nor an ICMP error — for the
+/// commonest such frames (Ethernet, up to two VLAN tags, IPv4 without
+/// options, TCP/UDP/SCTP on no tunnel port) — without building the key;
+/// `None` for every other frame, which [`dissect_into`] then handles.
+/// A balancer's per-packet fast path.
+#[inline]
+pub fn plain_tuple(linktype: u32, frame: &[u8], opts: &Options) -> Option<(Tuple, u8)> {
+    if linktype != lt::ETHERNET {
+        return None;
+    }
+    common_frame(frame, opts).map(|c| (c.tuple, c.proto))
 }
 
 /// What to parse next, and where.

@@ -71,6 +71,6 @@ pub mod linktype {
     pub const LINUX_SLL2: u32 = 276;
 }
 
-pub use dissect::{Options, dissect, dissect_general, dissect_into};
+pub use dissect::{Options, dissect, dissect_general, dissect_into, plain_tuple};
 pub use key::{DissectError, Encap, ErrorKind, FlowKey, Fragment, IpLayer, Layer, Quoted};
 pub use symrss_hash::Tuple;

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use symrss_wire::build::*;
-use symrss_wire::{Encap, ErrorKind, Options, dissect};
+use symrss_wire::{Encap, ErrorKind, Options, Tuple, dissect};
 
 const ETHERNET: u32 = 1;
 
@@ -89,6 +89,11 @@ proptest! {
                                      mutate in proptest::collection::vec((0usize..80, any::<u8>()), 0..3), cut in 0usize..90) {
         let l4 = match proto { TCP => tcp(sp, dp, b"x"), ICMP => icmp(8, 0, b"ping"), _ => udp(sp, dp, b"x") };
         let mut frame = ethernet_vlans(&vlans, ETH_IPV4, &ipv4(s, d, proto, &l4));
+        let tunnel_port = [4789, 6081, 2152, 3544].iter().any(|p| *p == sp || *p == dp);
+        if vlans.len() <= 2 && matches!(proto, TCP | UDP | SCTP) && !(proto == UDP && tunnel_port) {
+            let want = Tuple::from_v4_octets(s, d, Some((sp, dp)));
+            prop_assert_eq!(symrss_wire::plain_tuple(1, &frame, &Options::default()), Some((want, proto)));
+        }
         for (i, b) in mutate {
             if i < frame.len() {
                 frame[i] = b;
@@ -98,7 +103,15 @@ proptest! {
         let fast = dissect(1, &frame, &Options::default());
         let mut general = symrss_wire::FlowKey::default();
         symrss_wire::dissect_general(1, &frame, &Options::default(), &mut general);
-        prop_assert_eq!(fast, general);
+        prop_assert_eq!(&fast, &general);
+        // The balancer's fast path: a tuple only where the key holds one
+        // plain layer, and then exactly that layer's tuple and protocol.
+        if let Some((tuple, proto)) = symrss_wire::plain_tuple(1, &frame, &Options::default()) {
+            prop_assert_eq!(general.ip_count, 1);
+            let l = general.outer().unwrap();
+            prop_assert!(l.frag.is_none() && l.quoted.is_none() && general.error.is_none());
+            prop_assert_eq!((l.tuple, l.proto), (tuple, proto));
+        }
     }
 
     #[test]
