@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU time per captured packet on a veth link at the highest rate tcpreplay
 # reaches here: symrss capture (2 apps x 4 queues, pcap files), tcpdump -w
-# and netsniff-ng --out, one after another, same trace, same link, same run.
+# (one, and two at once), and netsniff-ng --out, one after another, same
+# trace, same link, same run.
 #
 # Needs root, iproute2, tcpreplay, tcpdump, netsniff-ng; runs entirely in two
 # network namespaces it creates and deletes. Output: one line per tool.
@@ -30,25 +31,31 @@ packets=$(( $(capinfos -c -M "$trace" | awk '/Number of packets/ {print $NF}') *
 # threads live until it is stopped, after the second reading.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
 
-measure() { # name, then the command (run inside namespace b)
-  local name=$1; shift
+measure() { # name, copies, then the command (run inside namespace b; `{n}`
+  # in an argument becomes the copy's number, 1..copies). CPU is summed over
+  # the copies; captured and drops are the first copy's.
+  local name=$1 copies=$2; shift 2
   # TOOLS="tcpdump symrss-2x4-pcap" measures only those.
   if [ -n "${TOOLS:-}" ] && ! grep -qw -- "$name" <<<"$TOOLS"; then return; fi
-  ip netns exec "$b" "$@" >"$out/$name.out" 2>"$out/$name.err" &
-  local pid=$!
+  local pids=() n
+  for n in $(seq 1 "$copies"); do
+    ip netns exec "$b" "${@//\{n\}/$n}" >"$out/$name.$n.out" 2>"$out/$name.$n.err" &
+    pids+=($!)
+  done
   sleep 1.5
-  local t0; t0=$(cpu_ns "$pid")
+  local t0=0 t1=0 p
+  for p in "${pids[@]}"; do t0=$((t0 + $(cpu_ns "$p"))); done
   local start; start=$(date +%s.%N)
   ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1
   local end; end=$(date +%s.%N)
   sleep 1
-  local t1; t1=$(cpu_ns "$pid")
-  kill -INT "$pid"; wait "$pid" || true
+  for p in "${pids[@]}"; do t1=$((t1 + $(cpu_ns "$p"))); done
+  for p in "${pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
   local rate; rate=$(awk -v p="$packets" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", p / (e - s)}')
   # tcpdump and symrss: "N packets captured", "N packets dropped by kernel";
   # netsniff-ng: "N  packets passed filter", "N  packets failed filter (out of space)".
   local text captured drops
-  text=$(cat "$out/$name.err" "$out/$name.out" | tr '\r' '\n')
+  text=$(cat "$out/$name.1.err" "$out/$name.1.out" | tr '\r' '\n')
   captured=$(grep -oE '[0-9]+ +packets (captured|passed filter)' <<<"$text" | head -1 | awk '{print $1}' || true)
   drops=$(grep -oE '[0-9]+ +packets (dropped by kernel|failed filter)' <<<"$text" | head -1 | awk '{print $1}' || true)
   printf '%-18s sent %d at %s pps  captured %s  kernel drops %s  cpu %.2f s  = %.0f ns/packet\n' \
@@ -59,11 +66,15 @@ measure() { # name, then the command (run inside namespace b)
 # symrss: 2 apps x 4 queues writing pcap files (every packet written twice,
 # once per app), the same steering with counting sinks (steering and
 # hand-off only), and 1 app x 4 pcap queues (the bytes tcpdump writes).
-measure symrss-2x4-pcap "$symrss" capture -i bvb --app ids:4 --app rec:4:keyed -w "$out/s1" --stats-interval 0
-measure symrss-2x4-count "$symrss" capture -i bvb --app ids:4:sym:count --app rec:4:keyed:count -w "$out/s2" --stats-interval 0
-measure symrss-1x4-pcap "$symrss" capture -i bvb --app ids:4 -w "$out/s3" --stats-interval 0
-measure tcpdump tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap"
-measure netsniff-ng netsniff-ng --in bvb --out "$out/netsniff.pcap" --silent --ring-size 64MiB
+measure symrss-2x4-pcap 1 "$symrss" capture -i bvb --app ids:4 --app rec:4:keyed -w "$out/s1" --stats-interval 0
+measure symrss-2x4-count 1 "$symrss" capture -i bvb --app ids:4:sym:count --app rec:4:keyed:count -w "$out/s2" --stats-interval 0
+measure symrss-1x4-pcap 1 "$symrss" capture -i bvb --app ids:4 -w "$out/s3" --stats-interval 0
+measure tcpdump 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap"
+# What two applications reading the link cost without symrss: two
+# tcpdumps, each writing every packet (and neither seeing whole flows in
+# queues).
+measure tcpdump-x2 2 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump-{n}.pcap"
+measure netsniff-ng 1 netsniff-ng --in bvb --out "$out/netsniff.pcap" --silent --ring-size 64MiB
 if [ -n "${VERBOSE:-}" ]; then
   for f in "$out"/*.err; do echo "--- $(basename "$f")"; tail -n 4 "$f"; done
 fi
