@@ -567,6 +567,7 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
 
 /// The packet whose `tpacket3_hdr` starts at `at` and the offset to the
 /// next one; `None` if the header or data would leave the block.
+#[inline]
 fn parse_packet(block: &[u8], at: usize) -> Option<(Packet<'_>, usize)> {
     // One bounds check for the whole header, then fixed-offset reads
     // (this runs once per captured packet).
