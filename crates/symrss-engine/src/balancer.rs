@@ -149,6 +149,14 @@ pub struct EngineConfig {
     pub dissect: Options,
     /// Run on each consumer thread at start (core pinning).
     pub on_consumer_start: Option<ThreadHook>,
+    /// Consumer threads: 0 gives every (app, queue) its own thread (a slow
+    /// sink — a FIFO whose reader lags — then holds up only its queue);
+    /// N > 0 shares N threads among all queues, queue k of the apps in
+    /// order on thread k mod N (fewer wake-ups and context switches when
+    /// queues outnumber cores; each queue still has its own sink, order
+    /// and counters, and its chunks wait in its thread's channel, which
+    /// holds `ring_chunks` per queue it serves).
+    pub consumer_threads: usize,
 }
 
 impl Default for EngineConfig {
@@ -165,6 +173,7 @@ impl Default for EngineConfig {
             max_flows: 1 << 20,
             dissect: Options::default(),
             on_consumer_start: None,
+            consumer_threads: 0,
         }
     }
 }
@@ -309,8 +318,10 @@ struct QueueCounters {
 }
 
 struct QueueOut {
-    tx: Option<SyncSender<Chunk>>,
-    handle: Option<JoinHandle<ConsumerResult>>,
+    /// The channel of the consumer thread serving this queue, and the
+    /// queue's place among that thread's sinks.
+    tx: Option<SyncSender<(u32, Chunk)>>,
+    sink: u32,
     counters: Arc<QueueCounters>,
     /// This batch's packets for the queue in order; `OTHER | k` refers to
     /// `others[k]`.
@@ -375,6 +386,9 @@ pub struct Balancer {
     /// Packets of the current batch already steered.
     steered: usize,
     released: Vec<PacketRef>,
+    /// Consumer threads and, per thread, the (app, queue) of each of its
+    /// sinks in order.
+    consumers: Vec<(JoinHandle<Vec<Option<String>>>, Vec<(usize, usize)>)>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -385,20 +399,25 @@ impl std::fmt::Debug for Balancer {
     }
 }
 
-/// What a consumer thread reports when its queue closes (its counts are
-/// in the queue's [`QueueCounters`]).
-#[derive(Debug)]
-struct ConsumerResult {
+/// One queue's sink on its consumer thread, with the counters it
+/// publishes and its first error (after which the queue's packets count as
+/// failed).
+struct SinkState {
+    sink: Box<dyn Sink>,
+    counters: Arc<QueueCounters>,
     error: Option<String>,
 }
 
-fn consume(
-    rx: Receiver<Chunk>,
-    mut sink: Box<dyn Sink>,
-    counters: &QueueCounters,
-) -> ConsumerResult {
-    let mut error = None;
-    for chunk in rx {
+/// A consumer thread: takes (sink, chunk) messages until every queue it
+/// serves is closed, then finishes its sinks; returns each sink's first
+/// error (the counts are in the queues' [`QueueCounters`]).
+fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<String>> {
+    for (k, chunk) in rx {
+        let SinkState {
+            sink,
+            counters,
+            error,
+        } = &mut sinks[k as usize];
         let (mut delivered, mut bytes, mut failed, mut no_reader) = (0u64, 0u64, 0u64, 0u64);
         for &i in &chunk.indices {
             let (meta, data) = chunk.batch.packet(i);
@@ -413,7 +432,7 @@ fn consume(
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => no_reader += 1,
                 Err(e) => {
-                    error = Some(e.to_string());
+                    *error = Some(e.to_string());
                     failed += 1;
                 }
             }
@@ -422,53 +441,66 @@ fn consume(
             && let Err(e) = sink.chunk_done()
             && e.kind() != io::ErrorKind::NotConnected
         {
-            error = Some(e.to_string());
+            *error = Some(e.to_string());
         }
         counters.no_reader.fetch_add(no_reader, Ordering::Relaxed);
         counters.delivered.fetch_add(delivered, Ordering::Relaxed);
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         counters.failed.fetch_add(failed, Ordering::Relaxed);
     }
-    if let Err(e) = sink.finish() {
-        error.get_or_insert(e.to_string());
-    }
-    ConsumerResult { error }
+    sinks
+        .into_iter()
+        .map(|mut s| {
+            if let Err(e) = s.sink.finish() {
+                s.error.get_or_insert(e.to_string());
+            }
+            s.error
+        })
+        .collect()
 }
 
 impl Balancer {
-    /// Starts one consumer thread per (app, queue); `sinks[a][q]` receives
-    /// app `a`'s queue `q`.
+    /// Starts the consumer threads (see [`EngineConfig::consumer_threads`]);
+    /// `sinks[a][q]` receives app `a`'s queue `q`.
     pub fn start(
         apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
         cfg: EngineConfig,
     ) -> io::Result<Self> {
+        let total: usize = apps.iter().map(|(a, _)| a.queues as usize).sum();
+        let threads = match cfg.consumer_threads {
+            0 => total,
+            n => n.min(total),
+        }
+        .max(1);
+        // Per thread: its sinks and which (app, queue) each is.
+        let mut plan: Vec<(Vec<SinkState>, Vec<(usize, usize)>)> =
+            (0..threads).map(|_| (Vec::new(), Vec::new())).collect();
         let mut out = Vec::with_capacity(apps.len());
-        for (app, sinks) in apps {
+        let mut placed = Vec::new();
+        let mut k = 0;
+        for (a, (app, sinks)) in apps.into_iter().enumerate() {
             assert_eq!(sinks.len(), app.queues as usize, "one sink per queue");
             let mut queues = Vec::with_capacity(sinks.len());
             for (q, sink) in sinks.into_iter().enumerate() {
-                let (tx, rx) = sync_channel::<Chunk>(cfg.ring_chunks.max(1));
-                let hook = cfg.on_consumer_start.clone();
-                let name = app.name.clone();
                 let counters = Arc::new(QueueCounters::default());
-                let theirs = Arc::clone(&counters);
-                let handle = std::thread::Builder::new()
-                    .name(format!("{}-q{q}", app.name))
-                    .spawn(move || {
-                        if let Some(h) = hook {
-                            (h.0)(&name, q);
-                        }
-                        consume(rx, sink, &theirs)
-                    })?;
+                let (states, who) = &mut plan[k % threads];
+                placed.push(k % threads);
                 queues.push(QueueOut {
-                    tx: Some(tx),
-                    handle: Some(handle),
-                    counters,
+                    tx: None,
+                    sink: states.len() as u32,
+                    counters: Arc::clone(&counters),
                     pending: Vec::new(),
                     others: Vec::new(),
                     dropped_queue_full: 0,
                     flows: 0,
                 });
+                states.push(SinkState {
+                    sink,
+                    counters,
+                    error: None,
+                });
+                who.push((a, q));
+                k += 1;
             }
             out.push(App {
                 dissect: cfg.dissect,
@@ -488,6 +520,34 @@ impl Balancer {
                 cfg: app,
             });
         }
+        let mut senders = Vec::with_capacity(threads);
+        let mut consumers = Vec::with_capacity(threads);
+        for (t, (states, who)) in plan.into_iter().enumerate() {
+            let (tx, rx) = sync_channel::<(u32, Chunk)>(cfg.ring_chunks.max(1) * states.len());
+            let (a, q) = who[0];
+            let first = out[a].cfg.name.clone();
+            let name = if who.len() == 1 {
+                format!("{first}-q{q}")
+            } else {
+                format!("consumer-{t}")
+            };
+            let hook = cfg.on_consumer_start.clone();
+            let handle = std::thread::Builder::new().name(name).spawn(move || {
+                if let Some(h) = hook {
+                    (h.0)(&first, q);
+                }
+                consume(rx, states)
+            })?;
+            senders.push(tx);
+            consumers.push((handle, who));
+        }
+        for (out_q, t) in out
+            .iter_mut()
+            .flat_map(|app| app.queues.iter_mut())
+            .zip(placed)
+        {
+            out_q.tx = Some(senders[t].clone());
+        }
         Ok(Self {
             cfg,
             apps: out,
@@ -497,6 +557,7 @@ impl Balancer {
             next_index: 0,
             steered: 0,
             released: Vec::new(),
+            consumers,
         })
     }
 
@@ -624,10 +685,9 @@ impl Balancer {
     /// consumers and returns the counters.
     pub fn finish(mut self) -> Vec<AppStats> {
         self.flush();
-        let mut stats = Vec::with_capacity(self.apps.len());
         let empty = Arc::new(Batch::default());
         let current = Batch::default();
-        for mut app in std::mem::take(&mut self.apps) {
+        for app in &mut self.apps {
             let mut held = Vec::new();
             app.tracker.drain(&mut held);
             for r in held {
@@ -636,22 +696,31 @@ impl Balancer {
             app.assign();
             app.send(&empty);
             app.stats.fragments = app.tracker.stats();
-            for (q, out) in app.queues.iter_mut().enumerate() {
+            for out in &mut app.queues {
                 drop(out.tx.take());
-                let ConsumerResult { error } = out
-                    .handle
-                    .take()
-                    .expect("joined once")
-                    .join()
-                    .unwrap_or_else(|_| ConsumerResult {
-                        error: Some("consumer thread panicked".into()),
-                    });
-                if app.stats.sink_error.is_none() {
-                    app.stats.sink_error =
-                        error.map(|e| format!("{} queue {q}: {e}", app.cfg.name));
-                }
-                app.stats.queues.push(out.stats());
             }
+        }
+        // Every sender is gone: each consumer finishes its sinks and ends.
+        let mut errors: Vec<Vec<Option<String>>> = self
+            .apps
+            .iter()
+            .map(|app| vec![None; app.queues.len()])
+            .collect();
+        for (handle, who) in std::mem::take(&mut self.consumers) {
+            let results = handle
+                .join()
+                .unwrap_or_else(|_| vec![Some("consumer thread panicked".into()); who.len()]);
+            for ((a, q), e) in who.into_iter().zip(results) {
+                errors[a][q] = e;
+            }
+        }
+        let mut stats = Vec::with_capacity(self.apps.len());
+        for (mut app, errors) in std::mem::take(&mut self.apps).into_iter().zip(errors) {
+            app.stats.sink_error = errors
+                .into_iter()
+                .enumerate()
+                .find_map(|(q, e)| e.map(|e| format!("{} queue {q}: {e}", app.cfg.name)));
+            app.stats.queues = app.queues.iter().map(QueueOut::stats).collect();
             stats.push(app.stats);
         }
         stats
@@ -933,14 +1002,14 @@ fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {
     let Some(tx) = &out.tx else { return };
     match loss {
         LossPolicy::Lossless => {
-            if let Err(e) = tx.send(chunk) {
+            if let Err(e) = tx.send((out.sink, chunk)) {
                 // The consumer is gone (it panicked): count as dropped.
-                out.dropped_queue_full += e.0.indices.len() as u64;
+                out.dropped_queue_full += (e.0).1.indices.len() as u64;
             }
         }
-        LossPolicy::DropNewest => match tx.try_send(chunk) {
+        LossPolicy::DropNewest => match tx.try_send((out.sink, chunk)) {
             Ok(()) => {}
-            Err(TrySendError::Full(c) | TrySendError::Disconnected(c)) => {
+            Err(TrySendError::Full((_, c)) | TrySendError::Disconnected((_, c))) => {
                 out.dropped_queue_full += c.indices.len() as u64;
             }
         },

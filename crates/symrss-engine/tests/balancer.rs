@@ -346,3 +346,97 @@ fn sinks_get_each_packets_metadata_across_reused_batches() {
         assert_eq!(m.orig_len, d.len() as u32 + 4);
     }
 }
+
+/// Consumer threads shared among queues (`EngineConfig::consumer_threads`)
+/// deliver exactly what one thread per queue delivers: the same packets in
+/// the same order on every queue and the same counters; a sink failing on
+/// a shared thread fails only its own queue.
+#[test]
+fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
+    type Log = Arc<Mutex<Vec<u64>>>;
+    let traffic = generate(11, 300);
+    let run_with = |threads: usize| {
+        let mut configs = Vec::new();
+        let mut logs: Vec<Vec<Log>> = Vec::new();
+        for (scheme, queues) in [("sym", 4u32), ("keyed", 3), ("xor", 2)] {
+            let app_logs: Vec<Log> = (0..queues).map(|_| Log::default()).collect();
+            let sinks = app_logs
+                .iter()
+                .map(|log| {
+                    let log = Arc::clone(log);
+                    Box::new(FnSink(
+                        move |m: &symrss_engine::balancer::PacketMeta, _: &[u8]| {
+                            log.lock().unwrap().push(m.index);
+                        },
+                    )) as Box<dyn Sink>
+                })
+                .collect();
+            let app = AppConfig {
+                name: scheme.into(),
+                queues,
+                policy: Policy::parse(scheme, HashLayer::Outer, 1).unwrap(),
+                loss: LossPolicy::Lossless,
+            };
+            configs.push((app, sinks));
+            logs.push(app_logs);
+        }
+        let flaky: Vec<Box<dyn Sink>> = vec![
+            Box::new(Flaky {
+                seen: 0,
+                absent: 10,
+                fail_after: 40,
+            }),
+            Box::new(FnSink(
+                |_: &symrss_engine::balancer::PacketMeta, _: &[u8]| {},
+            )),
+        ];
+        let app = AppConfig {
+            name: "flaky".into(),
+            queues: 2,
+            policy: Policy::parse("sym", HashLayer::Outer, 1).unwrap(),
+            loss: LossPolicy::Lossless,
+        };
+        configs.push((app, flaky));
+        let cfg = EngineConfig {
+            batch_packets: 64,
+            ring_chunks: 2,
+            consumer_threads: threads,
+            ..EngineConfig::default()
+        };
+        let mut b = Balancer::start(configs, cfg).unwrap();
+        for p in &traffic {
+            b.push(p.ts_ns, p.frame.len() as u32, 1, &p.frame);
+        }
+        let stats = b.finish();
+        let logs: Vec<Vec<Vec<u64>>> = logs
+            .iter()
+            .map(|app| app.iter().map(|l| l.lock().unwrap().clone()).collect())
+            .collect();
+        let counters: Vec<_> = stats
+            .iter()
+            .map(|s| (s.received, s.queues.clone(), s.sink_error.clone()))
+            .collect();
+        (logs, counters)
+    };
+    let (logs, counters) = run_with(0);
+    let n = traffic.len() as u64;
+    for app in &logs {
+        assert_eq!(app.iter().map(|q| q.len() as u64).sum::<u64>(), n);
+    }
+    let flaky = &counters[3];
+    assert_eq!(flaky.1[0].dropped_no_reader, 10);
+    assert_eq!(flaky.1[0].delivered, 40);
+    assert!(flaky.2.as_deref().unwrap().starts_with("flaky queue 0: "));
+    assert_eq!(
+        flaky.1[1].delivered
+            + flaky.1[0].delivered
+            + flaky.1[0].dropped_no_reader
+            + flaky.1[0].dropped_sink_error,
+        n
+    );
+    for threads in [1, 2, 3, 64] {
+        let (l, c) = run_with(threads);
+        assert_eq!(l, logs, "{threads} consumer threads");
+        assert_eq!(c, counters, "{threads} consumer threads");
+    }
+}

@@ -104,6 +104,13 @@ pub struct CaptureArgs {
     /// to the other CPUs.
     #[arg(long)]
     pin: bool,
+    /// Threads that write the queues' outputs. 0: one per queue, so a slow
+    /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
+    /// but the capture thread's (at least one) when every app writes pcap
+    /// files or counts (fewer wake-ups and context switches than one thread
+    /// per queue), else one per queue.
+    #[arg(long)]
+    consumer_threads: Option<usize>,
     /// Read settings from a TOML file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -171,6 +178,8 @@ pub struct CaptureConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
     pin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_threads: Option<usize>,
     rotate: RotateSection,
     #[serde(rename = "app")]
     apps: Vec<AppSection>,
@@ -195,6 +204,7 @@ impl Default for CaptureConfig {
             block_count: ring.block_count,
             user: None,
             pin: false,
+            consumer_threads: None,
             rotate: RotateSection::default(),
             apps: Vec::new(),
         }
@@ -286,6 +296,7 @@ fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure> {
         stats_json <- a.stats_json,
         prometheus <- a.prometheus,
         user <- a.user,
+        consumer_threads <- a.consumer_threads,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,
         rotate.files <- a.rotate_files,
@@ -604,6 +615,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     }
     let engine = EngineConfig {
         on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
+        consumer_threads: consumer_threads(&c),
         ..EngineConfig::default()
     };
     let mut balancer = Balancer::start(with_sinks, engine)
@@ -789,6 +801,24 @@ fn read_round(
         }
     }
     Ok(got)
+}
+
+/// [`CaptureConfig::consumer_threads`], or its default: when every app
+/// writes files or counts, one thread per CPU but the one the capture
+/// thread keeps busy (at least one: the layout `--pin` makes explicit);
+/// else one per queue (0), so a FIFO or TAP whose reader lags holds up
+/// only its own queue.
+fn consumer_threads(c: &CaptureConfig) -> usize {
+    c.consumer_threads.unwrap_or_else(|| {
+        if c.apps
+            .iter()
+            .all(|a| matches!(a.sink.as_str(), "pcap" | "count"))
+        {
+            symrss_sys::cpu_count().saturating_sub(1).max(1)
+        } else {
+            0
+        }
+    })
 }
 
 fn stats_line(started: Instant, interfaces: &[Interface], apps: &[AppStats]) -> String {

@@ -614,6 +614,8 @@ fn print_config_shows_the_effective_configuration() {
         .args([
             "--app",
             "rec:1:keyed:fifo",
+            "--consumer-threads",
+            "3",
             "--print-config",
             "not",
             "port",
@@ -628,6 +630,7 @@ fn print_config_shows_the_effective_configuration() {
     // --app on the command line replaces the file's apps.
     assert_eq!(v["app"][0]["name"].as_str(), Some("rec"));
     assert_eq!(v["app"][0]["sink"].as_str(), Some("fifo"));
+    assert_eq!(v["consumer_threads"].as_integer(), Some(3));
     let bad = Command::new(SYMRSS)
         .args(["capture", "--app", "x:1:sym:carrier-pigeon", "-i", "lo"])
         .output()
