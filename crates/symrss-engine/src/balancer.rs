@@ -386,9 +386,21 @@ pub struct Balancer {
     /// Packets of the current batch already steered.
     steered: usize,
     released: Vec<PacketRef>,
-    /// Consumer threads and, per thread, the (app, queue) of each of its
-    /// sinks in order.
-    consumers: Vec<(JoinHandle<Vec<Option<String>>>, Vec<(usize, usize)>)>,
+    consumers: Vec<Consumer>,
+}
+
+/// A consumer thread and the (app, queue) of each sink it serves, in the
+/// order of its sinks.
+struct Consumer {
+    handle: JoinHandle<Vec<Option<String>>>,
+    serves: Vec<(usize, usize)>,
+}
+
+/// A consumer thread before it starts: its sinks and whom they serve.
+#[derive(Default)]
+struct ConsumerPlan {
+    sinks: Vec<SinkState>,
+    serves: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -472,9 +484,7 @@ impl Balancer {
             n => n.min(total),
         }
         .max(1);
-        // Per thread: its sinks and which (app, queue) each is.
-        let mut plan: Vec<(Vec<SinkState>, Vec<(usize, usize)>)> =
-            (0..threads).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut plan: Vec<ConsumerPlan> = (0..threads).map(|_| ConsumerPlan::default()).collect();
         let mut out = Vec::with_capacity(apps.len());
         let mut placed = Vec::new();
         let mut k = 0;
@@ -483,7 +493,10 @@ impl Balancer {
             let mut queues = Vec::with_capacity(sinks.len());
             for (q, sink) in sinks.into_iter().enumerate() {
                 let counters = Arc::new(QueueCounters::default());
-                let (states, who) = &mut plan[k % threads];
+                let ConsumerPlan {
+                    sinks: states,
+                    serves,
+                } = &mut plan[k % threads];
                 placed.push(k % threads);
                 queues.push(QueueOut {
                     tx: None,
@@ -499,7 +512,7 @@ impl Balancer {
                     counters,
                     error: None,
                 });
-                who.push((a, q));
+                serves.push((a, q));
                 k += 1;
             }
             out.push(App {
@@ -522,11 +535,18 @@ impl Balancer {
         }
         let mut senders = Vec::with_capacity(threads);
         let mut consumers = Vec::with_capacity(threads);
-        for (t, (states, who)) in plan.into_iter().enumerate() {
+        for (
+            t,
+            ConsumerPlan {
+                sinks: states,
+                serves,
+            },
+        ) in plan.into_iter().enumerate()
+        {
             let (tx, rx) = sync_channel::<(u32, Chunk)>(cfg.ring_chunks.max(1) * states.len());
-            let (a, q) = who[0];
+            let (a, q) = serves[0];
             let first = out[a].cfg.name.clone();
-            let name = if who.len() == 1 {
+            let name = if serves.len() == 1 {
                 format!("{first}-q{q}")
             } else {
                 format!("consumer-{t}")
@@ -539,7 +559,7 @@ impl Balancer {
                 consume(rx, states)
             })?;
             senders.push(tx);
-            consumers.push((handle, who));
+            consumers.push(Consumer { handle, serves });
         }
         for (out_q, t) in out
             .iter_mut()
@@ -706,11 +726,11 @@ impl Balancer {
             .iter()
             .map(|app| vec![None; app.queues.len()])
             .collect();
-        for (handle, who) in std::mem::take(&mut self.consumers) {
+        for Consumer { handle, serves } in std::mem::take(&mut self.consumers) {
             let results = handle
                 .join()
-                .unwrap_or_else(|_| vec![Some("consumer thread panicked".into()); who.len()]);
-            for ((a, q), e) in who.into_iter().zip(results) {
+                .unwrap_or_else(|_| vec![Some("consumer thread panicked".into()); serves.len()]);
+            for ((a, q), e) in serves.into_iter().zip(results) {
                 errors[a][q] = e;
             }
         }
