@@ -1,5 +1,6 @@
 //! The software balancer: packets in, every flow of every application on
-//! one of its queues, each queue drained by its own consumer thread.
+//! one of its queues, each queue drained by a consumer thread (its own, or
+//! one it shares with other queues: [`EngineConfig::consumer_threads`]).
 //!
 //! ```text
 //!  push() ─copy once─▶ Batch ──steer (dissect once, per app: policy → RETA)──▶
@@ -117,8 +118,9 @@ impl<F: FnMut(&PacketMeta, &[u8]) + Send> Sink for FnSink<F> {
 }
 
 /// Called on each consumer thread as it starts, with the app name and the
-/// queue number — e.g. to pin the thread to a core (the engine does no OS
-/// calls itself; `symrss-sys` has the pinning).
+/// queue number (of the first queue it serves) — e.g. to pin the thread to
+/// a core (the engine does no OS calls itself; `symrss-sys` has the
+/// pinning).
 #[derive(Clone)]
 pub struct ThreadHook(pub Arc<ThreadStartFn>);
 
