@@ -15,6 +15,28 @@ use symrss_engine::{HashLayer, Policy};
 
 type Seen = Arc<Mutex<Vec<(usize, u64)>>>;
 
+/// An app named `name` with `queues` queues steered by `scheme` on the
+/// outer layer (random keys from seed 1, or `seed`).
+fn app_config(name: &str, queues: u32, scheme: &str, loss: LossPolicy) -> AppConfig {
+    app_at(name, queues, scheme, HashLayer::Outer, 1, loss)
+}
+
+fn app_at(
+    name: &str,
+    queues: u32,
+    scheme: &str,
+    layer: HashLayer,
+    seed: u64,
+    loss: LossPolicy,
+) -> AppConfig {
+    AppConfig {
+        name: name.into(),
+        queues,
+        policy: Policy::parse(scheme, layer, seed).unwrap(),
+        loss,
+    }
+}
+
 fn run(
     seed: u64,
     flows: u32,
@@ -41,12 +63,7 @@ fn run(
                 )) as Box<dyn Sink>
             })
             .collect();
-        let app = AppConfig {
-            name: scheme.to_string(),
-            queues: *queues,
-            policy: Policy::parse(scheme, *layer, seed).unwrap(),
-            loss: LossPolicy::Lossless,
-        };
+        let app = app_at(scheme, *queues, scheme, *layer, seed, LossPolicy::Lossless);
         configs.push((app, sinks));
         seen.push(log);
     }
@@ -130,12 +147,7 @@ fn drop_policy_counts_what_it_drops() {
             std::thread::sleep(std::time::Duration::from_micros(200));
         },
     ));
-    let app = AppConfig {
-        name: "slow".into(),
-        queues: 1,
-        policy: Policy::parse("sym", HashLayer::Outer, 0).unwrap(),
-        loss: LossPolicy::DropNewest,
-    };
+    let app = app_config("slow", 1, "sym", LossPolicy::DropNewest);
     let cfg = EngineConfig {
         batch_packets: 8,
         ring_chunks: 1,
@@ -185,12 +197,7 @@ impl Sink for Flaky {
 #[test]
 fn no_reader_drops_are_counted_and_do_not_fail_the_queue() {
     let traffic = generate(5, 100);
-    let app = AppConfig {
-        name: "fifo".into(),
-        queues: 1,
-        policy: Policy::parse("sym", HashLayer::Outer, 0).unwrap(),
-        loss: LossPolicy::Lossless,
-    };
+    let app = app_config("fifo", 1, "sym", LossPolicy::Lossless);
     let sink = Box::new(Flaky {
         seen: 0,
         absent: 50,
@@ -302,12 +309,7 @@ fn sinks_get_each_packets_metadata_across_reused_batches() {
     let sink: Box<dyn Sink> = Box::new(FnSink(move |m: &PacketMeta, d: &[u8]| {
         theirs.lock().unwrap().push((*m, d.to_vec()));
     }));
-    let app = AppConfig {
-        name: "one".into(),
-        queues: 1,
-        policy: Policy::parse("sym", HashLayer::Outer, 0).unwrap(),
-        loss: LossPolicy::Lossless,
-    };
+    let app = app_config("one", 1, "sym", LossPolicy::Lossless);
     let cfg = EngineConfig {
         batch_packets: 16,
         ring_chunks: 2,
@@ -371,12 +373,7 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
                     )) as Box<dyn Sink>
                 })
                 .collect();
-            let app = AppConfig {
-                name: scheme.into(),
-                queues,
-                policy: Policy::parse(scheme, HashLayer::Outer, 1).unwrap(),
-                loss: LossPolicy::Lossless,
-            };
+            let app = app_config(scheme, queues, scheme, LossPolicy::Lossless);
             configs.push((app, sinks));
             logs.push(app_logs);
         }
@@ -390,12 +387,7 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
                 |_: &symrss_engine::balancer::PacketMeta, _: &[u8]| {},
             )),
         ];
-        let app = AppConfig {
-            name: "flaky".into(),
-            queues: 2,
-            policy: Policy::parse("sym", HashLayer::Outer, 1).unwrap(),
-            loss: LossPolicy::Lossless,
-        };
+        let app = app_config("flaky", 2, "sym", LossPolicy::Lossless);
         configs.push((app, flaky));
         let cfg = EngineConfig {
             batch_packets: 64,
