@@ -192,9 +192,9 @@ pub struct Batch {
 /// A packet's metadata as a batch keeps it: 24 bytes (its input position
 /// is the batch's first plus its place in the batch). The consumer threads
 /// read these records from another core, and each cache line they read
-/// costs the steering thread an ownership transfer when it reuses the
-/// batch: at 48 bytes per packet this was ~10 ns per packet of the
-/// steering thread's time (BENCHMARKS.md).
+/// can cost the steering thread an ownership transfer when it reuses the
+/// batch (~8 ns per packet before [`REUSE_DEPTH`], BENCHMARKS.md); half
+/// the bytes, half the lines.
 #[derive(Clone, Copy, Debug)]
 struct StoredMeta {
     ts_ns: i64,
@@ -481,14 +481,21 @@ impl Balancer {
         cfg: EngineConfig,
     ) -> io::Result<Self> {
         let total: usize = apps.iter().map(|(a, _)| a.queues as usize).sum();
+        // Queue k (of all apps, in order) goes to thread k mod `threads`;
+        // no queues, no threads.
         let threads = match cfg.consumer_threads {
             0 => total,
             n => n.min(total),
-        }
-        .max(1);
+        };
         let mut plan: Vec<ConsumerPlan> = (0..threads).map(|_| ConsumerPlan::default()).collect();
+        let channels: Vec<_> = (0..threads)
+            .map(|t| {
+                // Room for `ring_chunks` per queue the thread serves.
+                let served = (total - t).div_ceil(threads);
+                sync_channel::<(u32, Chunk)>(cfg.ring_chunks.max(1) * served)
+            })
+            .collect();
         let mut out = Vec::with_capacity(apps.len());
-        let mut placed = Vec::new();
         let mut k = 0;
         for (a, (app, sinks)) in apps.into_iter().enumerate() {
             assert_eq!(sinks.len(), app.queues as usize, "one sink per queue");
@@ -499,9 +506,8 @@ impl Balancer {
                     sinks: states,
                     serves,
                 } = &mut plan[k % threads];
-                placed.push(k % threads);
                 queues.push(QueueOut {
-                    tx: None,
+                    tx: Some(channels[k % threads].0.clone()),
                     sink: states.len() as u32,
                     counters: Arc::clone(&counters),
                     pending: Vec::new(),
@@ -535,17 +541,18 @@ impl Balancer {
                 cfg: app,
             });
         }
-        let mut senders = Vec::with_capacity(threads);
         let mut consumers = Vec::with_capacity(threads);
         for (
             t,
-            ConsumerPlan {
-                sinks: states,
-                serves,
-            },
-        ) in plan.into_iter().enumerate()
+            (
+                ConsumerPlan {
+                    sinks: states,
+                    serves,
+                },
+                (_, rx),
+            ),
+        ) in plan.into_iter().zip(channels).enumerate()
         {
-            let (tx, rx) = sync_channel::<(u32, Chunk)>(cfg.ring_chunks.max(1) * states.len());
             let (a, q) = serves[0];
             let first = out[a].cfg.name.clone();
             let name = if serves.len() == 1 {
@@ -560,15 +567,7 @@ impl Balancer {
                 }
                 consume(rx, states)
             })?;
-            senders.push(tx);
             consumers.push(Consumer { handle, serves });
-        }
-        for (out_q, t) in out
-            .iter_mut()
-            .flat_map(|app| app.queues.iter_mut())
-            .zip(placed)
-        {
-            out_q.tx = Some(senders[t].clone());
         }
         Ok(Self {
             cfg,

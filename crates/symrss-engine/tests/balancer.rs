@@ -432,3 +432,21 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
         assert_eq!(c, counters, "{threads} consumer threads");
     }
 }
+
+/// A balancer with no apps (no queues, so no consumer threads) takes
+/// packets and finishes with no counters, for either threading mode.
+#[test]
+fn no_apps_no_consumer_threads() {
+    let traffic = generate(2, 20);
+    for threads in [0, 2] {
+        let cfg = EngineConfig {
+            consumer_threads: threads,
+            ..EngineConfig::default()
+        };
+        let mut b = Balancer::start(Vec::new(), cfg).unwrap();
+        for p in &traffic {
+            b.push(p.ts_ns, p.frame.len() as u32, 1, &p.frame);
+        }
+        assert!(b.finish().is_empty());
+    }
+}
