@@ -571,10 +571,8 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
 fn parse_packet(block: &[u8], at: usize) -> Option<(Packet<'_>, usize)> {
     // One bounds check for the whole header, then fixed-offset reads
     // (this runs once per captured packet).
-    let h: &[u8; 38] = block.get(at..at.checked_add(38)?)?.try_into().ok()?;
-    if at + size_of::<Tpacket3Hdr>() > block.len() {
-        return None;
-    }
+    const HDR: usize = size_of::<Tpacket3Hdr>();
+    let h: &[u8; HDR] = block.get(at..at.checked_add(HDR)?)?.try_into().ok()?;
     let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
     let next = u32_at(0) as usize;
