@@ -6,8 +6,9 @@
 //! `skipped: <reason>` and the test returns, except under CI (`CI=true`),
 //! where a missing prerequisite fails the test.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStderr, Command};
 
 /// Under CI a missing prerequisite is a failure.
 pub fn in_ci() -> bool {
@@ -215,6 +216,20 @@ pub fn veth_pair(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: u32) {
     run(ns_b
         .exec("ip")
         .args(["link", "set", b, "mtu", "9000", "up"]));
+}
+
+/// Takes a spawned daemon's piped stderr and waits for its first line,
+/// which must contain `ready` (what it prints once it is set up); returns
+/// the reader for the rest.
+pub fn await_ready(child: &mut Child, ready: &str) -> BufReader<ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains(ready),
+        "expected `{ready}` first, got: {line}"
+    );
+    stderr
 }
 
 /// Runs a setup command and panics with its output if it fails.

@@ -8,14 +8,14 @@
 //! queues are read by tshark and tcpdump; SIGTERM mid-stream leaves valid
 //! files and counts that add up.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use symrss_pcap::CaptureReader;
-use symrss_testdata::{Netns, TempDir, live_network, run, shared, tool, veth_pair};
+use symrss_testdata::{Netns, TempDir, await_ready, live_network, run, shared, tool, veth_pair};
 
 const SYMRSS: &str = env!("CARGO_BIN_EXE_symrss");
 
@@ -43,13 +43,7 @@ impl Capture {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("capturing on"),
-            "capture did not start: {line}"
-        );
+        let stderr = await_ready(&mut child, "capturing on");
         Self { child, stderr }
     }
 
@@ -421,10 +415,7 @@ fn fifo_and_tap_queues_are_read_by_tshark_and_tcpdump() {
         .spawn()
         .unwrap();
     // Let both readers attach (tcpdump prints "listening on" when it has).
-    let mut td_err = BufReader::new(tcpdump.stderr.take().unwrap());
-    let mut line = String::new();
-    td_err.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on tp-q0"), "{line}");
+    let _td_err = await_ready(&mut tcpdump, "listening on tp-q0");
     std::thread::sleep(Duration::from_millis(500));
     replay(&a, "sa", &ab);
     // tcpdump on the TAP stops by itself after `sent` packets (-c); then

@@ -7,12 +7,11 @@
 //! reports exactly the traffic replayed through it.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use symrss_testdata::{Netns, TempDir, live_network, run, tool, veth_pair};
+use symrss_testdata::{Netns, TempDir, await_ready, live_network, run, tool, veth_pair};
 
 const SYMRSS: &str = env!("CARGO_BIN_EXE_symrss");
 
@@ -273,10 +272,7 @@ fn verify_on_a_multiqueue_veth_reports_exactly_what_was_replayed() {
             .spawn()
             .unwrap();
     // Wait until every queue's socket is open and joined.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on svb, 4 queues"), "{line}");
+    let _stderr = await_ready(&mut child, "capturing on svb, 4 queues");
     run(l
         .a
         .exec("tcpreplay")
