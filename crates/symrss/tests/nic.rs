@@ -62,9 +62,8 @@ fn apply_sends_exactly_what_ethtool_sends_for_the_planned_commands() {
     for (d, env) in devices.iter().enumerate() {
         for (queues, udp) in [("8", "sd"), ("3", "sdfn")] {
             let plan_log = dir.path().join(format!("plan-{d}-{queues}.log"));
-            let plan = run(shimmed(SYMRSS, &so, env, &plan_log).args([
-                "nic",
-                "plan",
+            // What both `plan` and `apply` are asked for.
+            let request = [
                 "fake0",
                 "--mode",
                 "key",
@@ -72,8 +71,11 @@ fn apply_sends_exactly_what_ethtool_sends_for_the_planned_commands() {
                 queues,
                 "--udp-fields",
                 udp,
-                "--json",
-            ]));
+            ];
+            let plan = run(shimmed(SYMRSS, &so, env, &plan_log)
+                .args(["nic", "plan"])
+                .args(request)
+                .arg("--json"));
             let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
             let commands: Vec<String> = plan["commands"]
                 .as_array()
@@ -91,17 +93,9 @@ fn apply_sends_exactly_what_ethtool_sends_for_the_planned_commands() {
                 run(shimmed("ethtool", &so, env, &ethtool_log).args(&w[1..]));
             }
             let symrss_log = dir.path().join(format!("symrss-{d}-{queues}.log"));
-            let out = run(shimmed(SYMRSS, &so, env, &symrss_log).args([
-                "nic",
-                "apply",
-                "fake0",
-                "--mode",
-                "key",
-                "--queues",
-                queues,
-                "--udp-fields",
-                udp,
-            ]));
+            let out = run(shimmed(SYMRSS, &so, env, &symrss_log)
+                .args(["nic", "apply"])
+                .args(request));
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(stdout.contains("read back equal"), "{stdout}");
             assert!(stdout.contains("fake0: symmetric"), "{stdout}");
