@@ -45,11 +45,26 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   sleep 1.5
   local t0=0 t1=0 p
   for p in "${pids[@]}"; do t0=$((t0 + $(cpu_ns "$p"))); done
+  if [ -n "${THREADS:-}" ]; then
+    for p in "${pids[@]}"; do
+      for t in /proc/"$p"/task/*; do echo "${t##*/} $(awk '{print $1}' "$t"/schedstat)"; done
+    done >"$out/threads-$name.t0"
+  fi
   local start; start=$(date +%s.%N)
   ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1
   local end; end=$(date +%s.%N)
   sleep 1
   for p in "${pids[@]}"; do t1=$((t1 + $(cpu_ns "$p"))); done
+  # THREADS=1: each thread's CPU per packet too, over the same window.
+  if [ -n "${THREADS:-}" ]; then
+    for p in "${pids[@]}"; do
+      for t in /proc/"$p"/task/*; do
+        printf '    %-16s %6.1f ns/packet  %s context switches (whole life)\n' "$(cat "$t"/comm)" "$(awk -v n="$packets" -v tid="${t##*/}" \
+          -v now="$(awk '{print $1}' "$t"/schedstat)" '$1 == tid {print (now - $2) / n}' "$out/threads-$name.t0")" \
+          "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t"/status)"
+      done
+    done
+  fi
   for p in "${pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
   local rate; rate=$(awk -v p="$packets" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", p / (e - s)}')
   # tcpdump and symrss: "N packets captured", "N packets dropped by kernel";
