@@ -1,0 +1,355 @@
+//! `symrss capture`'s settings: the command line, the TOML file it
+//! mirrors (`--config`, shown by `--print-config`), and how the two
+//! combine (file first, then flags) into the effective configuration.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use symrss_sys::packet::RingConfig;
+
+use crate::Failure;
+
+/// Arguments of `symrss capture`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each --app NAME:QUEUES[:SCHEME[:SINK]] gets QUEUES queues (scheme default sym, sink default pcap):\n  \
+    pcap   DIR/NAME/q<i>.pcap, rotated by --rotate-size/--rotate-seconds, --rotate-files kept (SIGHUP rotates)\n  \
+    fifo   DIR/NAME/q<i>.fifo streaming pcap: `tcpdump -r DIR/ids/q0.fifo`; no reader = drops counted as no_reader\n  \
+    tap    a TAP interface NAME-q<i> (e.g. ids-q0): `tcpdump -i ids-q0`, Suricata/Zeek/Snort in AF_PACKET mode\n  \
+    count  in-process: only counted\n\n\
+    Needs CAP_NET_RAW (and CAP_NET_ADMIN for tap sinks); --user drops to an unprivileged user after setup.\n\
+    The filter is tcpdump syntax, compiled by libpcap.\n\n\
+    Examples:\n  symrss capture -i eth0 --app ids:4 --app rec:1:keyed -w /var/cap\n  \
+    symrss capture -i tap-a -i tap-b --app zeek:8:sym:fifo -w /run/symrss 'not port 22'\n  \
+    symrss capture -i eth0 --app suricata:4:sym:tap --user nobody\n  \
+    symrss capture --config sensor.toml --print-config"
+)]
+pub struct CaptureArgs {
+    /// Interface to capture on (repeatable: several are merged, e.g. the two ports of a TAP).
+    #[arg(short = 'i', long = "interface")]
+    interfaces: Vec<String>,
+    /// An application NAME:QUEUES[:SCHEME[:SINK]] (repeatable; default all:4:sym:pcap).
+    #[arg(long = "app")]
+    apps: Vec<String>,
+    /// Output directory for pcap files and FIFOs.
+    #[arg(short = 'w', long = "out")]
+    out: Option<PathBuf>,
+    /// Rotate pcap files at this size (bytes; k/M/G suffixes), like tcpdump -C.
+    #[arg(long)]
+    rotate_size: Option<String>,
+    /// Rotate pcap files after this many seconds of packet time, like tcpdump -G.
+    #[arg(long)]
+    rotate_seconds: Option<u64>,
+    /// Keep this many files per queue (a ring), like tcpdump -W.
+    #[arg(long)]
+    rotate_files: Option<usize>,
+    /// Full-queue behaviour: `drop` (default live) or `lossless` (back-pressure into the kernel ring).
+    #[arg(long, value_parser = ["drop", "lossless"])]
+    loss: Option<String>,
+    /// IP layer hashed.
+    #[arg(long, value_parser = ["outer", "inner", "innermost"])]
+    layer: Option<String>,
+    /// Seed of the random keys of xor/or-xor/sort/keyed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Print a stats line every N seconds (0: never).
+    #[arg(long)]
+    stats_interval: Option<u64>,
+    /// Write the stats as JSON to FILE at every interval and at the end.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
+    /// Serve Prometheus text metrics on this loopback address (e.g. 127.0.0.1:9911).
+    #[arg(long)]
+    prometheus: Option<String>,
+    /// Ring block size in bytes (a multiple of 4096).
+    #[arg(long)]
+    block_size: Option<u32>,
+    /// Ring blocks per interface.
+    #[arg(long)]
+    block_count: Option<u32>,
+    /// Drop to this user after setup.
+    #[arg(long)]
+    user: Option<String>,
+    /// Pin the capture (steering) thread to CPU 0 and the consumer threads
+    /// to the other CPUs.
+    #[arg(long)]
+    pin: bool,
+    /// Threads that write the queues' outputs. 0: one per queue, so a slow
+    /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
+    /// but the capture thread's (at least one) when every app writes pcap
+    /// files or counts (fewer wake-ups and context switches than one thread
+    /// per queue), else one per queue.
+    #[arg(long)]
+    consumer_threads: Option<usize>,
+    /// Read settings from a TOML file (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub(super) print_config: bool,
+    /// Capture filter (tcpdump syntax).
+    filter: Vec<String>,
+}
+
+/// One application in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    pub(super) name: String,
+    pub(super) queues: u32,
+    #[serde(default = "default_scheme")]
+    pub(super) scheme: String,
+    #[serde(default = "default_sink")]
+    pub(super) sink: String,
+}
+
+fn default_scheme() -> String {
+    "sym".into()
+}
+
+fn default_sink() -> String {
+    "pcap".into()
+}
+
+/// File rotation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) files: Option<usize>,
+}
+
+/// The effective configuration (`--config` file, then flags).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub(super) interfaces: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) filter: Option<String>,
+    pub(super) output_dir: PathBuf,
+    pub(super) loss: String,
+    pub(super) layer: String,
+    pub(super) seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) duration: Option<f64>,
+    pub(super) stats_interval: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) stats_json: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) prometheus: Option<String>,
+    pub(super) block_size: u32,
+    pub(super) block_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) user: Option<String>,
+    pub(super) pin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) consumer_threads: Option<usize>,
+    pub(super) rotate: RotateSection,
+    #[serde(rename = "app")]
+    pub(super) apps: Vec<AppSection>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        let ring = RingConfig::default();
+        Self {
+            interfaces: Vec::new(),
+            filter: None,
+            output_dir: PathBuf::from("."),
+            loss: "drop".into(),
+            layer: "outer".into(),
+            seed: 0,
+            count: None,
+            duration: None,
+            stats_interval: 10,
+            stats_json: None,
+            prometheus: None,
+            block_size: ring.block_size,
+            block_count: ring.block_count,
+            user: None,
+            pin: false,
+            consumer_threads: None,
+            rotate: RotateSection::default(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+fn parse_app(s: &str) -> Result<AppSection, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() < 2 || parts.len() > 4 {
+        return Err(format!("`{s}`: expected NAME:QUEUES[:SCHEME[:SINK]]"));
+    }
+    // A scheme may contain ':' (toeplitz:..., nic:driver:key); the sink is
+    // the last part when it names a sink.
+    let (scheme, sink) = match parts.len() {
+        2 => (default_scheme(), default_sink()),
+        3 if SINKS.contains(&parts[2]) => (default_scheme(), parts[2].to_string()),
+        3 => (parts[2].to_string(), default_sink()),
+        _ if SINKS.contains(&parts[3]) => (parts[2].to_string(), parts[3].to_string()),
+        _ => (parts[2..].join(":"), default_sink()),
+    };
+    Ok(AppSection {
+        name: parts[0].to_string(),
+        queues: parts[1]
+            .parse()
+            .map_err(|_| format!("`{s}`: QUEUES must be a number"))?,
+        scheme,
+        sink,
+    })
+}
+
+pub(super) const SINKS: [&str; 4] = ["pcap", "fifo", "tap", "count"];
+
+/// Parses `100M`, `2G`, `500k` or plain bytes.
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
+        Some('M') => (&s[..s.len() - 1], 1_000_000),
+        Some('G') => (&s[..s.len() - 1], 1_000_000_000),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 100M, 1G, 500k)"))
+}
+
+pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure> {
+    let mut c = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            toml::from_str::<CaptureConfig>(&text)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => CaptureConfig::default(),
+    };
+    if !a.interfaces.is_empty() {
+        c.interfaces = a.interfaces.clone();
+    }
+    if !a.apps.is_empty() {
+        c.apps = a
+            .apps
+            .iter()
+            .map(|s| parse_app(s))
+            .collect::<Result<_, _>>()
+            .map_err(Failure::Usage)?;
+    }
+    if !a.filter.is_empty() {
+        c.filter = Some(a.filter.join(" "));
+    }
+    // Every flag that was given replaces the file's value (`v.into()` also
+    // fills the `Option` fields).
+    macro_rules! set {
+        ($($($field:ident).+ <- $arg:expr),* $(,)?) => {
+            $(if let Some(v) = $arg.clone() { c.$($field).+ = v.into(); })*
+        };
+    }
+    set!(
+        output_dir <- a.out,
+        loss <- a.loss,
+        layer <- a.layer,
+        seed <- a.seed,
+        stats_interval <- a.stats_interval,
+        block_size <- a.block_size,
+        block_count <- a.block_count,
+        count <- a.count,
+        duration <- a.duration,
+        stats_json <- a.stats_json,
+        prometheus <- a.prometheus,
+        user <- a.user,
+        consumer_threads <- a.consumer_threads,
+        rotate.size <- a.rotate_size,
+        rotate.seconds <- a.rotate_seconds,
+        rotate.files <- a.rotate_files,
+    );
+    if a.pin {
+        c.pin = true;
+    }
+    if c.apps.is_empty() {
+        c.apps = vec![AppSection {
+            name: "all".into(),
+            queues: 4,
+            scheme: default_scheme(),
+            sink: default_sink(),
+        }];
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_specs_parse_with_schemes_that_contain_colons() {
+        let a = parse_app("ids:4").unwrap();
+        assert_eq!(
+            (a.queues, a.scheme.as_str(), a.sink.as_str()),
+            (4, "sym", "pcap")
+        );
+        assert_eq!(parse_app("ids:4:fifo").unwrap().sink, "fifo");
+        let k = parse_app("rec:1:keyed:tap").unwrap();
+        assert_eq!((k.scheme.as_str(), k.sink.as_str()), ("keyed", "tap"));
+        let n = parse_app("x:2:nic:ixgbe").unwrap();
+        assert_eq!((n.scheme.as_str(), n.sink.as_str()), ("nic:ixgbe", "pcap"));
+        assert!(parse_app("x").is_err());
+        assert!(parse_app("x:y").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_like_tcpdump() {
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("2G"), Ok(2_000_000_000));
+        assert_eq!(parse_size("500k"), Ok(500_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn config_files_round_trip_through_print_config() {
+        let text = r#"
+            interfaces = ["eth0", "eth1"]
+            filter = "not port 22"
+            output_dir = "/var/cap"
+            stats_interval = 5
+            [rotate]
+            size = "100M"
+            files = 10
+            [[app]]
+            name = "ids"
+            queues = 4
+            sink = "tap"
+            [[app]]
+            name = "rec"
+            queues = 1
+            scheme = "keyed"
+        "#;
+        let c: CaptureConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(c.apps[0].scheme, "sym");
+        assert_eq!(c.apps[1].sink, "pcap");
+        assert_eq!(c.loss, "drop");
+        let back: CaptureConfig = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let bad = toml::from_str::<CaptureConfig>("interfaces = [\"a\"]\nbogus = 1\n");
+        assert!(bad.unwrap_err().to_string().contains("bogus"));
+    }
+}

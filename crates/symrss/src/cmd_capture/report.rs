@@ -1,0 +1,235 @@
+//! What a running capture reports: the live stats line, the JSON stats
+//! file (`--stats-json`), the Prometheus text endpoint (`--prometheus`)
+//! and the final summary in tcpdump's style followed by the per-queue
+//! table.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use symrss_engine::balancer::AppStats;
+
+use super::Interface;
+use super::config::CaptureConfig;
+use crate::Failure;
+use crate::output::Table;
+
+pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[AppStats]) -> String {
+    let ifs: Vec<String> = interfaces
+        .iter()
+        .map(|i| {
+            format!(
+                "{} captured {} kernel-drops {}",
+                i.name, i.captured, i.drops
+            )
+        })
+        .collect();
+    let apps: Vec<String> = apps
+        .iter()
+        .map(|a| {
+            let per: Vec<String> = a.queues.iter().map(|q| q.delivered.to_string()).collect();
+            format!(
+                "{} delivered {} [{}] dropped {}",
+                a.name,
+                a.delivered(),
+                per.join(" "),
+                a.dropped()
+            )
+        })
+        .collect();
+    format!(
+        "symrss: {:.0}s | {} | {}",
+        started.elapsed().as_secs_f64(),
+        ifs.join(", "),
+        apps.join(" | ")
+    )
+}
+
+fn stats_json(
+    started: Instant,
+    interfaces: &[Interface],
+    apps: &[AppStats],
+    captured: u64,
+) -> serde_json::Value {
+    json!({
+        "elapsed_s": started.elapsed().as_secs_f64(),
+        "captured": captured,
+        "interfaces": interfaces.iter().map(|i| json!({
+            "name": i.name,
+            "captured": i.captured,
+            "received_by_filter": i.received,
+            "kernel_drops": i.drops,
+        })).collect::<Vec<_>>(),
+        "apps": apps.iter().map(|a| json!({
+            "name": a.name,
+            "received": a.received,
+            "delivered": a.delivered(),
+            "dropped": a.dropped(),
+            "non_ip": a.non_ip,
+            "affinity_violations": a.affinity_violations,
+            "queues": a.queues.iter().map(|q| json!({
+                "delivered": q.delivered,
+                "bytes": q.bytes,
+                "flows": q.flows,
+                "dropped": {
+                    "queue_full": q.dropped_queue_full,
+                    "sink_error": q.dropped_sink_error,
+                    "no_reader": q.dropped_no_reader,
+                },
+            })).collect::<Vec<_>>(),
+            "error": a.sink_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn prometheus_text(interfaces: &[Interface], apps: &[AppStats]) -> String {
+    let mut s = String::new();
+    s.push_str("# TYPE symrss_interface_captured_total counter\n# TYPE symrss_interface_kernel_drops_total counter\n");
+    for i in interfaces {
+        s.push_str(&format!(
+            "symrss_interface_captured_total{{interface=\"{}\"}} {}\n",
+            i.name, i.captured
+        ));
+        s.push_str(&format!(
+            "symrss_interface_kernel_drops_total{{interface=\"{}\"}} {}\n",
+            i.name, i.drops
+        ));
+    }
+    s.push_str(
+        "# TYPE symrss_queue_delivered_total counter\n# TYPE symrss_queue_dropped_total counter\n",
+    );
+    for a in apps {
+        for (q, st) in a.queues.iter().enumerate() {
+            let l = format!("app=\"{}\",queue=\"{q}\"", a.name);
+            s.push_str(&format!(
+                "symrss_queue_delivered_total{{{l}}} {}\n",
+                st.delivered
+            ));
+            for (reason, n) in [
+                ("queue_full", st.dropped_queue_full),
+                ("sink_error", st.dropped_sink_error),
+                ("no_reader", st.dropped_no_reader),
+            ] {
+                s.push_str(&format!(
+                    "symrss_queue_dropped_total{{{l},reason=\"{reason}\"}} {n}\n"
+                ));
+            }
+        }
+    }
+    s
+}
+
+pub(super) fn publish(
+    stats_file: &mut Option<File>,
+    c: &CaptureConfig,
+    metrics: &Mutex<String>,
+    started: Instant,
+    interfaces: &[Interface],
+    apps: &[AppStats],
+    captured: u64,
+) -> Result<(), Failure> {
+    if c.prometheus.is_some() {
+        *metrics.lock().unwrap_or_else(|p| p.into_inner()) = prometheus_text(interfaces, apps);
+    }
+    if let (Some(f), Some(path)) = (stats_file, &c.stats_json) {
+        use std::io::Seek;
+        let text = serde_json::to_string_pretty(&stats_json(started, interfaces, apps, captured))
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        // Rewritten in place through the handle opened before dropping
+        // privileges (so `--user` needs no write access to its directory).
+        f.set_len(0)
+            .and_then(|()| f.rewind())
+            .and_then(|()| f.write_all((text + "\n").as_bytes()))
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Serves the latest metrics text to each connection (loopback only).
+pub(super) fn serve_prometheus(addr: &str, metrics: Arc<Mutex<String>>) -> Result<(), Failure> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| Failure::Runtime(format!("prometheus {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if !local.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "--prometheus must be a loopback address, not {local}"
+        )));
+    }
+    std::thread::Builder::new()
+        .name("prometheus".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut s = stream;
+                // Read the request first: closing with unread bytes would
+                // reset the connection before the client reads the answer.
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut req = [0u8; 2048];
+                let mut seen = 0;
+                while seen < req.len() {
+                    match io::Read::read(&mut s, &mut req[seen..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen += n,
+                    }
+                    if req[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+        })
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    Ok(())
+}
+
+pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], captured: u64) {
+    let received: u64 = interfaces.iter().map(|i| i.received).sum();
+    let drops: u64 = interfaces.iter().map(|i| i.drops).sum();
+    eprintln!("{captured} packets captured");
+    eprintln!("{received} packets received by filter");
+    eprintln!("{drops} packets dropped by kernel");
+    let mut t = Table::new(&[
+        "app",
+        "queue",
+        "delivered",
+        "bytes",
+        "flows",
+        "queue_full",
+        "no_reader",
+        "sink_error",
+    ]);
+    for a in apps {
+        for (q, s) in a.queues.iter().enumerate() {
+            t.row(vec![
+                a.name.clone(),
+                q.to_string(),
+                s.delivered.to_string(),
+                s.bytes.to_string(),
+                s.flows.to_string(),
+                s.dropped_queue_full.to_string(),
+                s.dropped_no_reader.to_string(),
+                s.dropped_sink_error.to_string(),
+            ]);
+        }
+    }
+    eprint!("{}", t.render());
+    for a in apps {
+        eprintln!(
+            "{}: received {} = delivered {} + dropped {}; flows seen on a second queue: {}",
+            a.name,
+            a.received,
+            a.delivered(),
+            a.dropped(),
+            a.affinity_violations
+        );
+    }
+}

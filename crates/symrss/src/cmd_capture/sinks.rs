@@ -1,0 +1,262 @@
+//! The per-(app, queue) outputs of a capture: rotating pcap files, FIFOs
+//! streaming pcap (a reader that goes away only makes its queue drop,
+//! counted, until a reader comes back), TAP interfaces, and an in-process
+//! counter.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use symrss_engine::balancer::{PacketMeta, Sink};
+use symrss_pcap::{PcapWriter, RotatingWriter, Rotation, TsResolution};
+use symrss_sys::{fifo, signals, tap::Tap};
+
+use super::config::{AppSection, CaptureConfig};
+use super::{LINKTYPE_ETHERNET, SNAPLEN};
+use crate::Failure;
+
+/// A queue's pcap files, rotating on size, packet time and SIGHUP.
+struct PcapSink {
+    writer: RotatingWriter,
+    hangups: u64,
+}
+
+impl Sink for PcapSink {
+    fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
+        let h = signals::hangups();
+        if h != self.hangups {
+            self.hangups = h;
+            self.writer.rotate()?;
+        }
+        self.writer.write_packet(meta.ts_ns, meta.orig_len, data)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// A queue streamed as pcap into a FIFO; without a reader its packets are
+/// dropped (counted) and the FIFO is checked again every 100 ms.
+struct FifoSink {
+    path: PathBuf,
+    writer: Option<PcapWriter<File>>,
+    next_try: Instant,
+}
+
+impl Sink for FifoSink {
+    fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
+        if self.writer.is_none() && Instant::now() >= self.next_try {
+            self.next_try = Instant::now() + Duration::from_millis(100);
+            if let Some(f) = fifo::open_writer(&self.path)? {
+                self.writer = Some(PcapWriter::new(
+                    f,
+                    meta.linktype,
+                    SNAPLEN,
+                    TsResolution::Nano,
+                )?);
+            }
+        }
+        let Some(w) = &mut self.writer else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "no reader"));
+        };
+        let r = w.write_packet(meta.ts_ns, meta.orig_len, data);
+        self.reader_check(r)
+    }
+
+    /// Each chunk is flushed, so a reader sees packets as they come
+    /// without a write per packet.
+    fn chunk_done(&mut self) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => {
+                let r = w.flush();
+                self.reader_check(r)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match self.writer.take() {
+            Some(w) => match w.finish() {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map(drop),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl FifoSink {
+    /// A broken pipe means the reader left: drop until one comes back (a
+    /// new reader gets a new pcap header).
+    fn reader_check(&mut self, r: io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.writer = None;
+                Err(io::Error::new(io::ErrorKind::NotConnected, "reader left"))
+            }
+            r => r,
+        }
+    }
+}
+
+/// A queue injected into a TAP interface.
+struct TapSink(Tap);
+
+impl Sink for TapSink {
+    fn write(&mut self, _: &PacketMeta, data: &[u8]) -> io::Result<()> {
+        self.0.send(data)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts only (the in-process consumer).
+struct CountSink;
+
+impl Sink for CountSink {
+    fn write(&mut self, _: &PacketMeta, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(super) fn make_sinks(
+    c: &CaptureConfig,
+    app: &AppSection,
+    rotation: Rotation,
+) -> Result<Vec<Box<dyn Sink>>, Failure> {
+    let dir = c.output_dir.join(&app.name);
+    let fail = |e: io::Error| Failure::Runtime(format!("app {}: {e}", app.name));
+    if matches!(app.sink.as_str(), "pcap" | "fifo") {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))))?;
+    }
+    (0..app.queues as usize)
+        .map(|q| -> Result<Box<dyn Sink>, Failure> {
+            Ok(match app.sink.as_str() {
+                "pcap" => Box::new(PcapSink {
+                    writer: RotatingWriter::create(
+                        &dir,
+                        &format!("q{q}"),
+                        LINKTYPE_ETHERNET,
+                        SNAPLEN,
+                        TsResolution::Nano,
+                        rotation,
+                    )
+                    .map_err(fail)?,
+                    hangups: signals::hangups(),
+                }),
+                "fifo" => {
+                    let path = dir.join(format!("q{q}.fifo"));
+                    fifo::create(&path).map_err(fail)?;
+                    Box::new(FifoSink {
+                        path,
+                        writer: None,
+                        next_try: Instant::now(),
+                    })
+                }
+                "tap" => Box::new(TapSink(
+                    Tap::create(&format!("{}-q{q}", app.name)).map_err(fail)?,
+                )),
+                _ => Box::new(CountSink),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_reader_that_leaves_only_drops_until_a_new_one_comes() {
+        use std::io::Read;
+        let path = std::env::temp_dir().join(format!("symrss-fifosink-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        fifo::create(&path).unwrap();
+        let mut sink = FifoSink {
+            path: path.clone(),
+            writer: None,
+            next_try: Instant::now(),
+        };
+        let meta = |i: u64| PacketMeta {
+            index: i,
+            ts_ns: i128::from(i),
+            orig_len: 60,
+            linktype: 1,
+        };
+        let frame = [7u8; 60];
+        // No reader: dropped as `no reader`, not a failure.
+        let e = sink.write(&meta(0), &frame).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+        // A reader that takes the header and one record, then leaves.
+        let reader = |records: usize| {
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let mut f = File::open(&p).unwrap();
+                let mut buf = vec![0u8; 24 + records * (16 + 60)];
+                f.read_exact(&mut buf).unwrap();
+                buf
+            })
+        };
+        let first = reader(1);
+        let mut delivered = 0;
+        let mut i = 1;
+        while !first.is_finished() || delivered == 0 {
+            sink.next_try = Instant::now();
+            if sink.write(&meta(i), &frame).is_ok() {
+                delivered += 1;
+            }
+            let _ = sink.chunk_done();
+            i += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let got = first.join().unwrap();
+        assert_eq!(
+            &got[..4],
+            &0xa1b2_3c4du32.to_le_bytes(),
+            "a pcap header (ns) first"
+        );
+        // Writing on: the reader is gone, so the sink reports no reader
+        // (after at most what the pipe buffered) and keeps going.
+        let mut no_reader = 0;
+        for _ in 0..20_000 {
+            match sink
+                .write(&meta(i), &frame)
+                .and_then(|()| sink.chunk_done())
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => no_reader += 1,
+                Err(e) => panic!("{e}"),
+            }
+            i += 1;
+            if no_reader > 0 {
+                break;
+            }
+        }
+        assert!(no_reader > 0);
+        // A new reader gets a new header and packets again.
+        let second = reader(2);
+        loop {
+            sink.next_try = Instant::now();
+            let _ = sink.write(&meta(i), &frame);
+            let _ = sink.chunk_done();
+            i += 1;
+            if second.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let got = second.join().unwrap();
+        assert_eq!(&got[..4], &0xa1b2_3c4du32.to_le_bytes());
+        std::fs::remove_file(&path).unwrap();
+    }
+}
