@@ -24,6 +24,12 @@ proptest! {
     #[test]
     fn encapsulations_yield_the_inner_flow((s, d, sp, dp) in flow(), vlans in proptest::collection::vec(0u16..4096, 0..3),
                                            kind in 0usize..6, use_tcp in any::<bool>()) {
+        // A UDP port of a tunnel makes the dissector read the payload as
+        // that tunnel (by either port), so the generated flow would not be
+        // the innermost one: those ports have tests of their own.
+        let o = Options::default();
+        let tunnel_ports = [o.vxlan_port, o.geneve_port, o.gtpu_port, o.teredo_port];
+        prop_assume!(use_tcp || !(tunnel_ports.contains(&sp) || tunnel_ports.contains(&dp)));
         let l4 = if use_tcp { tcp(sp, dp, b"hello") } else { udp(sp, dp, b"hello") };
         let proto = if use_tcp { TCP } else { UDP };
         let inner = ipv4(s, d, proto, &l4);
