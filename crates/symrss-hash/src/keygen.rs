@@ -98,7 +98,7 @@ fn score(check: &KeyCheck) -> u32 {
 }
 
 /// A random symmetric key of `len` bytes with the best ranks among
-/// [`DRAWS`] draws, reproducible from `seed`.
+/// 64 draws, reproducible from `seed`.
 pub fn generate_symmetric(len: usize, seed: u64) -> GeneratedKey {
     let classes = symmetry_classes(len);
     let mut roots: Vec<usize> = classes.iter().flatten().copied().collect();

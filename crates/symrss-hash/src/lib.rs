@@ -1,6 +1,6 @@
 //! Exact Microsoft Toeplitz RSS hashing and key science for symrss.
 //!
-//! * [`reference`]: the bit-serial definition (the oracle);
+//! * [`mod@reference`]: the bit-serial definition (the oracle);
 //! * [`Toeplitz`]: the fast exact hasher (fold / GFNI / table paths);
 //! * [`kernel`]: one path as a concrete type for hot loops;
 //! * [`input`]: tuples, the Microsoft layouts and symmetric transforms;

@@ -7,8 +7,8 @@
 //! full read-back, and runs the live check over `PACKET_FANOUT_QM`.
 //!
 //! Here: the arguments and what the subcommands share (reading a device,
-//! describing its RSS state). [`show`], [`plan`] (plan and apply) and
-//! [`verify`]: one subcommand each.
+//! describing its RSS state). [`mod@show`], [`mod@plan`] (plan and apply) and
+//! [`mod@verify`]: one subcommand each.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

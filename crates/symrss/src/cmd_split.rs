@@ -35,7 +35,7 @@ pub struct SplitArgs {
     /// Output directory (created if missing).
     #[arg(short = 'o', long = "out")]
     out: PathBuf,
-    /// An application NAME:QUEUES[:SCHEME] (repeatable; default all:4:sym).
+    /// An application `NAME:QUEUES[:SCHEME]` (repeatable; default `all:4:sym`).
     #[arg(long = "app", value_parser = parse_app)]
     apps: Vec<(String, u32, String)>,
     /// Merge the inputs by timestamp (the two ports of a network TAP)

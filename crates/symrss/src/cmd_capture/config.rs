@@ -30,7 +30,7 @@ pub struct CaptureArgs {
     /// Interface to capture on (repeatable: several are merged, e.g. the two ports of a TAP).
     #[arg(short = 'i', long = "interface")]
     interfaces: Vec<String>,
-    /// An application NAME:QUEUES[:SCHEME[:SINK]] (repeatable; default all:4:sym:pcap).
+    /// An application `NAME:QUEUES[:SCHEME[:SINK]]` (repeatable; default `all:4:sym:pcap`).
     #[arg(long = "app")]
     apps: Vec<String>,
     /// Output directory for pcap files and FIFOs.
