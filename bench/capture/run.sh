@@ -36,7 +36,7 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   # the copies; captured and drops are the first copy's.
   local name=$1 copies=$2; shift 2
   # TOOLS="tcpdump symrss-2x4-pcap" measures only those.
-  if [ -n "${TOOLS:-}" ] && ! grep -qw -- "$name" <<<"$TOOLS"; then return; fi
+  if [ -n "${TOOLS:-}" ] && [[ " $TOOLS " != *" $name "* ]]; then return; fi
   local pids=() n
   for n in $(seq 1 "$copies"); do
     ip netns exec "$b" "${@//\{n\}/$n}" >"$out/$name.$n.out" 2>"$out/$name.$n.err" &
