@@ -1,6 +1,7 @@
 //! The software balancer: packets in, every flow of every application on
 //! one of its queues, each queue drained by a consumer thread (its own, or
-//! one it shares with other queues: [`EngineConfig::consumer_threads`]).
+//! one it shares with other queues) or by the steering thread itself
+//! ([`Consumers`]).
 //!
 //! ```text
 //!  push() ─copy once─▶ Batch ──steer (dissect once, per app: policy → RETA)──▶
@@ -151,14 +152,28 @@ pub struct EngineConfig {
     pub dissect: Options,
     /// Run on each consumer thread at start (core pinning).
     pub on_consumer_start: Option<ThreadHook>,
-    /// Consumer threads: 0 gives every (app, queue) its own thread (a slow
-    /// sink — a FIFO whose reader lags — then holds up only its queue);
-    /// N > 0 shares N threads among all queues, queue k of the apps in
-    /// order on thread k mod N (fewer wake-ups and context switches when
-    /// queues outnumber cores; each queue still has its own sink, order
-    /// and counters, and its chunks wait in its thread's channel, which
-    /// holds `ring_chunks` per queue it serves).
-    pub consumer_threads: usize,
+    /// Which threads run the sinks.
+    pub consumers: Consumers,
+}
+
+/// Which threads run the sinks. Whatever the choice, each queue has its
+/// own sink, order and counters, and a failing sink fails only its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumers {
+    /// Every (app, queue) has its own thread: a slow sink — a FIFO whose
+    /// reader lags — holds up only its queue.
+    PerQueue,
+    /// N threads shared among all queues, queue k of the apps in order on
+    /// thread k mod N: fewer wake-ups and context switches when queues
+    /// outnumber cores. A queue's chunks wait in its thread's channel,
+    /// which holds `ring_chunks` per queue it serves.
+    Shared(usize),
+    /// No consumer threads: the steering thread hands each chunk to its
+    /// sink itself (run to completion). The least CPU per packet — no
+    /// channel, no wake-ups, no packet crossing to another core — but one
+    /// core does all the work, and a sink that blocks stalls the input
+    /// (no queue is ever full, so the loss policy never applies).
+    Inline,
 }
 
 impl Default for EngineConfig {
@@ -175,7 +190,7 @@ impl Default for EngineConfig {
             max_flows: 1 << 20,
             dissect: Options::default(),
             on_consumer_start: None,
-            consumer_threads: 0,
+            consumers: Consumers::PerQueue,
         }
     }
 }
@@ -319,11 +334,22 @@ struct QueueCounters {
     no_reader: AtomicU64,
 }
 
-struct QueueOut {
-    /// The channel of the consumer thread serving this queue, and the
+/// Where a queue's chunks go.
+enum Delivery {
+    /// The channel of the consumer thread serving the queue, and the
     /// queue's place among that thread's sinks.
-    tx: Option<SyncSender<(u32, Chunk)>>,
-    sink: u32,
+    Channel {
+        tx: SyncSender<(u32, Chunk)>,
+        sink: u32,
+    },
+    /// The queue's sink, run by the steering thread ([`Consumers::Inline`]).
+    Inline(SinkState),
+    /// Closed by [`Balancer::finish`].
+    Closed,
+}
+
+struct QueueOut {
+    delivery: Delivery,
     counters: Arc<QueueCounters>,
     /// This batch's packets for the queue in order; `OTHER | k` refers to
     /// `others[k]`.
@@ -427,11 +453,19 @@ struct SinkState {
 /// error (the counts are in the queues' [`QueueCounters`]).
 fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<String>> {
     for (k, chunk) in rx {
+        sinks[k as usize].deliver(&chunk);
+    }
+    sinks.into_iter().map(SinkState::finish).collect()
+}
+
+impl SinkState {
+    /// Hands a chunk's packets to the sink and publishes the counts.
+    fn deliver(&mut self, chunk: &Chunk) {
         let SinkState {
             sink,
             counters,
             error,
-        } = &mut sinks[k as usize];
+        } = self;
         let (mut delivered, mut bytes, mut failed, mut no_reader) = (0u64, 0u64, 0u64, 0u64);
         for &i in &chunk.indices {
             let (meta, data) = chunk.batch.packet(i);
@@ -462,19 +496,18 @@ fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         counters.failed.fetch_add(failed, Ordering::Relaxed);
     }
-    sinks
-        .into_iter()
-        .map(|mut s| {
-            if let Err(e) = s.sink.finish() {
-                s.error.get_or_insert(e.to_string());
-            }
-            s.error
-        })
-        .collect()
+
+    /// Finishes the sink; returns its first error.
+    fn finish(mut self) -> Option<String> {
+        if let Err(e) = self.sink.finish() {
+            self.error.get_or_insert(e.to_string());
+        }
+        self.error
+    }
 }
 
 impl Balancer {
-    /// Starts the consumer threads (see [`EngineConfig::consumer_threads`]);
+    /// Starts the consumer threads (see [`EngineConfig::consumers`]);
     /// `sinks[a][q]` receives app `a`'s queue `q`.
     pub fn start(
         apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
@@ -483,9 +516,10 @@ impl Balancer {
         let total: usize = apps.iter().map(|(a, _)| a.queues as usize).sum();
         // Queue k (of all apps, in order) goes to thread k mod `threads`;
         // no queues, no threads.
-        let threads = match cfg.consumer_threads {
-            0 => total,
-            n => n.min(total),
+        let threads = match cfg.consumers {
+            Consumers::PerQueue => total,
+            Consumers::Shared(n) => n.clamp(1, total.max(1)).min(total),
+            Consumers::Inline => 0,
         };
         let mut plan: Vec<ConsumerPlan> = (0..threads).map(|_| ConsumerPlan::default()).collect();
         let channels: Vec<_> = (0..threads)
@@ -502,25 +536,33 @@ impl Balancer {
             let mut queues = Vec::with_capacity(sinks.len());
             for (q, sink) in sinks.into_iter().enumerate() {
                 let counters = Arc::new(QueueCounters::default());
-                let ConsumerPlan {
-                    sinks: states,
-                    serves,
-                } = &mut plan[k % threads];
-                queues.push(QueueOut {
-                    tx: Some(channels[k % threads].0.clone()),
-                    sink: states.len() as u32,
+                let state = SinkState {
+                    sink,
                     counters: Arc::clone(&counters),
+                    error: None,
+                };
+                let delivery = if threads == 0 {
+                    Delivery::Inline(state)
+                } else {
+                    let ConsumerPlan {
+                        sinks: states,
+                        serves,
+                    } = &mut plan[k % threads];
+                    serves.push((a, q));
+                    states.push(state);
+                    Delivery::Channel {
+                        tx: channels[k % threads].0.clone(),
+                        sink: states.len() as u32 - 1,
+                    }
+                };
+                queues.push(QueueOut {
+                    delivery,
+                    counters,
                     pending: Vec::new(),
                     others: Vec::new(),
                     dropped_queue_full: 0,
                     flows: 0,
                 });
-                states.push(SinkState {
-                    sink,
-                    counters,
-                    error: None,
-                });
-                serves.push((a, q));
                 k += 1;
             }
             out.push(App {
@@ -717,15 +759,23 @@ impl Balancer {
             app.assign();
             app.send(&empty);
             app.stats.fragments = app.tracker.stats();
-            for out in &mut app.queues {
-                drop(out.tx.take());
-            }
         }
-        // Every sender is gone: each consumer finishes its sinks and ends.
+        // Inline sinks finish here; once every sender is gone, each
+        // consumer thread finishes its sinks and ends.
         let mut errors: Vec<Vec<Option<String>>> = self
             .apps
-            .iter()
-            .map(|app| vec![None; app.queues.len()])
+            .iter_mut()
+            .map(|app| {
+                app.queues
+                    .iter_mut()
+                    .map(
+                        |out| match std::mem::replace(&mut out.delivery, Delivery::Closed) {
+                            Delivery::Inline(state) => state.finish(),
+                            Delivery::Channel { .. } | Delivery::Closed => None,
+                        },
+                    )
+                    .collect()
+            })
             .collect();
         for Consumer { handle, serves } in std::mem::take(&mut self.consumers) {
             let results = handle
@@ -1020,15 +1070,19 @@ const RECENT: usize = 4096;
 const RECENT_USED: u32 = 1 << 31;
 
 fn send_chunk(out: &mut QueueOut, loss: LossPolicy, chunk: Chunk) {
-    let Some(tx) = &out.tx else { return };
+    let (tx, sink) = match &mut out.delivery {
+        Delivery::Channel { tx, sink } => (tx, *sink),
+        Delivery::Inline(state) => return state.deliver(&chunk),
+        Delivery::Closed => return,
+    };
     match loss {
         LossPolicy::Lossless => {
-            if let Err(e) = tx.send((out.sink, chunk)) {
+            if let Err(e) = tx.send((sink, chunk)) {
                 // The consumer is gone (it panicked): count as dropped.
                 out.dropped_queue_full += (e.0).1.indices.len() as u64;
             }
         }
-        LossPolicy::DropNewest => match tx.try_send((out.sink, chunk)) {
+        LossPolicy::DropNewest => match tx.try_send((sink, chunk)) {
             Ok(()) => {}
             Err(TrySendError::Full((_, c)) | TrySendError::Disconnected((_, c))) => {
                 out.dropped_queue_full += c.indices.len() as u64;

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
-use symrss_engine::balancer::{AppConfig, Balancer, EngineConfig, FnSink, LossPolicy, Sink};
+use symrss_engine::balancer::{
+    AppConfig, Balancer, Consumers, EngineConfig, FnSink, LossPolicy, Sink,
+};
 use symrss_engine::traffic::generate;
 use symrss_engine::{HashLayer, Policy};
 
@@ -349,15 +351,15 @@ fn sinks_get_each_packets_metadata_across_reused_batches() {
     }
 }
 
-/// Consumer threads shared among queues (`EngineConfig::consumer_threads`)
-/// deliver exactly what one thread per queue delivers: the same packets in
-/// the same order on every queue and the same counters; a sink failing on
-/// a shared thread fails only its own queue.
+/// Consumer threads shared among queues, and sinks run inline by the
+/// steering thread (`EngineConfig::consumers`), deliver exactly what one
+/// thread per queue delivers: the same packets in the same order on every
+/// queue and the same counters; a failing sink fails only its own queue.
 #[test]
-fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
+fn shared_and_inline_consumers_deliver_what_one_thread_per_queue_delivers() {
     type Log = Arc<Mutex<Vec<u64>>>;
     let traffic = generate(11, 300);
-    let run_with = |threads: usize| {
+    let run_with = |consumers: Consumers| {
         let mut configs = Vec::new();
         let mut logs: Vec<Vec<Log>> = Vec::new();
         for (scheme, queues) in [("sym", 4u32), ("keyed", 3), ("xor", 2)] {
@@ -392,7 +394,7 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
         let cfg = EngineConfig {
             batch_packets: 64,
             ring_chunks: 2,
-            consumer_threads: threads,
+            consumers,
             ..EngineConfig::default()
         };
         let mut b = Balancer::start(configs, cfg).unwrap();
@@ -410,7 +412,7 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
             .collect();
         (logs, counters)
     };
-    let (logs, counters) = run_with(0);
+    let (logs, counters) = run_with(Consumers::PerQueue);
     let n = traffic.len() as u64;
     for app in &logs {
         assert_eq!(app.iter().map(|q| q.len() as u64).sum::<u64>(), n);
@@ -426,21 +428,22 @@ fn shared_consumer_threads_deliver_what_one_thread_per_queue_delivers() {
             + flaky.1[0].dropped_sink_error,
         n
     );
-    for threads in [1, 2, 3, 64] {
-        let (l, c) = run_with(threads);
-        assert_eq!(l, logs, "{threads} consumer threads");
-        assert_eq!(c, counters, "{threads} consumer threads");
+    let others = [1, 2, 3, 64].map(Consumers::Shared);
+    for consumers in others.into_iter().chain([Consumers::Inline]) {
+        let (l, c) = run_with(consumers);
+        assert_eq!(l, logs, "{consumers:?}");
+        assert_eq!(c, counters, "{consumers:?}");
     }
 }
 
 /// A balancer with no apps (no queues, so no consumer threads) takes
-/// packets and finishes with no counters, for either threading mode.
+/// packets and finishes with no counters, in every threading mode.
 #[test]
 fn no_apps_no_consumer_threads() {
     let traffic = generate(2, 20);
-    for threads in [0, 2] {
+    for consumers in [Consumers::PerQueue, Consumers::Shared(2), Consumers::Inline] {
         let cfg = EngineConfig {
-            consumer_threads: threads,
+            consumers,
             ..EngineConfig::default()
         };
         let mut b = Balancer::start(Vec::new(), cfg).unwrap();

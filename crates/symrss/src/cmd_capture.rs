@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use symrss_engine::balancer::{AppConfig, Balancer, EngineConfig, LossPolicy};
+use symrss_engine::balancer::{AppConfig, Balancer, Consumers, EngineConfig, LossPolicy};
 use symrss_engine::{HashLayer, Policy};
 use symrss_pcap::Rotation;
 use symrss_sys::packet::{PacketSocket, RingConfig, wait_any};
@@ -69,6 +69,12 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     }
     let layer =
         HashLayer::parse(&c.layer).ok_or_else(|| Failure::Usage(format!("layer `{}`", c.layer)))?;
+    if c.inline_sinks && c.consumer_threads.is_some() {
+        return Err(Failure::Usage(
+            "inline_sinks writes the outputs on the capture thread: consumer_threads does not apply"
+                .into(),
+        ));
+    }
     let loss = match c.loss.as_str() {
         "drop" => LossPolicy::DropNewest,
         "lossless" => LossPolicy::Lossless,
@@ -182,7 +188,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     }
     let engine = EngineConfig {
         on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
-        consumer_threads: consumer_threads(&c),
+        consumers: consumers(&c),
         ..EngineConfig::default()
     };
     let mut balancer = Balancer::start(with_sinks, engine)
@@ -370,13 +376,17 @@ fn read_round(
     Ok(got)
 }
 
-/// [`CaptureConfig::consumer_threads`], or its default: when every app
-/// writes files or counts, one thread per CPU but the one the capture
-/// thread keeps busy (at least one: the layout `--pin` makes explicit);
-/// else one per queue (0), so a FIFO or TAP whose reader lags holds up
-/// only its own queue.
-fn consumer_threads(c: &CaptureConfig) -> usize {
-    c.consumer_threads.unwrap_or_else(|| {
+/// Which threads write the outputs: the capture thread itself with
+/// [`CaptureConfig::inline_sinks`]; else [`CaptureConfig::consumer_threads`],
+/// or its default: when every app writes files or counts, one thread per
+/// CPU but the one the capture thread keeps busy (at least one: the layout
+/// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
+/// reader lags holds up only its own queue.
+fn consumers(c: &CaptureConfig) -> Consumers {
+    if c.inline_sinks {
+        return Consumers::Inline;
+    }
+    let threads = c.consumer_threads.unwrap_or_else(|| {
         if c.apps
             .iter()
             .all(|a| matches!(a.sink.as_str(), "pcap" | "count"))
@@ -385,5 +395,9 @@ fn consumer_threads(c: &CaptureConfig) -> usize {
         } else {
             0
         }
-    })
+    });
+    match threads {
+        0 => Consumers::PerQueue,
+        n => Consumers::Shared(n),
+    }
 }

@@ -109,38 +109,46 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
     };
     let (a, b) = (Netns::create("capa"), Netns::create("capb"));
     veth_pair(&a, "cva", &b, "cvb", 1);
-    for name in [
+    // Every other trace with the outputs written on the capture thread
+    // (`--inline-sinks`), the others by the default consumer threads.
+    for (k, name) in [
         "PcapPlusPlus__DnsPackets.pcap",
         "PcapPlusPlus__ip4_fragments.pcap",
         "zeek__http-qinq-0.pcap",
         "nDPI__viber.pcap",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let dir = TempDir::new("eq");
         let trace = dir.path().join("trace.pcap");
         rewrite(&corpus.join(name), &trace);
         let sent = frames(&trace).len() as u64;
         let out = dir.path().join("cap");
-        let cap = Capture::start(
-            &b,
-            &[
-                "-i",
-                "cvb",
-                "--app",
-                "ids:4",
-                "--app",
-                "rec:2:keyed",
-                "-w",
-                out.to_str().unwrap(),
-                "--stats-interval",
-                "0",
-                "--count",
-                &sent.to_string(),
-                "--duration",
-                "60",
-                "--stats-json",
-                dir.path().join("stats.json").to_str().unwrap(),
-            ],
-        );
+        let stats_json = dir.path().join("stats.json");
+        let sent_text = sent.to_string();
+        let mut args = vec![
+            "-i",
+            "cvb",
+            "--app",
+            "ids:4",
+            "--app",
+            "rec:2:keyed",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--count",
+            &sent_text,
+            "--duration",
+            "60",
+            "--stats-json",
+            stats_json.to_str().unwrap(),
+        ];
+        if k % 2 == 1 {
+            args.push("--inline-sinks");
+        }
+        let cap = Capture::start(&b, &args);
         replay(&a, "cva", &trace);
         let (status, err) = cap.wait();
         assert!(status.success(), "{name}: {err}");

@@ -87,8 +87,15 @@ pub struct CaptureArgs {
     /// but the capture thread's (at least one) when every app writes pcap
     /// files or counts (fewer wake-ups and context switches than one thread
     /// per queue), else one per queue.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "inline_sinks")]
     consumer_threads: Option<usize>,
+    /// Write the outputs on the capture thread itself, no consumer threads
+    /// (run to completion): the least CPU per packet — no hand-off between
+    /// threads, no packet crossing to another core — but one core does all
+    /// the work, so the highest rate without kernel drops is lower, and a
+    /// FIFO or TAP reader that lags holds up the capture.
+    #[arg(long)]
+    inline_sinks: bool,
     /// Read settings from a TOML file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -158,6 +165,7 @@ pub struct CaptureConfig {
     pub(super) pin: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) consumer_threads: Option<usize>,
+    pub(super) inline_sinks: bool,
     pub(super) rotate: RotateSection,
     #[serde(rename = "app")]
     pub(super) apps: Vec<AppSection>,
@@ -183,6 +191,7 @@ impl Default for CaptureConfig {
             user: None,
             pin: false,
             consumer_threads: None,
+            inline_sinks: false,
             rotate: RotateSection::default(),
             apps: Vec::new(),
         }
@@ -279,6 +288,9 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         rotate.seconds <- a.rotate_seconds,
         rotate.files <- a.rotate_files,
     );
+    if a.inline_sinks {
+        c.inline_sinks = true;
+    }
     if a.pin {
         c.pin = true;
     }
