@@ -6,7 +6,8 @@
 #
 # Needs root, iproute2, tcpreplay, tcpdump, netsniff-ng; runs entirely in two
 # network namespaces it creates and deletes. Output: one line per tool.
-#   usage: [TOOLS="tcpdump symrss-2x4-pcap ..."] bench/capture/run.sh [TRACE] [LOOPS]
+#   usage: [TOOLS="tcpdump symrss-2x4-pcap ..."] [ROUNDS=N] [THREADS=1] \
+#          bench/capture/run.sh [TRACE] [LOOPS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 symrss=${SYMRSS:-$here/target/release/symrss}
@@ -35,8 +36,6 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   # in an argument becomes the copy's number, 1..copies). CPU is summed over
   # the copies; captured and drops are the first copy's.
   local name=$1 copies=$2; shift 2
-  # TOOLS="tcpdump symrss-2x4-pcap" measures only those.
-  if [ -n "${TOOLS:-}" ] && [[ " $TOOLS " != *" $name "* ]]; then return; fi
   local pids=() n
   for n in $(seq 1 "$copies"); do
     ip netns exec "$b" "${@//\{n\}/$n}" >"$out/$name.$n.out" 2>"$out/$name.$n.err" &
@@ -78,18 +77,46 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
     "$(echo "($t1 - $t0) / $packets" | bc -l)"
 }
 
-# symrss: 2 apps x 4 queues writing pcap files (every packet written twice,
-# once per app), the same steering with counting sinks (steering and
-# hand-off only), and 1 app x 4 pcap queues (the bytes tcpdump writes).
-measure symrss-2x4-pcap 1 "$symrss" capture -i bvb --app ids:4 --app rec:4:keyed -w "$out/s1" --stats-interval 0
-measure symrss-2x4-count 1 "$symrss" capture -i bvb --app ids:4:sym:count --app rec:4:keyed:count -w "$out/s2" --stats-interval 0
-measure symrss-1x4-pcap 1 "$symrss" capture -i bvb --app ids:4 -w "$out/s3" --stats-interval 0
-measure tcpdump 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap"
-# What two applications reading the link cost without symrss: two
-# tcpdumps, each writing every packet (and neither seeing whole flows in
-# queues).
-measure tcpdump-x2 2 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump-{n}.pcap"
-measure netsniff-ng 1 netsniff-ng --in bvb --out "$out/netsniff.pcap" --silent --ring-size 64MiB
+# One tool by name. symrss: 2 apps x 4 queues writing pcap files (every
+# packet written twice, once per app), the same steering with counting
+# sinks (steering and hand-off only), 1 app x 4 pcap queues (the bytes
+# tcpdump writes), and each of these with --inline-sinks (outputs written
+# on the capture thread). Then what two applications reading the link cost
+# without symrss: two tcpdumps at once, each writing every packet (and
+# neither seeing whole flows in queues).
+run_tool() {
+  local s=(capture -i bvb --stats-interval 0 -w "$out/$1")
+  case $1 in
+    symrss-2x4-pcap) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed ;;
+    symrss-2x4-count) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count ;;
+    symrss-1x4-pcap) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 ;;
+    symrss-2x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed --inline-sinks ;;
+    symrss-2x4-count-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count --inline-sinks ;;
+    symrss-1x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --inline-sinks ;;
+    tcpdump) measure "$1" 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap" ;;
+    tcpdump-x2) measure "$1" 2 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump-{n}.pcap" ;;
+    netsniff-ng) measure "$1" 1 netsniff-ng --in bvb --out "$out/netsniff.pcap" --silent --ring-size 64MiB ;;
+  esac
+  rm -rf "${out:?}/$1" "$out"/*.pcap
+}
+all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-2x4-pcap-inline symrss-2x4-count-inline
+  symrss-1x4-pcap-inline tcpdump tcpdump-x2 netsniff-ng)
+# ROUNDS=N: N rounds, each tool once per round, the order rotated by one
+# each round. A run is cheaper or dearer by its place in a sequence on this
+# VM (measured: the second of two alternating binaries read 10-20 ns per
+# packet more whichever it was), so every tool takes every place in turn.
+# TOOLS="tcpdump symrss-2x4-pcap" measures only those (exact names).
+sel=()
+for t in "${all[@]}"; do
+  if [ -z "${TOOLS:-}" ] || [[ " $TOOLS " == *" $t "* ]]; then sel+=("$t"); fi
+done
+n=${#sel[@]}
+for round in $(seq 1 "${ROUNDS:-1}"); do
+  if [ "${ROUNDS:-1}" -gt 1 ]; then echo "## round $round"; fi
+  for k in $(seq 0 $((n - 1))); do
+    run_tool "${sel[$(( (k + round - 1) % n ))]}"
+  done
+done
 if [ -n "${VERBOSE:-}" ]; then
   for f in "$out"/*.err; do echo "--- $(basename "$f")"; tail -n 4 "$f"; done
 fi
