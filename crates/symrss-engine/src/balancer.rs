@@ -518,7 +518,7 @@ impl Balancer {
         // no queues, no threads.
         let threads = match cfg.consumers {
             Consumers::PerQueue => total,
-            Consumers::Shared(n) => n.clamp(1, total.max(1)).min(total),
+            Consumers::Shared(n) => n.max(1).min(total),
             Consumers::Inline => 0,
         };
         let mut plan: Vec<ConsumerPlan> = (0..threads).map(|_| ConsumerPlan::default()).collect();
@@ -541,7 +541,7 @@ impl Balancer {
                     counters: Arc::clone(&counters),
                     error: None,
                 };
-                let delivery = if threads == 0 {
+                let delivery = if cfg.consumers == Consumers::Inline {
                     Delivery::Inline(state)
                 } else {
                     let ConsumerPlan {
