@@ -133,8 +133,11 @@ pub struct Report {
     pub dissect_errors: u64,
     /// Flows (bidirectional 5-tuples at the analysed layer).
     pub flows: u64,
-    /// Flows not tracked because `max_flows` was reached.
-    pub flows_untracked: u64,
+    /// Packets of flows not tracked because `max_flows` was reached
+    /// (counted in the queue loads, not in the split-flow figures).
+    pub packets_untracked: u64,
+    /// Whether `max_flows` was reached (`flows` is then that bound).
+    pub flow_limit_reached: bool,
     /// ICMP errors attributed to the flow they quote.
     pub icmp_followed: u64,
     /// Fragment tracker counters.
@@ -183,7 +186,7 @@ pub struct Analyzer {
     bytes: u64,
     non_ip: u64,
     dissect_errors: u64,
-    flows_untracked: u64,
+    packets_untracked: u64,
     icmp_followed: u64,
 }
 
@@ -221,7 +224,7 @@ impl Analyzer {
             bytes: 0,
             non_ip: 0,
             dissect_errors: 0,
-            flows_untracked: 0,
+            packets_untracked: 0,
             icmp_followed: 0,
         }
     }
@@ -287,7 +290,7 @@ impl Analyzer {
         let n = self.policies.len();
         let known = self.flows.contains_key(&id);
         if !known && self.flows.len() >= self.cfg.max_flows {
-            self.flows_untracked += 1;
+            self.packets_untracked += 1;
         }
         for i in 0..n {
             let (policy, reta) = &self.policies[i];
@@ -408,7 +411,8 @@ impl Analyzer {
             non_ip: self.non_ip,
             dissect_errors: self.dissect_errors,
             flows: self.flows.len() as u64,
-            flows_untracked: self.flows_untracked,
+            packets_untracked: self.packets_untracked,
+            flow_limit_reached: self.packets_untracked > 0,
             icmp_followed: self.icmp_followed,
             fragments: self.tracker.stats(),
             schemes,

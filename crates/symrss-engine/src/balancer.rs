@@ -34,6 +34,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use symrss_hash::{Reta, Tuple};
+pub use symrss_pcap::Unwritten;
 use symrss_wire::{FlowKey, Options, dissect_into, plain_tuple};
 
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
@@ -81,9 +82,16 @@ pub struct PacketMeta {
 /// A sink that cannot take a packet for now but is not broken (a FIFO
 /// whose reader went away) returns an error of kind
 /// [`io::ErrorKind::NotConnected`]: the packet is counted as
-/// `dropped_no_reader` and the queue goes on. Any other error fails the
-/// sink: it and every later packet of the queue count as
-/// `dropped_sink_error`.
+/// `dropped_no_reader`. Any other error counts the packet as
+/// `dropped_sink_error` and the queue's first such error is reported.
+/// Either way the queue goes on: the sink is offered every later packet
+/// and decides itself whether to try again (a pcap file on a full disk
+/// retries at its next rotation) or to refuse at once.
+///
+/// `delivered` counts what the sink took; a sink that buffers and later
+/// fails to write what it took reports those packets through
+/// [`Sink::take_unwritten`], and they move from delivered to the error's
+/// reason, so `delivered` stays what reached the output.
 pub trait Sink: Send {
     /// Takes one packet.
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()>;
@@ -96,6 +104,12 @@ pub trait Sink: Send {
 
     /// Flushes and closes (called once, after the last packet).
     fn finish(&mut self) -> io::Result<()>;
+
+    /// Packets taken earlier but lost since the last call (asked after
+    /// every error).
+    fn take_unwritten(&mut self) -> Unwritten {
+        Unwritten::default()
+    }
 }
 
 /// An in-process consumer: a closure called per packet.
@@ -303,6 +317,31 @@ pub struct AppStats {
     pub fragments: FragStats,
     /// First sink error, if any.
     pub sink_error: Option<String>,
+    /// Per queue, its first sink error (set by [`Balancer::finish`]).
+    pub queue_errors: Vec<Option<String>>,
+    /// Frames whose dissection stopped early (the same for every app:
+    /// each frame is dissected once); they were steered by the layers
+    /// read before the error.
+    pub dissect_errors: DissectErrors,
+}
+
+/// Dissection errors of a run: how many, and the first one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DissectErrors {
+    /// Frames with an error.
+    pub count: u64,
+    /// The first: its input position (0-based) and what was wrong (layer,
+    /// offset).
+    pub first: Option<(u64, String)>,
+}
+
+impl DissectErrors {
+    fn record(&mut self, index: u64, e: &symrss_wire::DissectError) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((index, e.to_string()));
+        }
+    }
 }
 
 impl AppStats {
@@ -415,6 +454,7 @@ pub struct Balancer {
     steered: usize,
     released: Vec<PacketRef>,
     consumers: Vec<Consumer>,
+    dissect_errors: DissectErrors,
 }
 
 /// A consumer thread and the (app, queue) of each sink it serves, in the
@@ -461,49 +501,81 @@ fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<
 impl SinkState {
     /// Hands a chunk's packets to the sink and publishes the counts.
     fn deliver(&mut self, chunk: &Chunk) {
-        let SinkState {
-            sink,
-            counters,
-            error,
-        } = self;
-        let (mut delivered, mut bytes, mut failed, mut no_reader) = (0u64, 0u64, 0u64, 0u64);
+        let mut tally = Tally::default();
         for &i in &chunk.indices {
             let (meta, data) = chunk.batch.packet(i);
-            if error.is_some() {
-                failed += 1;
-                continue;
-            }
-            match sink.write(&meta, data) {
+            match self.sink.write(&meta, data) {
                 Ok(()) => {
-                    delivered += 1;
-                    bytes += data.len() as u64;
+                    tally.delivered += 1;
+                    tally.bytes += data.len() as u64;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => no_reader += 1,
                 Err(e) => {
-                    *error = Some(e.to_string());
-                    failed += 1;
+                    if e.kind() == io::ErrorKind::NotConnected {
+                        tally.no_reader += 1;
+                    } else {
+                        tally.failed += 1;
+                    }
+                    self.failure(&e, &mut tally);
                 }
             }
         }
-        if error.is_none()
-            && let Err(e) = sink.chunk_done()
-            && e.kind() != io::ErrorKind::NotConnected
-        {
-            *error = Some(e.to_string());
+        if let Err(e) = self.sink.chunk_done() {
+            self.failure(&e, &mut tally);
         }
-        counters.no_reader.fetch_add(no_reader, Ordering::Relaxed);
-        counters.delivered.fetch_add(delivered, Ordering::Relaxed);
-        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-        counters.failed.fetch_add(failed, Ordering::Relaxed);
+        self.publish(tally);
+    }
+
+    /// After a sink error: keeps the first message and moves the packets
+    /// the sink had accepted but could not write (a failed flush) from
+    /// delivered to the error's drop reason.
+    fn failure(&mut self, e: &io::Error, tally: &mut Tally) {
+        let lost = self.sink.take_unwritten();
+        if e.kind() == io::ErrorKind::NotConnected {
+            tally.lost_no_reader += lost.packets;
+        } else {
+            self.error.get_or_insert_with(|| e.to_string());
+            tally.lost_failed += lost.packets;
+        }
+        tally.lost_bytes += lost.bytes;
+    }
+
+    fn publish(&self, t: Tally) {
+        let c = &self.counters;
+        c.delivered.fetch_add(t.delivered, Ordering::Relaxed);
+        c.bytes.fetch_add(t.bytes, Ordering::Relaxed);
+        c.no_reader
+            .fetch_add(t.no_reader + t.lost_no_reader, Ordering::Relaxed);
+        c.failed
+            .fetch_add(t.failed + t.lost_failed, Ordering::Relaxed);
+        if t.lost_no_reader + t.lost_failed > 0 {
+            c.delivered
+                .fetch_sub(t.lost_no_reader + t.lost_failed, Ordering::Relaxed);
+            c.bytes.fetch_sub(t.lost_bytes, Ordering::Relaxed);
+        }
     }
 
     /// Finishes the sink; returns its first error.
     fn finish(mut self) -> Option<String> {
         if let Err(e) = self.sink.finish() {
-            self.error.get_or_insert(e.to_string());
+            let mut tally = Tally::default();
+            self.failure(&e, &mut tally);
+            self.publish(tally);
         }
         self.error
     }
+}
+
+/// One chunk's counts, published at once.
+#[derive(Default)]
+struct Tally {
+    delivered: u64,
+    bytes: u64,
+    failed: u64,
+    no_reader: u64,
+    /// Packets delivered earlier that the sink then lost, by reason.
+    lost_failed: u64,
+    lost_no_reader: u64,
+    lost_bytes: u64,
 }
 
 impl Balancer {
@@ -621,6 +693,7 @@ impl Balancer {
             steered: 0,
             released: Vec::new(),
             consumers,
+            dissect_errors: DissectErrors::default(),
         })
     }
 
@@ -671,6 +744,9 @@ impl Balancer {
                 if !dissected {
                     dissect_into(meta.linktype, data, &self.cfg.dissect, &mut self.key);
                     dissected = true;
+                    if let Some(e) = &self.key.error {
+                        self.dissect_errors.record(meta.index, e);
+                    }
                 }
                 app.classify(&self.key, meta.ts_ns, i);
             }
@@ -737,6 +813,7 @@ impl Balancer {
             .iter()
             .map(|app| {
                 let mut st = app.stats.clone();
+                st.dissect_errors = self.dissect_errors.clone();
                 st.fragments = app.tracker.stats();
                 st.queues = app.queues.iter().map(QueueOut::stats).collect();
                 st
@@ -787,10 +864,12 @@ impl Balancer {
         }
         let mut stats = Vec::with_capacity(self.apps.len());
         for (mut app, errors) in std::mem::take(&mut self.apps).into_iter().zip(errors) {
-            app.stats.sink_error = errors
-                .into_iter()
-                .enumerate()
-                .find_map(|(q, e)| e.map(|e| format!("{} queue {q}: {e}", app.cfg.name)));
+            app.stats.sink_error = errors.iter().enumerate().find_map(|(q, e)| {
+                e.as_ref()
+                    .map(|e| format!("{} queue {q}: {e}", app.cfg.name))
+            });
+            app.stats.queue_errors = errors;
+            app.stats.dissect_errors = self.dissect_errors.clone();
             app.stats.queues = app.queues.iter().map(QueueOut::stats).collect();
             stats.push(app.stats);
         }

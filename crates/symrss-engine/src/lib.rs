@@ -25,4 +25,4 @@ pub mod nic;
 pub mod policy;
 pub mod traffic;
 
-pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject};
+pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject, software_reta_size};

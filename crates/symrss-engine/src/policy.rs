@@ -358,10 +358,23 @@ impl Policy {
         self.scheme.hash(&self.hash_input(subject, tracked))
     }
 
-    /// The RETA this policy uses with `queues` queues.
+    /// The RETA this policy uses with `queues` queues: a NIC profile's
+    /// own table size (a NIC with fewer entries than queues leaves queues
+    /// empty, as the hardware would), else [`software_reta_size`]. The one
+    /// place `analyze`, `split` and `capture` get their tables from.
     pub fn reta(&self, queues: u32) -> Reta {
-        Reta::equal(self.reta_size.unwrap_or(128), queues.max(1), 0).expect("non-empty table")
+        let queues = queues.max(1);
+        let size = self.reta_size.unwrap_or_else(|| software_reta_size(queues));
+        Reta::equal(size, queues, 0).expect("non-empty table")
     }
+}
+
+/// The software schemes' table size for `queues` queues: 128 entries (what
+/// most NICs have) up to 32 queues, else the power of two at least 4 ×
+/// `queues`, so every queue has entries and no queue has more than a
+/// quarter more than another.
+pub fn software_reta_size(queues: u32) -> usize {
+    (queues as usize * 4).next_power_of_two().max(128)
 }
 
 #[cfg(test)]
@@ -369,6 +382,29 @@ mod tests {
     use super::*;
     use symrss_wire::build::*;
     use symrss_wire::{Options, dissect};
+
+    #[test]
+    fn software_tables_reach_every_queue_evenly() {
+        let p = Policy::parse("sym", HashLayer::Outer, 0).unwrap();
+        for queues in [1, 4, 32, 33, 129, 200, 256, 1000, 1024] {
+            let reta = p.reta(queues);
+            let mut per_queue = vec![0u32; queues as usize];
+            for i in 0..reta.len() {
+                per_queue[reta.queue(i as u32) as usize] += 1;
+            }
+            let (min, max) = (
+                *per_queue.iter().min().unwrap(),
+                *per_queue.iter().max().unwrap(),
+            );
+            assert!(min >= 1, "{queues} queues: a queue without entries");
+            assert!(4 * max <= 5 * min, "{queues} queues: {min}..{max} entries");
+        }
+        assert_eq!(
+            p.reta(4).len(),
+            128,
+            "small counts keep the NIC-sized table"
+        );
+    }
 
     #[test]
     fn nic_profile_hashes_fragments_and_udp_by_addresses() {

@@ -453,3 +453,58 @@ fn no_apps_no_consumer_threads() {
         assert!(b.finish().is_empty());
     }
 }
+
+/// Takes every packet, then fails at `finish` having lost the last
+/// `lost` it took (a buffered file on a full disk).
+struct LosesAtFinish {
+    taken: u64,
+    lost: u64,
+    reported: bool,
+}
+
+impl Sink for LosesAtFinish {
+    fn write(&mut self, _: &symrss_engine::balancer::PacketMeta, _: &[u8]) -> std::io::Result<()> {
+        self.taken += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::other("q0.pcap: No space left on device"))
+    }
+
+    fn take_unwritten(&mut self) -> symrss_engine::balancer::Unwritten {
+        if std::mem::replace(&mut self.reported, true) {
+            return Default::default();
+        }
+        symrss_engine::balancer::Unwritten {
+            packets: self.lost.min(self.taken),
+            bytes: 0,
+        }
+    }
+}
+
+#[test]
+fn packets_a_sink_lost_after_taking_them_are_not_delivered() {
+    let traffic = generate(5, 100);
+    for consumers in [Consumers::PerQueue, Consumers::Inline] {
+        let app = app_config("rec", 1, "sym", LossPolicy::Lossless);
+        let sink = Box::new(LosesAtFinish {
+            taken: 0,
+            lost: 30,
+            reported: false,
+        });
+        let cfg = EngineConfig {
+            consumers,
+            ..EngineConfig::default()
+        };
+        let mut b = Balancer::start(vec![(app, vec![sink as Box<dyn Sink>])], cfg).unwrap();
+        for p in &traffic[..200] {
+            b.push(p.ts_ns, p.frame.len() as u32, 1, &p.frame);
+        }
+        let st = &b.finish()[0];
+        assert_eq!(st.queues[0].delivered, 170, "{consumers:?}");
+        assert_eq!(st.queues[0].dropped_sink_error, 30);
+        assert_eq!(st.delivered() + st.dropped(), st.received);
+        assert!(st.queue_errors[0].as_deref().unwrap().contains("No space"));
+    }
+}

@@ -19,4 +19,7 @@ mod reader;
 mod writer;
 
 pub use reader::{CaptureReader, Packet, ReadError};
-pub use writer::{PcapWriter, RotatingWriter, Rotation, TsResolution};
+pub use writer::{
+    PcapWriter, RotatingWriter, Rotation, Truncate, TsResolution, Unwritten, create_output,
+    timestamp_fits,
+};

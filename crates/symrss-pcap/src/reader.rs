@@ -172,6 +172,15 @@ impl CaptureReader {
         self.packets
     }
 
+    /// The link type of the file (pcap) or of its first interface
+    /// (pcapng), once its header was read.
+    pub fn linktype(&self) -> Option<u32> {
+        match self.format {
+            Format::Legacy { linktype, .. } => Some(linktype),
+            _ => self.interfaces.first().map(|i| i.linktype),
+        }
+    }
+
     /// Whether the stream is pcapng.
     pub fn is_pcapng(&self) -> bool {
         matches!(self.format, Format::Ng { .. })

@@ -1,12 +1,22 @@
 //! Classic pcap writing, buffered, with optional rotation.
 //!
-//! A file is valid after every [`PcapWriter::flush`] and after drop (the
-//! buffer is flushed then; errors at drop are lost, so call `finish` to see
-//! them). Records larger than the snaplen are cut to it, keeping the
-//! original length, as libpcap does.
+//! **Whole records only.** The writer keeps its own buffer of complete
+//! records and hands the OS whole records: a file is valid after every
+//! [`PcapWriter::flush`], after drop, and — as far as the OS allows — after
+//! the process is killed mid-run (a kill between two `write(2)` calls
+//! leaves whole records). When a write fails (a full disk), the file is
+//! cut back to the last complete record, and the records that were
+//! accepted but never reached the OS are counted ([`Unwritten`]) so the
+//! caller's "delivered" count stays the number of records in the file.
+//!
+//! Records larger than the snaplen are cut to it, keeping the original
+//! length, as libpcap does. Files are created with `O_NOFOLLOW`
+//! ([`create_output`]): a symbolic link planted at an output path is
+//! refused, never written through.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Timestamp resolution of a written file.
@@ -18,14 +28,84 @@ pub enum TsResolution {
     Nano,
 }
 
+/// Records a writer accepted but could not write (their file was cut back
+/// to the record before them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unwritten {
+    /// Records lost.
+    pub packets: u64,
+    /// Their captured bytes (record headers not included).
+    pub bytes: u64,
+}
+
+/// An output a failed write can be cut back on, to the last whole record.
+pub trait Truncate: Write {
+    /// Cuts the output to `len` bytes (outputs that cannot be cut, such as
+    /// a FIFO, do nothing).
+    fn truncate_to(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl Truncate for File {
+    fn truncate_to(&mut self, len: u64) -> io::Result<()> {
+        if self.metadata()?.is_file() {
+            self.set_len(len)?;
+        }
+        Ok(())
+    }
+}
+
+impl Truncate for Vec<u8> {
+    fn truncate_to(&mut self, len: u64) -> io::Result<()> {
+        self.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(())
+    }
+}
+
+/// Creates (or truncates) an output file without following a symbolic
+/// link at `path`; a link there is an error that says so.
+pub fn create_output(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: is a symbolic link; symrss does not write through links",
+                        path.display()
+                    ),
+                )
+            } else {
+                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+            }
+        })
+}
+
+/// Buffered bytes before the records are handed to the OS.
+const BUFFER_BYTES: usize = 256 << 10;
+
 /// A classic pcap writer (little-endian).
 #[derive(Debug)]
-pub struct PcapWriter<W: Write> {
-    out: BufWriter<W>,
+pub struct PcapWriter<W: Truncate> {
+    /// `None` only after [`PcapWriter::finish`] took it.
+    out: Option<W>,
+    /// Whole records not yet handed to the OS.
+    buf: Vec<u8>,
+    /// Records in `buf`, and their captured bytes.
+    buffered: (u64, u64),
     res: TsResolution,
     snaplen: u32,
+    /// Records accepted and not lost (written or buffered).
     packets: u64,
+    /// Bytes of those, headers included.
     bytes: u64,
+    /// Bytes the OS took: always a record boundary.
+    committed: u64,
+    unwritten: Unwritten,
 }
 
 /// Size of the file header.
@@ -33,10 +113,10 @@ pub const FILE_HEADER_LEN: u64 = 24;
 /// Size of a record header.
 pub const RECORD_HEADER_LEN: u64 = 16;
 
-impl<W: Write> PcapWriter<W> {
-    /// Writes the file header.
-    pub fn new(out: W, linktype: u32, snaplen: u32, res: TsResolution) -> io::Result<Self> {
-        let mut out = BufWriter::with_capacity(256 << 10, out);
+impl<W: Truncate> PcapWriter<W> {
+    /// Writes the file header (at once, not buffered: a file that exists
+    /// has its header, or creation failed).
+    pub fn new(mut out: W, linktype: u32, snaplen: u32, res: TsResolution) -> io::Result<Self> {
         let magic: u32 = match res {
             TsResolution::Micro => 0xa1b2_c3d4,
             TsResolution::Nano => 0xa1b2_3c4d,
@@ -50,17 +130,29 @@ impl<W: Write> PcapWriter<W> {
         h[20..24].copy_from_slice(&linktype.to_le_bytes());
         out.write_all(&h)?;
         Ok(Self {
-            out,
+            out: Some(out),
+            buf: Vec::with_capacity(BUFFER_BYTES + RECORD_HEADER_LEN as usize + 65_536),
+            buffered: (0, 0),
             res,
             snaplen,
             packets: 0,
             bytes: FILE_HEADER_LEN,
+            committed: FILE_HEADER_LEN,
+            unwritten: Unwritten::default(),
         })
     }
 
     /// Appends one record. `ts_ns` is nanoseconds since the epoch (negative
-    /// times are written as 0); `orig_len` the length on the wire.
+    /// times are written as 0, later than 2106 as the last second classic
+    /// pcap holds; [`timestamp_fits`] tells); `orig_len` the length on the
+    /// wire. An error means this record was not taken, and possibly that
+    /// earlier buffered ones were lost: see [`PcapWriter::take_unwritten`].
     pub fn write_packet(&mut self, ts_ns: i128, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        let cap = data.len().min(self.snaplen as usize);
+        let rec = RECORD_HEADER_LEN as usize + cap;
+        if !self.buf.is_empty() && self.buf.len() + rec > BUFFER_BYTES {
+            self.write_out()?;
+        }
         // u64 arithmetic (a multiply, not a 128-bit division call).
         let ts = ts_ns.clamp(0, i128::from(u64::MAX)) as u64;
         let sec = (ts / 1_000_000_000).min(u64::from(u32::MAX)) as u32;
@@ -69,40 +161,119 @@ impl<W: Write> PcapWriter<W> {
             TsResolution::Micro => ns / 1000,
             TsResolution::Nano => ns,
         };
-        let cap = data.len().min(self.snaplen as usize);
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&sec.to_le_bytes());
         h[4..8].copy_from_slice(&frac.to_le_bytes());
         h[8..12].copy_from_slice(&(cap as u32).to_le_bytes());
         h[12..16].copy_from_slice(&orig_len.max(cap as u32).to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(&data[..cap])?;
+        self.buf.extend_from_slice(&h);
+        self.buf.extend_from_slice(&data[..cap]);
+        self.buffered.0 += 1;
+        self.buffered.1 += cap as u64;
         self.packets += 1;
-        self.bytes += RECORD_HEADER_LEN + cap as u64;
+        self.bytes += rec as u64;
         Ok(())
     }
 
-    /// Packets written.
+    /// Records accepted and not lost (written or still buffered).
     pub fn packets(&self) -> u64 {
         self.packets
     }
 
-    /// Bytes written, headers included.
+    /// Bytes of those, headers included: the file's size once flushed.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
 
-    /// Pushes buffered records to the underlying writer.
+    /// Records lost to failed writes since the last call.
+    pub fn take_unwritten(&mut self) -> Unwritten {
+        std::mem::take(&mut self.unwritten)
+    }
+
+    /// Hands the buffered records to the OS.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.write_out()?;
+        self.out.as_mut().map_or(Ok(()), Write::flush)
     }
 
     /// Flushes and returns the underlying writer.
-    pub fn finish(self) -> io::Result<W> {
-        self.out
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
+    pub fn finish(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out.take().expect("taken only here"))
     }
+
+    /// Writes `buf` out; on failure cuts the output back to the last whole
+    /// record the OS took and counts the rest as unwritten.
+    fn write_out(&mut self) -> io::Result<()> {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        let mut done = 0;
+        let mut failure = None;
+        while done < self.buf.len() {
+            match out.write(&self.buf[done..]) {
+                Ok(0) => {
+                    failure = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(e) = failure else {
+            self.committed += self.buf.len() as u64;
+            self.buf.clear();
+            self.buffered = (0, 0);
+            return Ok(());
+        };
+        let (records, data, whole) = whole_records(&self.buf[..done]);
+        self.committed += whole as u64;
+        if done > whole {
+            // Best effort: the error that matters is the write's.
+            let _ = out.truncate_to(self.committed);
+        }
+        let lost = (self.buffered.0 - records, self.buffered.1 - data);
+        self.unwritten.packets += lost.0;
+        self.unwritten.bytes += lost.1;
+        self.packets -= lost.0;
+        self.bytes = self.committed;
+        self.buf.clear();
+        self.buffered = (0, 0);
+        Err(e)
+    }
+}
+
+impl<W: Truncate> Drop for PcapWriter<W> {
+    fn drop(&mut self) {
+        // Errors at drop are lost; call `finish` or `flush` to see them.
+        let _ = self.write_out();
+    }
+}
+
+/// The whole records at the start of `buf`: (records, captured bytes,
+/// bytes they span).
+fn whole_records(buf: &[u8]) -> (u64, u64, usize) {
+    let (mut records, mut data, mut at) = (0, 0, 0);
+    while let Some(h) = buf.get(at..at + RECORD_HEADER_LEN as usize) {
+        let cap = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let end = at + RECORD_HEADER_LEN as usize + cap;
+        if end > buf.len() {
+            break;
+        }
+        records += 1;
+        data += cap as u64;
+        at = end;
+    }
+    (records, data, at)
+}
+
+/// Whether classic pcap holds `ts_ns` exactly (1970 up to 2106).
+pub fn timestamp_fits(ts_ns: i128) -> bool {
+    (0..(i128::from(u32::MAX) + 1) * 1_000_000_000).contains(&ts_ns)
 }
 
 /// When a [`RotatingWriter`] starts a new file.
@@ -121,6 +292,10 @@ pub struct Rotation {
 }
 
 /// A pcap writer that rotates `base.pcap`, `base.1.pcap`, `base.2.pcap`, ...
+///
+/// After a failed write the current file (cut back to its last whole
+/// record) is closed and nothing is written until [`RotatingWriter::rotate`]
+/// opens the next file: the caller decides when to try again.
 #[derive(Debug)]
 pub struct RotatingWriter {
     dir: PathBuf,
@@ -129,12 +304,30 @@ pub struct RotatingWriter {
     snaplen: u32,
     res: TsResolution,
     rotation: Rotation,
-    current: PcapWriter<File>,
+    /// `None` after a failure, until the next rotation.
+    current: Option<PcapWriter<File>>,
     index: u64,
     files: std::collections::VecDeque<PathBuf>,
+    /// Packets accepted over all files, less those lost.
     packets: u64,
+    unwritten: Unwritten,
+    /// The kind of the last failure (what refused records report).
+    failed_kind: io::ErrorKind,
     /// Timestamp of the current file's first packet.
     file_start_ns: Option<i128>,
+}
+
+impl PcapWriter<File> {
+    /// Creates `path` ([`create_output`]: never through a symbolic link)
+    /// and writes its header; if the header cannot be written the file is
+    /// removed, so no header-less file is left. Errors name the path.
+    pub fn create(path: &Path, linktype: u32, snaplen: u32, res: TsResolution) -> io::Result<Self> {
+        let file = create_output(path)?;
+        Self::new(file, linktype, snaplen, res).map_err(|e| {
+            let _ = fs::remove_file(path);
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        })
+    }
 }
 
 impl RotatingWriter {
@@ -148,7 +341,7 @@ impl RotatingWriter {
         rotation: Rotation,
     ) -> io::Result<Self> {
         let path = Self::path_for(dir, stem, 0);
-        let current = PcapWriter::new(File::create(&path)?, linktype, snaplen, res)?;
+        let current = PcapWriter::create(&path, linktype, snaplen, res)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             stem: stem.to_string(),
@@ -156,10 +349,12 @@ impl RotatingWriter {
             snaplen,
             res,
             rotation,
-            current,
+            current: Some(current),
             index: 0,
             files: [path].into(),
             packets: 0,
+            unwritten: Unwritten::default(),
+            failed_kind: io::ErrorKind::Other,
             file_start_ns: None,
         })
     }
@@ -172,17 +367,22 @@ impl RotatingWriter {
         }
     }
 
-    /// Writes a record, rotating first if the current file is full.
+    /// Writes a record, rotating first if the current file is full. After
+    /// a failure (until the next [`RotatingWriter::rotate`]) every record
+    /// is refused with the error's kind.
     pub fn write_packet(&mut self, ts_ns: i128, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        let Some(current) = &self.current else {
+            return Err(io::Error::from(self.failed_kind));
+        };
         let rec = RECORD_HEADER_LEN + data.len().min(self.snaplen as usize) as u64;
         let full_bytes = self
             .rotation
             .max_bytes
-            .is_some_and(|m| self.current.packets() > 0 && self.current.bytes() + rec > m);
+            .is_some_and(|m| current.packets() > 0 && current.bytes() + rec > m);
         let full_packets = self
             .rotation
             .max_packets
-            .is_some_and(|m| self.current.packets() >= m);
+            .is_some_and(|m| current.packets() >= m);
         let full_time = match (self.rotation.max_seconds, self.file_start_ns) {
             (Some(s), Some(start)) => ts_ns - start >= i128::from(s) * 1_000_000_000,
             _ => false,
@@ -191,17 +391,54 @@ impl RotatingWriter {
             self.rotate()?;
         }
         self.file_start_ns.get_or_insert(ts_ns);
-        self.packets += 1;
-        self.current.write_packet(ts_ns, orig_len, data)
+        let current = self.current.as_mut().expect("rotate opened one");
+        let r = current.write_packet(ts_ns, orig_len, data);
+        match r {
+            Ok(()) => {
+                self.packets += 1;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
-    /// Closes the current file and starts the next (also on SIGHUP).
+    /// Closes the current file (cut back to its last whole record) after
+    /// an error, counts what it lost, and names the file in the error.
+    fn failed(&mut self, e: io::Error) -> io::Error {
+        self.failed_kind = e.kind();
+        if let Some(mut w) = self.current.take() {
+            let lost = w.take_unwritten();
+            self.packets -= lost.packets;
+            self.unwritten.packets += lost.packets;
+            self.unwritten.bytes += lost.bytes;
+        }
+        let path = self
+            .files
+            .back()
+            .map_or_else(String::new, |p| p.display().to_string());
+        io::Error::new(e.kind(), format!("{path}: {e}"))
+    }
+
+    /// Closes the current file and starts the next (also on SIGHUP, and
+    /// to try again after a failure). The next file is only created once
+    /// the current one is closed, so a full disk loses no file header.
     pub fn rotate(&mut self) -> io::Result<()> {
+        if let Some(mut old) = self.current.take() {
+            let r = old.flush();
+            self.current = Some(old);
+            if let Err(e) = r {
+                return Err(self.failed(e));
+            }
+            self.current = None;
+        }
         self.index += 1;
         let path = Self::path_for(&self.dir, &self.stem, self.index);
-        let next = PcapWriter::new(File::create(&path)?, self.linktype, self.snaplen, self.res)?;
-        let old = std::mem::replace(&mut self.current, next);
-        old.finish()?;
+        self.current = Some(PcapWriter::create(
+            &path,
+            self.linktype,
+            self.snaplen,
+            self.res,
+        )?);
         self.file_start_ns = None;
         self.files.push_back(path);
         if let Some(keep) = self.rotation.ring {
@@ -214,23 +451,36 @@ impl RotatingWriter {
         Ok(())
     }
 
+    /// Whether the writer is between a failure and the next rotation.
+    pub fn is_failed(&self) -> bool {
+        self.current.is_none()
+    }
+
     /// Files currently on disk, oldest first.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(PathBuf::as_path)
     }
 
-    /// Packets written over all files.
+    /// Packets written over all files (accepted, less those lost).
     pub fn packets(&self) -> u64 {
         self.packets
     }
 
+    /// Records lost to failed writes since the last call.
+    pub fn take_unwritten(&mut self) -> Unwritten {
+        std::mem::take(&mut self.unwritten)
+    }
+
     /// Flushes the current file.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.current.flush()
+        match self.current.as_mut().map(PcapWriter::flush) {
+            Some(Err(e)) => Err(self.failed(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Flushes and closes the current file.
-    pub fn finish(self) -> io::Result<()> {
-        self.current.finish().map(drop)
+    pub fn finish(mut self) -> io::Result<()> {
+        self.flush()
     }
 }

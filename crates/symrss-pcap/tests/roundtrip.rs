@@ -180,3 +180,73 @@ fn rotation_by_packet_time() {
     assert_eq!(counts, [3, 2, 1]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An output that takes `room` bytes, then fails like a full disk.
+struct FullAfter {
+    data: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for FullAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.room - self.data.len());
+        if n == 0 {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        self.data.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl symrss_pcap::Truncate for FullAfter {
+    fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+        self.data.truncate(len as usize);
+        self.room = self.data.len();
+        Ok(())
+    }
+}
+
+proptest! {
+    /// Whatever the room, a full output ends on a record boundary, holds
+    /// exactly the records accepted and not reported unwritten, and those
+    /// are the first ones in order.
+    #[test]
+    fn a_full_output_keeps_whole_records_and_counts_the_rest(
+        room in 24usize..40_000,
+        sizes in proptest::collection::vec(0usize..3000, 1..60),
+    ) {
+        let out = FullAfter { data: Vec::new(), room };
+        let mut w = PcapWriter::new(out, 1, 65535, TsResolution::Nano).unwrap();
+        let mut accepted = 0u64;
+        let mut unwritten = 0u64;
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = vec![i as u8; len];
+            if w.write_packet(i as i128, len as u32, &data).is_ok() {
+                accepted += 1;
+            } else {
+                unwritten += w.take_unwritten().packets;
+                break;
+            }
+        }
+        let flushed = w.flush();
+        if flushed.is_err() {
+            unwritten += w.take_unwritten().packets;
+        }
+        prop_assert_eq!(w.packets(), accepted - unwritten);
+        let file = w.finish().map(|o| o.data);
+        let bytes = match file {
+            Ok(b) => b,
+            Err(_) => return Ok(()),
+        };
+        let (records, err) = read_all(bytes);
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(records.len() as u64, accepted - unwritten);
+        for (i, r) in records.iter().enumerate() {
+            prop_assert_eq!(r.2.len(), sizes[i]);
+        }
+    }
+}

@@ -107,6 +107,32 @@ pub struct RingConfig {
     pub filter: Vec<(u16, u8, u8, u32)>,
 }
 
+impl RingConfig {
+    /// Largest block accepted.
+    pub const MAX_BLOCK_SIZE: u32 = 1 << 30;
+
+    /// Checks the ring geometry the kernel would refuse (packet_mmap:
+    /// `tp_block_size` a multiple of the page size, at least one block),
+    /// so it is reported before any socket is opened.
+    pub fn validate(&self) -> Result<(), String> {
+        let page = 4096u32;
+        if self.block_size < page
+            || !self.block_size.is_multiple_of(page)
+            || self.block_size > Self::MAX_BLOCK_SIZE
+        {
+            return Err(format!(
+                "block size {} must be a multiple of {page} bytes, from {page} to {} (1 GiB)",
+                self.block_size,
+                Self::MAX_BLOCK_SIZE
+            ));
+        }
+        if self.block_count == 0 {
+            return Err("block count must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for RingConfig {
     fn default() -> Self {
         // 64 × 1 MiB: ~50 ms of 10GbE line rate at 64-byte packets before
@@ -245,16 +271,8 @@ impl PacketSocket {
     /// Opens a socket on `interface` with a receive ring.
     pub fn open(interface: &str, cfg: &RingConfig) -> io::Result<Self> {
         let ifindex = interface_index(interface)?;
-        let page = 4096u32;
-        if cfg.block_size < page || !cfg.block_size.is_multiple_of(page) || cfg.block_count == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "ring blocks must be a multiple of {page} bytes and at least one (got {} × {})",
-                    cfg.block_count, cfg.block_size
-                ),
-            ));
-        }
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let fd = unsafe {
             libc::socket(

@@ -1,19 +1,33 @@
-//! Stop and rotate requests from signals: SIGINT/SIGTERM ask a capture to
-//! stop (drain, flush, close), SIGHUP to rotate its files; SIGPIPE is
-//! ignored so a FIFO whose reader left fails the write (EPIPE) instead of
-//! killing the process.
+//! Stop and rotate requests from signals.
 //!
-//! The handlers only store to atomics (async-signal-safe) and are
-//! installed without `SA_RESTART`, so a blocking `poll` returns `EINTR`
-//! at once and the capture loop sees the request.
+//! * [`install`] (a capture): SIGINT/SIGTERM ask it to stop (drain, flush,
+//!   close), SIGHUP to rotate its files; SIGPIPE is ignored so a FIFO
+//!   whose reader left fails the write (EPIPE) instead of killing the
+//!   process.
+//! * [`install_for_batch`] (`split`, which has nothing to rotate):
+//!   SIGINT, SIGTERM, SIGHUP and SIGPIPE all ask it to stop reading and
+//!   finish what was read.
+//!
+//! A second stop signal while the first is being handled ends the process
+//! at once (`_exit(128 + signal)`), as a second Ctrl-C does in other
+//! tools. The handlers only touch atomics and call `_exit`
+//! (async-signal-safe) and are installed without `SA_RESTART`, so a
+//! blocking `poll` returns `EINTR` at once and the loop sees the request.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that asked for the stop (0: none, or `request_stop`).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static HANGUPS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn on_stop(_: libc::c_int) {
+extern "C" fn on_stop(signal: libc::c_int) {
+    if STOP_SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+        // SAFETY: `_exit` is async-signal-safe; it ends the process
+        // without running anything of ours.
+        unsafe { libc::_exit(128 + signal) }
+    }
     STOP.store(true, Ordering::SeqCst);
 }
 
@@ -43,6 +57,22 @@ pub fn install() -> io::Result<()> {
     handle(libc::SIGTERM, on_stop as *const () as libc::sighandler_t)?;
     handle(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t)?;
     handle(libc::SIGPIPE, libc::SIG_IGN)
+}
+
+/// Installs the handlers of a batch job (see the module docs).
+pub fn install_for_batch() -> io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+        handle(signal, on_stop as *const () as libc::sighandler_t)?;
+    }
+    Ok(())
+}
+
+/// The signal that asked for the stop, if a signal did.
+pub fn stop_signal() -> Option<i32> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
 }
 
 /// Whether SIGINT or SIGTERM arrived.
@@ -80,6 +110,8 @@ mod tests {
             libc::raise(libc::SIGTERM);
         }
         assert!(stop_requested());
+        assert_eq!(stop_signal(), Some(libc::SIGTERM));
+        // (A second SIGTERM would end the test process: not raised.)
         // SIGPIPE is ignored: the process is still here.
         // SAFETY: as above; SIGPIPE's disposition is SIG_IGN.
         unsafe {

@@ -10,7 +10,7 @@ use symrss_engine::{HashLayer, Policy};
 use symrss_wire::{Options, dissect};
 
 use crate::Failure;
-use crate::input::{FileResult, for_each_packet};
+use crate::input::{FileResult, for_each_packet, open_inputs};
 use crate::output::{Table, print_json};
 use crate::svg;
 
@@ -99,7 +99,10 @@ struct AnalyzeJson {
     packets: u64,
     bytes: u64,
     flows: u64,
-    flows_untracked: u64,
+    /// Set when `--max-flows` was reached: `flows` is then the bound.
+    flow_limit_reached: bool,
+    max_flows: usize,
+    packets_untracked: u64,
     non_ip: u64,
     dissect_errors: u64,
     icmp_followed: u64,
@@ -107,7 +110,13 @@ struct AnalyzeJson {
     schemes: Vec<SchemeJson>,
 }
 
-fn to_json(r: &Report, files: Vec<FileResult>, layer: HashLayer, queues: u32) -> AnalyzeJson {
+fn to_json(
+    r: &Report,
+    files: Vec<FileResult>,
+    layer: HashLayer,
+    queues: u32,
+    max_flows: usize,
+) -> AnalyzeJson {
     AnalyzeJson {
         files,
         layer: layer.name(),
@@ -115,7 +124,9 @@ fn to_json(r: &Report, files: Vec<FileResult>, layer: HashLayer, queues: u32) ->
         packets: r.packets,
         bytes: r.bytes,
         flows: r.flows,
-        flows_untracked: r.flows_untracked,
+        flow_limit_reached: r.flow_limit_reached,
+        max_flows,
+        packets_untracked: r.packets_untracked,
         non_ip: r.non_ip,
         dissect_errors: r.dissect_errors,
         icmp_followed: r.icmp_followed,
@@ -169,6 +180,13 @@ fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) 
         layer.name(),
         queues
     );
+    if r.flow_limit_reached {
+        println!(
+            "the --max-flows bound ({}) was reached: {} packets of further flows count in the \
+             queue loads but not in the flow and split-flow figures",
+            r.flows, r.packets_untracked
+        );
+    }
     println!(
         "non-IP packets {} (queue 0), dissect errors {}, ICMP errors following their flow {}, fragments: {} first, {} followed, {} waited for their first, {} without first fragment",
         r.non_ip,
@@ -240,7 +258,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
     };
     let mut analyzer = Analyzer::new(policies, cfg);
     let opts = Options::default();
-    let files = for_each_packet(&args.files, |p| {
+    let files = for_each_packet(open_inputs(&args.files), |p| {
         let key = dissect(p.linktype, p.data, &opts);
         analyzer.packet(&key, p.orig_len.max(p.data.len() as u32), p.ts_ns);
     });
@@ -269,7 +287,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::Runtime(format!("writing {}: {e}", path.display())))?;
     }
     if args.json {
-        print_json(&to_json(&report, files, layer, args.queues))?;
+        print_json(&to_json(&report, files, layer, args.queues, args.max_flows))?;
     } else {
         print_human(&report, &files, layer, args.queues);
     }

@@ -25,6 +25,7 @@ use symrss_sys::packet::{PacketSocket, RingConfig, wait_any};
 use symrss_sys::{bpf, privileges, signals};
 
 use crate::Failure;
+use crate::outdir::{MAX_QUEUES, check_app_name, check_tap_names};
 
 mod config;
 mod report;
@@ -36,6 +37,8 @@ use report::{print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
 
 const SNAPLEN: u32 = 262_144;
+/// Longest `--duration`.
+const MAX_DURATION_SECONDS: u64 = 1_000_000_000;
 const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Per interface: the socket and its kernel counters so far.
@@ -67,6 +70,12 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     if c.interfaces.is_empty() {
         return Err(Failure::Usage("give at least one interface (-i IF)".into()));
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = c.interfaces.iter().find(|i| !seen.insert(i.as_str())) {
+        return Err(Failure::Usage(format!(
+            "interface {twice} given twice: its packets would be captured twice"
+        )));
+    }
     let layer =
         HashLayer::parse(&c.layer).ok_or_else(|| Failure::Usage(format!("layer `{}`", c.layer)))?;
     if c.inline_sinks && c.consumer_threads.is_some() {
@@ -84,6 +93,24 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             )));
         }
     };
+    if c.rotate.files == Some(0) {
+        return Err(Failure::Usage(
+            "rotate files must be at least 1 (the number of files kept per queue)".into(),
+        ));
+    }
+    let duration = c
+        .duration
+        .map(|d| {
+            Duration::try_from_secs_f64(d)
+                .ok()
+                .filter(|d| !d.is_zero() && d.as_secs() <= MAX_DURATION_SECONDS)
+                .ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "duration {d}: give a positive number of seconds, at most                          {MAX_DURATION_SECONDS} (about 31 years)"
+                    ))
+                })
+        })
+        .transpose()?;
     let rotation = Rotation {
         max_bytes: c
             .rotate
@@ -105,11 +132,15 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
                 app.name
             )));
         }
-        if !(1..=1024).contains(&app.queues) {
+        check_app_name(&app.name).map_err(Failure::Usage)?;
+        if !(1..=MAX_QUEUES).contains(&app.queues) {
             return Err(Failure::Usage(format!(
-                "app {}: queues must be 1..=1024",
+                "app {}: queues must be 1..={MAX_QUEUES}",
                 app.name
             )));
+        }
+        if app.sink == "tap" {
+            check_tap_names(&app.name, app.queues).map_err(Failure::Usage)?;
         }
         if !SINKS.contains(&app.sink.as_str()) {
             return Err(Failure::Usage(format!(
@@ -150,6 +181,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         filter,
         ..RingConfig::default()
     };
+    ring.validate().map_err(Failure::Usage)?;
     let mut interfaces = Vec::with_capacity(c.interfaces.len());
     for name in &c.interfaces {
         let socket = PacketSocket::open(name, &ring)
@@ -211,9 +243,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             .map_or(String::new(), |f| format!(", filter `{f}`"))
     );
     let started = Instant::now();
-    let deadline = c
-        .duration
-        .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
+    let deadline = duration.and_then(|d| started.checked_add(d));
     let mut next_stats = started + Duration::from_secs(c.stats_interval.max(1));
     let mut captured = 0u64;
     let mut frame = Vec::with_capacity(SNAPLEN as usize);

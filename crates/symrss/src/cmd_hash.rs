@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use symrss_engine::software_reta_size;
 use symrss_hash::{Fields, Reta, RssKey, Scheme, Transform, Tuple};
 
 use crate::Failure;
@@ -55,11 +56,13 @@ pub struct HashArgs {
     /// Protocol; ports are hashed only for tcp, udp and sctp.
     #[arg(long, value_enum, default_value = "tcp")]
     proto: Proto,
-    /// Indirection table size (queue = reta[hash % size]).
-    #[arg(long, requires = "queues")]
+    /// Indirection table size (queue = reta[hash % size]), 1..=2048 (real
+    /// tables have at most 2048 entries). Default: what `split` and
+    /// `capture` use, 128 up to 32 queues, else a power of two ≥ 4 × queues.
+    #[arg(long, requires = "queues", value_parser = parse_reta_size)]
     reta: Option<usize>,
-    /// Number of queues, filled `equal` like `ethtool -X IF equal N`.
-    #[arg(long)]
+    /// Number of queues (1..=1024), filled `equal` like `ethtool -X IF equal N`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queues: Option<u32>,
     /// One JSON object on stdout.
     #[arg(long)]
@@ -122,7 +125,8 @@ pub fn run(args: &HashArgs) -> Result<ExitCode, Failure> {
     let scheme = scheme_from(args)?;
     let reta = match (args.reta, args.queues) {
         (size, Some(q)) => Some(
-            Reta::equal(size.unwrap_or(128), q, 0).map_err(|e| Failure::Usage(e.to_string()))?,
+            Reta::equal(size.unwrap_or_else(|| software_reta_size(q)), q, 0)
+                .map_err(|e| Failure::Usage(e.to_string()))?,
         ),
         (_, None) => None,
     };
@@ -191,4 +195,14 @@ pub fn run(args: &HashArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--reta`: 1..=2048 entries.
+fn parse_reta_size(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=2048).contains(n))
+        .ok_or_else(|| {
+            format!("`{s}`: the table size must be 1..=2048 (real indirection tables have at most 2048 entries)")
+        })
 }

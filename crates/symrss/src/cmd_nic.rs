@@ -83,8 +83,8 @@ pub struct PlanArgs {
     /// i40e, iavf, ice, mlx5_core, virtio_net, ena, vmxnet3, bnxt_en).
     #[arg(long)]
     driver: Option<String>,
-    /// Receive queues (default: the device's current count, else the CPU count).
-    #[arg(long)]
+    /// Receive queues, 1..=1024 (default: the device's current count, else the CPU count).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queues: Option<u32>,
     /// How to make RSS symmetric.
     #[arg(long, default_value = "auto", value_parser = ["auto", "key", "xor", "software"])]
@@ -112,8 +112,8 @@ pub struct VerifyArgs {
     /// Stop after this many packets.
     #[arg(long)]
     packets: Option<u64>,
-    /// Hardware receive queues (default: from the channel count or sysfs).
-    #[arg(long)]
+    /// Hardware receive queues, 1..=1024 (default: from the channel count or sysfs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queues: Option<u32>,
     /// Flows to list in the report.
     #[arg(long, default_value_t = 10)]

@@ -2,21 +2,23 @@
 //! queue of each, written as pcap files that unmodified tools read.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
 use symrss_engine::balancer::{
-    AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, PacketMeta, Sink,
+    AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, PacketMeta, Sink, Unwritten,
 };
 use symrss_engine::{HashLayer, Policy};
-use symrss_pcap::{PcapWriter, TsResolution};
+use symrss_pcap::{PcapWriter, TsResolution, timestamp_fits};
+use symrss_sys::signals;
 
 use crate::Failure;
-use crate::input::{FileResult, for_each_packet, for_each_packet_merged};
-use crate::output::{Table, print_json};
+use crate::input::{FileResult, Input, for_each_packet, for_each_packet_merged, open_inputs};
+use crate::outdir::{self, MAX_QUEUES, check_app_name};
+use crate::output::Table;
 
 /// Arguments of `symrss split`.
 #[derive(Debug, Args)]
@@ -61,36 +63,35 @@ pub struct SplitArgs {
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
+    /// Write into a directory that is not empty: remove the files a split
+    /// writes (summary.json, NAME/q<i>.pcap, …) first, keep everything else.
+    #[arg(long)]
+    force: bool,
 }
 
 fn parse_app(s: &str) -> Result<(String, u32, String), String> {
     let mut parts = s.splitn(3, ':');
     let name = parts.next().unwrap_or_default();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(format!(
-            "`{s}`: NAME must be letters, digits, '-', '_' or '.'"
-        ));
-    }
+    check_app_name(name)?;
     let queues = parts
         .next()
         .and_then(|q| q.parse::<u32>().ok())
-        .filter(|q| (1..=1024).contains(q))
-        .ok_or_else(|| format!("`{s}`: QUEUES must be 1..=1024 (NAME:QUEUES[:SCHEME])"))?;
+        .filter(|q| (1..=MAX_QUEUES).contains(q))
+        .ok_or_else(|| format!("`{s}`: QUEUES must be 1..={MAX_QUEUES} (NAME:QUEUES[:SCHEME])"))?;
     let scheme = parts.next().unwrap_or("sym").to_string();
     Ok((name.to_string(), queues, scheme))
 }
 
 /// Writes one queue: `q<i>.pcap` for the primary link type, `q<i>.lt<N>.pcap`
-/// for any other.
+/// for any other. After a write fails (a full disk) the queue is done:
+/// every later packet is refused at once (counted as `sink_error`), and
+/// each file keeps the whole records written before the failure.
 struct PcapQueueSink {
     dir: PathBuf,
     queue: usize,
     primary: u32,
     writers: Vec<(u32, PcapWriter<File>)>,
+    failed: Option<io::ErrorKind>,
 }
 
 impl PcapQueueSink {
@@ -106,30 +107,62 @@ impl PcapQueueSink {
         if let Some(pos) = self.writers.iter().position(|(lt, _)| *lt == linktype) {
             return Ok(&mut self.writers[pos].1);
         }
-        let w = PcapWriter::new(
-            File::create(self.path(linktype))?,
-            linktype,
-            262_144,
-            TsResolution::Nano,
-        )?;
+        let w = PcapWriter::create(&self.path(linktype), linktype, 262_144, TsResolution::Nano)?;
         self.writers.push((linktype, w));
         Ok(&mut self.writers.last_mut().expect("just pushed").1)
+    }
+
+    /// Latches a failure; the error names the file.
+    fn fail(&mut self, linktype: u32, e: io::Error) -> io::Error {
+        self.failed = Some(e.kind());
+        let path = self.path(linktype);
+        if e.to_string().contains(&*path.to_string_lossy()) {
+            e
+        } else {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        }
     }
 }
 
 impl Sink for PcapQueueSink {
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
-        self.writer(meta.linktype)?
-            .write_packet(meta.ts_ns, meta.orig_len, data)
+        if let Some(kind) = self.failed {
+            return Err(kind.into());
+        }
+        match self
+            .writer(meta.linktype)
+            .and_then(|w| w.write_packet(meta.ts_ns, meta.orig_len, data))
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(meta.linktype, e)),
+        }
     }
 
     fn finish(&mut self) -> io::Result<()> {
         // Every queue has its q<i>.pcap, even when it got no packet.
-        self.writer(self.primary)?;
-        for (_, w) in self.writers.drain(..) {
-            w.finish()?;
+        if self.failed.is_none()
+            && let Err(e) = self.writer(self.primary)
+        {
+            return Err(self.fail(self.primary, e));
         }
-        Ok(())
+        let mut first = None;
+        for i in 0..self.writers.len() {
+            if let Err(e) = self.writers[i].1.flush() {
+                let lt = self.writers[i].0;
+                first.get_or_insert(self.fail(lt, e));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn take_unwritten(&mut self) -> Unwritten {
+        let mut all = Unwritten::default();
+        for (_, w) in &mut self.writers {
+            let u = w.take_unwritten();
+            all.packets += u.packets;
+            all.bytes += u.bytes;
+        }
+        all
     }
 }
 
@@ -141,6 +174,9 @@ struct QueueJson {
     flows: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     other_linktype_files: Vec<String>,
+    sink_error: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -167,12 +203,55 @@ struct AppJson {
     error: Option<String>,
 }
 
+/// What the input held that a classic pcap record cannot say as it was.
+#[derive(Serialize, Default)]
+struct FidelityJson {
+    /// Packets whose timestamp is before 1970 or after 2106: written
+    /// clamped to that range.
+    timestamps_clamped: u64,
+    /// Packets whose original length was below their captured length:
+    /// written with the captured length as original length.
+    orig_len_raised: u64,
+}
+
 #[derive(Serialize)]
 struct SummaryJson {
     input_packets: u64,
     inputs: Vec<FileResult>,
     merged: bool,
+    /// A stop signal ended reading early: every packet read was still
+    /// steered and written (or counted as dropped).
+    interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<i32>,
+    fidelity: FidelityJson,
+    dissect_errors: DissectJson,
     apps: Vec<AppJson>,
+}
+
+/// Frames the dissector stopped early on (each was steered by the layers
+/// read before the error).
+#[derive(Serialize)]
+struct DissectJson {
+    count: u64,
+    /// The first: "FILE packet N: what, at which layer and offset".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first: Option<String>,
+}
+
+/// Names the input packet at stream position `index` (0-based): its file
+/// and its index there, unless the inputs were merged.
+fn locate(index: u64, inputs: &[FileResult], merged: bool) -> String {
+    if !merged {
+        let mut before = 0;
+        for f in inputs {
+            if index < before + f.packets {
+                return format!("{} packet {}", f.file, index - before);
+            }
+            before += f.packets;
+        }
+    }
+    format!("merged input packet {index}")
 }
 
 fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJson {
@@ -198,6 +277,8 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
                 bytes: qs.bytes,
                 flows: qs.flows,
                 other_linktype_files: other,
+                sink_error: qs.dropped_sink_error,
+                error: st.queue_errors.get(q).cloned().flatten(),
             }
         })
         .collect();
@@ -221,17 +302,15 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
     }
 }
 
-/// Runs `symrss split`.
-pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
+/// Checks the apps and builds their engine configurations.
+fn app_configs(
+    args: &SplitArgs,
+    apps: &[(String, u32, String)],
+) -> Result<Vec<AppConfig>, Failure> {
     let layer = HashLayer::parse(&args.layer).expect("clap restricts the values");
-    let apps: Vec<(String, u32, String)> = if args.apps.is_empty() {
-        vec![("all".into(), 4, "sym".into())]
-    } else {
-        args.apps.clone()
-    };
     let mut names = std::collections::HashSet::new();
     let mut configs = Vec::new();
-    for (name, queues, scheme) in &apps {
+    for (name, queues, scheme) in apps {
         if !names.insert(name.clone()) {
             return Err(Failure::Usage(format!("app name `{name}` given twice")));
         }
@@ -251,44 +330,90 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
             },
         });
     }
-    let io_err = |what: &Path, e: io::Error| Failure::Runtime(format!("{}: {e}", what.display()));
-    for (name, _, _) in &apps {
-        let d = args.out.join(name);
-        std::fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+    Ok(configs)
+}
+
+/// Starts the balancer with one pcap sink per queue; `primary` is the link
+/// type that names the `q<i>.pcap` files.
+fn start_balancer(args: &SplitArgs, configs: &[AppConfig], primary: u32) -> io::Result<Balancer> {
+    let with_sinks = configs
+        .iter()
+        .map(|c| {
+            let sinks: Vec<Box<dyn Sink>> = (0..c.queues as usize)
+                .map(|q| {
+                    Box::new(PcapQueueSink {
+                        dir: args.out.join(&c.name),
+                        queue: q,
+                        primary,
+                        writers: Vec::new(),
+                        failed: None,
+                    }) as Box<dyn Sink>
+                })
+                .collect();
+            (c.clone(), sinks)
+        })
+        .collect();
+    let cfg = EngineConfig {
+        on_consumer_start: args.pin.then(crate::pinning::consumer_hook),
+        ..EngineConfig::default()
+    };
+    if args.pin {
+        crate::pinning::pin_steering();
     }
+    Balancer::start(with_sinks, cfg)
+}
+
+/// Writes `summary.json` whole or not at all (a temporary file renamed
+/// over it), so a full disk leaves no empty or cut summary.
+fn write_summary(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("json.tmp");
+    let r = symrss_pcap::create_output(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_data()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    r.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: not written: {e}", path.display())
+    })
+}
+
+/// Runs `symrss split`.
+pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
+    let layer = HashLayer::parse(&args.layer).expect("clap restricts the values");
+    let apps: Vec<(String, u32, String)> = if args.apps.is_empty() {
+        vec![("all".into(), 4, "sym".into())]
+    } else {
+        args.apps.clone()
+    };
+    let configs = app_configs(args, &apps)?;
+    // Inputs first: nothing is created for a run that cannot read.
+    let inputs = open_inputs(&args.files);
+    let unopened: Vec<&str> = inputs.iter().filter_map(Input::open_error).collect();
+    if !unopened.is_empty() {
+        return Err(Failure::Runtime(unopened.join("; ")));
+    }
+    let outputs: Vec<(&str, u32)> = apps.iter().map(|(n, q, _)| (n.as_str(), *q)).collect();
+    outdir::prepare_split(&args.out, &outputs, &args.files, args.force)?;
+    signals::install_for_batch().map_err(|e| Failure::Runtime(format!("signal handlers: {e}")))?;
     // The balancer starts at the first packet, whose link type names the
     // q<i>.pcap files.
     let mut balancer: Option<Balancer> = None;
     let mut start_error: Option<String> = None;
+    let mut fidelity = FidelityJson::default();
     let mut on_packet = |p: &symrss_pcap::Packet<'_>| {
         if balancer.is_none() && start_error.is_none() {
-            let with_sinks = configs
-                .iter()
-                .map(|c| {
-                    let sinks: Vec<Box<dyn Sink>> = (0..c.queues as usize)
-                        .map(|q| {
-                            Box::new(PcapQueueSink {
-                                dir: args.out.join(&c.name),
-                                queue: q,
-                                primary: p.linktype,
-                                writers: Vec::new(),
-                            }) as Box<dyn Sink>
-                        })
-                        .collect();
-                    (c.clone(), sinks)
-                })
-                .collect();
-            let cfg = EngineConfig {
-                on_consumer_start: args.pin.then(crate::pinning::consumer_hook),
-                ..EngineConfig::default()
-            };
-            if args.pin {
-                crate::pinning::pin_steering();
-            }
-            match Balancer::start(with_sinks, cfg) {
+            match start_balancer(args, &configs, p.linktype) {
                 Ok(b) => balancer = Some(b),
                 Err(e) => start_error = Some(format!("starting consumer threads: {e}")),
             }
+        }
+        if !timestamp_fits(p.ts_ns) {
+            fidelity.timestamps_clamped += 1;
+        }
+        if (p.orig_len as usize) < p.data.len() {
+            fidelity.orig_len_raised += 1;
         }
         if let Some(b) = &mut balancer {
             b.push(
@@ -300,21 +425,42 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
         }
     };
     let inputs = if args.merge {
-        for_each_packet_merged(&args.files, &mut on_packet)
+        for_each_packet_merged(inputs, &mut on_packet)
     } else {
-        for_each_packet(&args.files, &mut on_packet)
+        for_each_packet(inputs, &mut on_packet)
     };
     if let Some(e) = start_error {
         return Err(Failure::Runtime(e));
     }
-    let stats = match balancer {
-        Some(b) => b.finish(),
-        None => Vec::new(),
-    };
+    if balancer.is_none() {
+        // No packet: every queue still gets its (header-only) file, named
+        // by the first input's link type.
+        let primary = inputs.iter().find_map(|f| f.linktype).unwrap_or(1);
+        balancer = Some(
+            start_balancer(args, &configs, primary)
+                .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?,
+        );
+    }
+    let stats = balancer.map(Balancer::finish).unwrap_or_default();
+    let signal = signals::stop_signal();
     let input_packets: u64 = inputs.iter().map(|f| f.packets).sum();
+    let dissect = stats
+        .first()
+        .map(|a| a.dissect_errors.clone())
+        .unwrap_or_default();
+    let dissect_errors = DissectJson {
+        count: dissect.count,
+        first: dissect
+            .first
+            .map(|(i, e)| format!("{}: {e}", locate(i, &inputs, args.merge))),
+    };
     let summary = SummaryJson {
+        dissect_errors,
         input_packets,
         merged: args.merge,
+        interrupted: signal.is_some(),
+        signal,
+        fidelity,
         apps: stats
             .iter()
             .zip(&apps)
@@ -325,50 +471,106 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
     let path = args.out.join("summary.json");
     let text =
         serde_json::to_string_pretty(&summary).map_err(|e| Failure::Runtime(e.to_string()))?;
-    std::fs::write(&path, text + "\n").map_err(|e| io_err(&path, e))?;
+    let summary_error = write_summary(&path, &(text + "\n")).err();
     let failed = summary.inputs.iter().any(|f| f.error.is_some())
-        || summary.apps.iter().any(|a| a.error.is_some());
-    if args.json {
-        print_json(&summary)?;
-    } else {
-        println!(
-            "{input_packets} packets split into {} ({} app(s)); summary: {}",
-            args.out.display(),
-            summary.apps.len(),
-            path.display()
+        || summary.apps.iter().any(|a| a.error.is_some())
+        || summary_error.is_some();
+    // stdout may be a closed pipe (SIGPIPE only stops reading here): the
+    // files are done, so a failed print is not an error of the split.
+    let _ = report(args, &summary, &path);
+    if summary.fidelity.timestamps_clamped > 0 {
+        eprintln!(
+            "symrss: {} packet(s) have timestamps classic pcap cannot hold (before 1970 or after \
+             2106): written clamped to that range (summary.json: fidelity)",
+            summary.fidelity.timestamps_clamped
         );
-        let mut t = Table::new(&["app", "file", "packets", "bytes", "flows"]);
-        for a in &summary.apps {
-            for q in &a.queues {
-                t.row(vec![
-                    a.name.clone(),
-                    q.file.clone(),
-                    q.packets.to_string(),
-                    q.bytes.to_string(),
-                    q.flows.to_string(),
-                ]);
+    }
+    if summary.fidelity.orig_len_raised > 0 {
+        eprintln!(
+            "symrss: {} packet(s) had an original length below their captured length: written \
+             with the captured length (summary.json: fidelity)",
+            summary.fidelity.orig_len_raised
+        );
+    }
+    for a in &summary.apps {
+        for q in &a.queues {
+            if let Some(e) = &q.error {
+                eprintln!(
+                    "symrss: {}/{}: {e}; {} packet(s) written, {} not (sink_error)",
+                    a.name, q.file, q.packets, q.sink_error
+                );
             }
         }
-        print!("{}", t.render());
-        for a in &summary.apps {
-            println!(
-                "{}: received {} = delivered {} + dropped {} (queue full {}, sink error {}); flows seen on a second queue: {}",
-                a.name,
-                a.received,
-                a.delivered,
-                a.dropped.queue_full + a.dropped.sink_error,
-                a.dropped.queue_full,
-                a.dropped.sink_error,
-                a.affinity_violations
-            );
-            if let Some(e) = &a.error {
-                eprintln!("symrss: {e}");
-            }
-        }
+    }
+    if let Some(first) = &summary.dissect_errors.first {
+        eprintln!(
+            "symrss: {} frame(s) could not be fully dissected (steered by the layers before the \
+             error); the first: {first}",
+            summary.dissect_errors.count
+        );
+    }
+    if let Some(e) = &summary_error {
+        eprintln!("symrss: {e}");
+    }
+    if let Some(sig) = signal {
+        eprintln!(
+            "symrss: interrupted by signal {sig}: {input_packets} packet(s) read were split; the \
+             files are complete up to there"
+        );
+        return Ok(ExitCode::from(128 + sig as u8));
     }
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The human or JSON report on stdout.
+fn report(args: &SplitArgs, summary: &SummaryJson, path: &Path) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, summary)?;
+        return writeln!(out);
+    }
+    writeln!(
+        out,
+        "{} packets split into {} ({} app(s)); summary: {}{}",
+        summary.input_packets,
+        args.out.display(),
+        summary.apps.len(),
+        path.display(),
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    )?;
+    let mut t = Table::new(&["app", "file", "packets", "bytes", "flows"]);
+    for a in &summary.apps {
+        for q in &a.queues {
+            t.row(vec![
+                a.name.clone(),
+                q.file.clone(),
+                q.packets.to_string(),
+                q.bytes.to_string(),
+                q.flows.to_string(),
+            ]);
+        }
+    }
+    write!(out, "{}", t.render())?;
+    for a in &summary.apps {
+        writeln!(
+            out,
+            "{}: received {} = delivered {} + dropped {} (queue full {}, sink error {}); flows seen on a second queue: {}",
+            a.name,
+            a.received,
+            a.delivered,
+            a.dropped.queue_full + a.dropped.sink_error,
+            a.dropped.queue_full,
+            a.dropped.sink_error,
+            a.affinity_violations
+        )?;
+    }
+    out.flush()
 }

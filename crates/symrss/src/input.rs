@@ -1,6 +1,10 @@
-//! Reading capture files for the offline commands: every file in order,
-//! packets handed to a callback, damage reported per file without losing
-//! the packets before it, and a progress bar on stderr for large inputs.
+//! Reading capture files for the offline commands: every file opened
+//! first ([`open_inputs`], so a command can refuse before it creates any
+//! output), then read in order or merged by time, packets handed to a
+//! callback, damage reported per file without losing the packets before
+//! it, and a progress bar on stderr for large inputs. Reading stops early
+//! when a stop signal arrived ([`symrss_sys::signals`]): what was read is
+//! kept.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,14 +23,57 @@ pub struct FileResult {
     /// Error that stopped reading it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its link type (of its first interface), once known.
+    #[serde(skip)]
+    pub linktype: Option<u32>,
+}
+
+/// One input: its result so far and its reader (none if it did not open).
+pub struct Input {
+    result: FileResult,
+    reader: Option<CaptureReader>,
+}
+
+impl Input {
+    /// Why it did not open, if it did not.
+    pub fn open_error(&self) -> Option<&str> {
+        self.result.error.as_deref()
+    }
+}
+
+/// Opens every file (`-` is stdin); one that does not open carries its
+/// error and is skipped when reading.
+pub fn open_inputs(files: &[PathBuf]) -> Vec<Input> {
+    files
+        .iter()
+        .map(|path| {
+            let mut result = FileResult {
+                file: path.display().to_string(),
+                packets: 0,
+                error: None,
+                linktype: None,
+            };
+            let reader = match CaptureReader::open(Path::new(path)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    result.error = Some(e.to_string());
+                    None
+                }
+            };
+            Input { result, reader }
+        })
+        .collect()
+}
+
+fn stop() -> bool {
+    symrss_sys::signals::stop_requested()
 }
 
 /// Show a progress bar only for inputs at least this large, on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
-fn progress(files: &[PathBuf]) -> Option<ProgressBar> {
+fn progress<'a>(files: impl Iterator<Item = &'a String>) -> Option<ProgressBar> {
     let total: u64 = files
-        .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
@@ -43,23 +90,17 @@ fn progress(files: &[PathBuf]) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Reads every file in order, calling `on_packet` for each packet.
+/// Reads every input in order, calling `on_packet` for each packet.
 pub fn for_each_packet(
-    files: &[PathBuf],
+    inputs: Vec<Input>,
     mut on_packet: impl FnMut(&Packet<'_>),
 ) -> Vec<FileResult> {
-    let bar = progress(files);
+    let bar = progress(inputs.iter().map(|i| &i.result.file));
     let mut done_bytes = 0u64;
-    let mut results = Vec::with_capacity(files.len());
-    for path in files {
-        let mut result = FileResult {
-            file: path.display().to_string(),
-            packets: 0,
-            error: None,
-        };
-        match CaptureReader::open(Path::new(path)) {
-            Err(e) => result.error = Some(e.to_string()),
-            Ok(mut reader) => loop {
+    let mut results = Vec::with_capacity(inputs.len());
+    for Input { mut result, reader } in inputs {
+        if let Some(mut reader) = reader {
+            while !stop() {
                 match reader.next_packet() {
                     Ok(Some(p)) => {
                         on_packet(&p);
@@ -70,17 +111,15 @@ pub fn for_each_packet(
                             b.set_position(done_bytes + reader.offset());
                         }
                     }
-                    Ok(None) => {
-                        done_bytes += reader.offset();
-                        break;
-                    }
+                    Ok(None) => break,
                     Err(e) => {
-                        done_bytes += reader.offset();
                         result.error = Some(e.to_string());
                         break;
                     }
                 }
-            },
+            }
+            done_bytes += reader.offset();
+            result.linktype = reader.linktype();
         }
         if let Some(e) = &result.error {
             eprintln!("symrss: {e}");
@@ -123,26 +162,14 @@ fn advance(reader: &mut CaptureReader, head: &mut Head, result: &mut FileResult)
 /// become one stream again. Each head packet is copied once out of its
 /// reader.
 pub fn for_each_packet_merged(
-    files: &[PathBuf],
+    inputs: Vec<Input>,
     mut on_packet: impl FnMut(&Packet<'_>),
 ) -> Vec<FileResult> {
-    let mut readers = Vec::new();
-    let mut results: Vec<FileResult> = files
-        .iter()
-        .map(|f| FileResult {
-            file: f.display().to_string(),
-            packets: 0,
-            error: None,
-        })
-        .collect();
-    for (path, result) in files.iter().zip(results.iter_mut()) {
-        match CaptureReader::open(Path::new(path)) {
-            Ok(r) => readers.push(Some(r)),
-            Err(e) => {
-                eprintln!("symrss: {e}");
-                result.error = Some(e.to_string());
-                readers.push(None);
-            }
+    let (mut results, mut readers): (Vec<FileResult>, Vec<Option<CaptureReader>>) =
+        inputs.into_iter().map(|i| (i.result, i.reader)).unzip();
+    for r in &results {
+        if let Some(e) = &r.error {
+            eprintln!("symrss: {e}");
         }
     }
     let mut heads: Vec<Head> = readers.iter().map(|_| Head { packet: None }).collect();
@@ -151,7 +178,7 @@ pub fn for_each_packet_merged(
             advance(r, &mut heads[i], &mut results[i]);
         }
     }
-    loop {
+    while !stop() {
         let next = heads
             .iter()
             .enumerate()
@@ -174,6 +201,9 @@ pub fn for_each_packet_merged(
         if let Some(r) = &mut readers[i] {
             advance(r, &mut heads[i], &mut results[i]);
         }
+    }
+    for (r, reader) in results.iter_mut().zip(&readers) {
+        r.linktype = reader.as_ref().and_then(CaptureReader::linktype);
     }
     results
 }

@@ -13,6 +13,7 @@ mod cmd_nic;
 mod cmd_split;
 mod demo;
 mod input;
+mod outdir;
 mod output;
 mod pinning;
 mod svg;

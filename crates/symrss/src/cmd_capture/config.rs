@@ -224,7 +224,7 @@ fn parse_app(s: &str) -> Result<AppSection, String> {
 
 pub(super) const SINKS: [&str; 4] = ["pcap", "fifo", "tap", "count"];
 
-/// Parses `100M`, `2G`, `500k` or plain bytes.
+/// Parses `100M`, `2G`, `500k` or plain bytes (at most 2^63 − 1).
 pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let (num, mult) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
@@ -232,11 +232,14 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
         Some('G') => (&s[..s.len() - 1], 1_000_000_000),
         _ => (s, 1),
     };
-    num.parse::<u64>()
+    let n = num
+        .parse::<u64>()
         .ok()
         .filter(|&n| n > 0)
-        .map(|n| n * mult)
-        .ok_or_else(|| format!("`{s}` is not a size (e.g. 100M, 1G, 500k)"))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 100M, 1G, 500k)"))?;
+    n.checked_mul(mult)
+        .filter(|&b| b <= i64::MAX as u64)
+        .ok_or_else(|| format!("`{s}` is too large a size"))
 }
 
 pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure> {
@@ -333,6 +336,11 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("0").is_err());
         assert!(parse_size("M").is_err());
+        assert!(
+            parse_size("99999999999G").is_err(),
+            "overflow is an error, not a wrap"
+        );
+        assert!(parse_size("18446744073709551615").is_err());
     }
 
     #[test]

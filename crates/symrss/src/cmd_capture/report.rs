@@ -80,6 +80,14 @@ fn stats_json(
                 },
             })).collect::<Vec<_>>(),
             "error": a.sink_error,
+            "queue_errors": a.queue_errors,
+            "dissect_errors": {
+                "count": a.dissect_errors.count,
+                "first": a.dissect_errors.first.as_ref().map(|(i, e)| json!({
+                    "packet": i,
+                    "error": e,
+                })),
+            },
         })).collect::<Vec<_>>(),
     })
 }
@@ -230,6 +238,15 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
             a.delivered(),
             a.dropped(),
             a.affinity_violations
+        );
+    }
+    if let Some(a) = apps.first()
+        && let Some((i, e)) = &a.dissect_errors.first
+    {
+        eprintln!(
+            "{} frame(s) could not be fully dissected (steered by the layers before the error); \
+             the first: captured packet {i}: {e}",
+            a.dissect_errors.count
         );
     }
 }

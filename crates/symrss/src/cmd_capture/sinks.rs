@@ -8,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use symrss_engine::balancer::{PacketMeta, Sink};
+use symrss_engine::balancer::{PacketMeta, Sink, Unwritten};
 use symrss_pcap::{PcapWriter, RotatingWriter, Rotation, TsResolution};
 use symrss_sys::{fifo, signals, tap::Tap};
 
@@ -17,23 +17,53 @@ use super::{LINKTYPE_ETHERNET, SNAPLEN};
 use crate::Failure;
 
 /// A queue's pcap files, rotating on size, packet time and SIGHUP.
+///
+/// A failed write (a full disk) closes the current file at its last whole
+/// record; the queue's packets are then refused (counted as
+/// `sink_error`) until the next rotation point — SIGHUP, or
+/// [`PcapSink::retry_ns`] of packet time after the failure — where a new
+/// file is tried. The other queues are not affected.
 struct PcapSink {
     writer: RotatingWriter,
     hangups: u64,
+    /// Packet time of the failure being waited out.
+    failed_at: Option<i128>,
+    /// How long (packet time) a failed queue waits before a new file.
+    retry_ns: i128,
 }
+
+/// Packet time a failed queue waits before trying a new file, when no
+/// time rotation is configured.
+const RETRY_SECONDS: u64 = 10;
 
 impl Sink for PcapSink {
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
         let h = signals::hangups();
-        if h != self.hangups {
-            self.hangups = h;
-            self.writer.rotate()?;
+        let retry = match self.failed_at {
+            Some(t) => h != self.hangups || meta.ts_ns - t >= self.retry_ns,
+            None => h != self.hangups,
+        };
+        self.hangups = h;
+        if retry && let Err(e) = self.writer.rotate() {
+            self.failed_at = Some(meta.ts_ns);
+            return Err(e);
         }
-        self.writer.write_packet(meta.ts_ns, meta.orig_len, data)
+        if retry {
+            self.failed_at = None;
+        }
+        let r = self.writer.write_packet(meta.ts_ns, meta.orig_len, data);
+        if r.is_err() && self.failed_at.is_none() {
+            self.failed_at = Some(meta.ts_ns);
+        }
+        r
     }
 
     fn finish(&mut self) -> io::Result<()> {
         self.writer.flush()
+    }
+
+    fn take_unwritten(&mut self) -> Unwritten {
+        self.writer.take_unwritten()
     }
 }
 
@@ -43,6 +73,8 @@ struct FifoSink {
     path: PathBuf,
     writer: Option<PcapWriter<File>>,
     next_try: Instant,
+    /// Packets taken but still buffered when the reader left.
+    lost: Unwritten,
 }
 
 impl Sink for FifoSink {
@@ -78,13 +110,17 @@ impl Sink for FifoSink {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        match self.writer.take() {
-            Some(w) => match w.finish() {
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map(drop),
-            },
+        match &mut self.writer {
+            Some(w) => {
+                let r = w.flush();
+                self.reader_check(r)
+            }
             None => Ok(()),
         }
+    }
+
+    fn take_unwritten(&mut self) -> Unwritten {
+        std::mem::take(&mut self.lost)
     }
 }
 
@@ -94,7 +130,11 @@ impl FifoSink {
     fn reader_check(&mut self, r: io::Result<()>) -> io::Result<()> {
         match r {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.writer = None;
+                if let Some(mut w) = self.writer.take() {
+                    let u = w.take_unwritten();
+                    self.lost.packets += u.packets;
+                    self.lost.bytes += u.bytes;
+                }
                 Err(io::Error::new(io::ErrorKind::NotConnected, "reader left"))
             }
             r => r,
@@ -136,9 +176,10 @@ pub(super) fn make_sinks(
     let dir = c.output_dir.join(&app.name);
     let fail = |e: io::Error| Failure::Runtime(format!("app {}: {e}", app.name));
     if matches!(app.sink.as_str(), "pcap" | "fifo") {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| fail(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))))?;
+        crate::outdir::real_dir(&dir)
+            .map_err(|e| Failure::Runtime(format!("app {}: {e}", app.name)))?;
     }
+    let retry_ns = i128::from(rotation.max_seconds.unwrap_or(RETRY_SECONDS).max(1)) * 1_000_000_000;
     (0..app.queues as usize)
         .map(|q| -> Result<Box<dyn Sink>, Failure> {
             Ok(match app.sink.as_str() {
@@ -153,6 +194,8 @@ pub(super) fn make_sinks(
                     )
                     .map_err(fail)?,
                     hangups: signals::hangups(),
+                    failed_at: None,
+                    retry_ns,
                 }),
                 "fifo" => {
                     let path = dir.join(format!("q{q}.fifo"));
@@ -161,6 +204,7 @@ pub(super) fn make_sinks(
                         path,
                         writer: None,
                         next_try: Instant::now(),
+                        lost: Unwritten::default(),
                     })
                 }
                 "tap" => Box::new(TapSink(
@@ -186,6 +230,7 @@ mod tests {
             path: path.clone(),
             writer: None,
             next_try: Instant::now(),
+            lost: Unwritten::default(),
         };
         let meta = |i: u64| PacketMeta {
             index: i,
