@@ -48,6 +48,11 @@ struct Interface {
     received: u64,
     drops: u64,
     captured: u64,
+    /// Packets read from the ring past the `--count` limit (not captured,
+    /// like tcpdump -c).
+    over_limit: u64,
+    /// The first read error (ENETDOWN when the interface went away).
+    error: Option<String>,
 }
 
 impl Interface {
@@ -56,6 +61,14 @@ impl Interface {
             self.received += s.packets;
             self.drops += s.drops;
         }
+    }
+
+    /// Packets the kernel's filter passed that were neither captured, nor
+    /// dropped by the kernel, nor past the `--count` limit: still in the
+    /// ring when the capture ended (counted as a drop in the summary).
+    fn unread(&self) -> u64 {
+        self.received
+            .saturating_sub(self.drops + self.captured + self.over_limit)
     }
 }
 
@@ -192,6 +205,8 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             received: 0,
             drops: 0,
             captured: 0,
+            over_limit: 0,
+            error: None,
         });
     }
     let mut with_sinks = Vec::new();
@@ -249,47 +264,35 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let mut frame = Vec::with_capacity(SNAPLEN as usize);
     let mut merged: Vec<(i128, u32, Range<usize>)> = Vec::new();
     let limit = c.count.unwrap_or(u64::MAX);
-    // After a stop request, what the rings already hold is drained: at
-    // most one ring's worth of blocks per interface, so steady traffic
-    // cannot keep the capture alive.
-    let mut drain_rounds: Option<u32> = None;
-    // A capture or stats error ends the loop like a stop request: what was
-    // captured is still steered, written and counted before it is reported.
+    // A stop request, a capture error (an interface went away) or a stats
+    // error ends the loop; then what the rings hold is drained (below)
+    // and steered, written and counted before anything is reported.
     let mut loop_error: Option<Failure> = None;
     loop {
-        if captured >= limit {
+        if captured >= limit || signals::stop_requested() {
             break;
         }
-        if signals::stop_requested() && drain_rounds.is_none() {
-            drain_rounds = Some(c.block_count);
-        }
-        let got = match read_round(
+        let got = read_round(
             &mut interfaces,
             &mut balancer,
             &mut frame,
             &mut merged,
             &mut captured,
             limit,
-        ) {
-            Ok(n) => n,
-            Err(e) => {
-                loop_error = Some(e);
-                break;
-            }
-        };
+        );
+        if let Some((name, e)) = interfaces
+            .iter()
+            .find_map(|i| i.error.as_ref().map(|e| (&i.name, e)))
+        {
+            loop_error = Some(Failure::Runtime(format!("{name}: {e}")));
+            break;
+        }
         if got == 0 {
             // Nothing more is ready: hand off what was read before waiting,
             // so no packet sits in a half-full batch while the capture
             // sleeps. While blocks keep coming, batches fill (and go) by
             // size: fewer, larger chunks, fewer consumer wake-ups.
             balancer.flush();
-        }
-        if let Some(n) = &mut drain_rounds {
-            if got == 0 || *n == 0 {
-                break;
-            }
-            *n -= 1;
-            continue;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             signals::request_stop();
@@ -322,6 +325,29 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
                 loop_error = Some(e);
                 break;
             }
+        }
+    }
+    // The block the kernel is filling is handed over when its retire
+    // timer fires: wait that long (a few times over) for the last blocks,
+    // at most one ring's worth of rounds so steady traffic cannot keep the
+    // capture alive.
+    let patience = Duration::from_millis(u64::from(ring.retire_ms) * 3 + 20);
+    let mut quiet_since = Instant::now();
+    for _ in 0..c.block_count.saturating_mul(2) {
+        let got = read_round(
+            &mut interfaces,
+            &mut balancer,
+            &mut frame,
+            &mut merged,
+            &mut captured,
+            limit,
+        );
+        if got > 0 {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= patience || captured >= limit {
+            break;
+        } else {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
     for i in &mut interfaces {
@@ -357,7 +383,10 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
 /// Reads one ready block per interface and pushes its packets; with
 /// several interfaces the packets of the round are merged by timestamp
 /// (their frames gathered in `frame`, reused from round to round, and
-/// indexed by `merged`: no allocation per packet).
+/// indexed by `merged`: no allocation per packet). An interface's read
+/// error is kept in [`Interface::error`] (the first one) and the others
+/// are still read; packets past the `--count` limit are counted in
+/// [`Interface::over_limit`].
 fn read_round(
     interfaces: &mut [Interface],
     balancer: &mut Balancer,
@@ -365,7 +394,7 @@ fn read_round(
     merged: &mut Vec<(i128, u32, Range<usize>)>,
     captured: &mut u64,
     limit: u64,
-) -> Result<usize, Failure> {
+) -> usize {
     let mut got = 0;
     let single = interfaces.len() == 1;
     if !single {
@@ -373,8 +402,10 @@ fn read_round(
     }
     for iface in interfaces.iter_mut() {
         let mut n_here = 0u64;
+        let mut over = 0u64;
         let r = iface.socket.next_block(0, |p| {
             if *captured + n_here >= limit {
+                over += 1;
                 return;
             }
             n_here += 1;
@@ -392,9 +423,14 @@ fn read_round(
                 merged.push((p.ts_ns, len, start..frame.len()));
             }
         });
-        let n = r.map_err(|e| Failure::Runtime(format!("{}: {e}", iface.name)))?;
-        got += n;
+        match r {
+            Ok(n) => got += n,
+            Err(e) => {
+                iface.error.get_or_insert(e.to_string());
+            }
+        }
         iface.captured += n_here;
+        iface.over_limit += over;
         *captured += n_here;
     }
     if !single && !merged.is_empty() {
@@ -403,7 +439,7 @@ fn read_round(
             balancer.push(ts, len, LINKTYPE_ETHERNET, &frame[at]);
         }
     }
-    Ok(got)
+    got
 }
 
 /// Which threads write the outputs: the capture thread itself with

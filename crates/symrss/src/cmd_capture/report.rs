@@ -61,6 +61,8 @@ fn stats_json(
             "captured": i.captured,
             "received_by_filter": i.received,
             "kernel_drops": i.drops,
+            "unread": i.unread(),
+            "over_limit": i.over_limit,
         })).collect::<Vec<_>>(),
         "apps": apps.iter().map(|a| json!({
             "name": a.name,
@@ -205,6 +207,14 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
     eprintln!("{captured} packets captured");
     eprintln!("{received} packets received by filter");
     eprintln!("{drops} packets dropped by kernel");
+    let unread: u64 = interfaces.iter().map(Interface::unread).sum();
+    if unread > 0 {
+        eprintln!("{unread} packets left unread in the ring when the capture ended (dropped)");
+    }
+    let over: u64 = interfaces.iter().map(|i| i.over_limit).sum();
+    if over > 0 {
+        eprintln!("{over} packets past the --count limit, not captured");
+    }
     let mut t = Table::new(&[
         "app",
         "queue",

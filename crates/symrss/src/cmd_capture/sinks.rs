@@ -26,6 +26,10 @@ use crate::Failure;
 struct PcapSink {
     writer: RotatingWriter,
     hangups: u64,
+    /// When the buffered records were last handed to the OS: at most
+    /// [`FLUSH_EVERY`] ago while packets come, so a reader of the live
+    /// file (or a crash) is never more than that behind.
+    flushed: Instant,
     /// Packet time of the failure being waited out.
     failed_at: Option<i128>,
     /// How long (packet time) a failed queue waits before a new file.
@@ -35,6 +39,10 @@ struct PcapSink {
 /// Packet time a failed queue waits before trying a new file, when no
 /// time rotation is configured.
 const RETRY_SECONDS: u64 = 10;
+
+/// Longest a written record stays in a pcap queue's buffer while packets
+/// keep coming (tcpdump, without `-U`, waits for a full buffer).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink for PcapSink {
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
@@ -56,6 +64,14 @@ impl Sink for PcapSink {
             self.failed_at = Some(meta.ts_ns);
         }
         r
+    }
+
+    fn chunk_done(&mut self) -> io::Result<()> {
+        if self.flushed.elapsed() < FLUSH_EVERY {
+            return Ok(());
+        }
+        self.flushed = Instant::now();
+        self.writer.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -194,6 +210,7 @@ pub(super) fn make_sinks(
                     )
                     .map_err(fail)?,
                     hangups: signals::hangups(),
+                    flushed: Instant::now(),
                     failed_at: None,
                     retry_ns,
                 }),
