@@ -30,6 +30,9 @@ pub enum KeyParseError {
     NotHex { position: usize },
     /// An odd number of hex digits (a byte is two digits).
     OddDigits,
+    /// A separator that is not between two whole bytes (`6d::5a`, a
+    /// trailing `:`).
+    BadSeparator { position: usize },
     /// Empty or longer than [`MAX_KEY_LEN`].
     BadLength { len: usize },
     /// `--key-len` asks for a length the named key cannot be stretched to.
@@ -45,6 +48,11 @@ impl fmt::Display for KeyParseError {
                  write e.g. `6d:5a:56:da:...` or `6d5a56da...`"
             ),
             Self::OddDigits => write!(f, "key has an odd number of hex digits"),
+            Self::BadSeparator { position } => write!(
+                f,
+                "key has a separator at position {position} that is not between two whole bytes \
+                 (write `6d:5a:56:da`, not `6d::5a` or `6d:5a:`)"
+            ),
             Self::BadLength { len } => {
                 write!(f, "key length {len} bytes is outside 1..={MAX_KEY_LEN}")
             }
@@ -115,16 +123,35 @@ impl RssKey {
         }
         let hex = text.strip_prefix("0x").unwrap_or(text);
         let mut digits = Vec::with_capacity(hex.len());
+        // Separators (`6d:5a`, `6d 5a`) come between whole bytes, one at a
+        // time: `6d::5a`, a leading or trailing one, or `6:d5a` is a typo,
+        // not a key.
+        let mut group = 0usize;
+        let mut separated = false;
         for (position, c) in hex.char_indices() {
             match c {
-                ':' | '-' | ' ' | '_' => {}
+                ':' | '-' | ' ' | '_' => {
+                    if group == 0 || group % 2 != 0 {
+                        return Err(KeyParseError::BadSeparator { position });
+                    }
+                    group = 0;
+                    separated = true;
+                }
                 _ => match c.to_digit(16) {
-                    Some(d) => digits.push(d as u8),
+                    Some(d) => {
+                        digits.push(d as u8);
+                        group += 1;
+                    }
                     None => return Err(KeyParseError::NotHex { position }),
                 },
             }
         }
-        if digits.len() % 2 != 0 {
+        if separated && group == 0 {
+            return Err(KeyParseError::BadSeparator {
+                position: hex.len() - 1,
+            });
+        }
+        if digits.len() % 2 != 0 || (separated && group % 2 != 0) {
             return Err(KeyParseError::OddDigits);
         }
         let bytes: Vec<u8> = digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect();
@@ -263,6 +290,10 @@ mod tests {
             Err(KeyParseError::LengthMismatch { .. })
         ));
         assert!(RssKey::parse("", None).is_err());
+        for typo in ["6d::5a", "6d:5a:", ":6d5a", "6:d5a", "6d5:a"] {
+            assert!(RssKey::parse(typo, None).is_err(), "{typo}");
+        }
+        assert_eq!(RssKey::parse("6d 5a-56_da", None).unwrap(), colon);
     }
 
     #[test]

@@ -120,19 +120,35 @@ impl Scheme {
     }
 
     fn parse_explicit(spec: &str, params: &str) -> Result<Self, SchemeError> {
+        /// Shortest key of an explicit scheme (IPv6 4-tuple + 4).
+        const MIN_SCHEME_KEY_LEN: usize = 40;
         let mut key = None;
         let mut fields = Fields::L4;
         let mut xfrm = Transform::None;
+        let mut seen: alloc::vec::Vec<&str> = alloc::vec::Vec::new();
         for kv in params.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').ok_or_else(|| {
                 SchemeError(format!("`{kv}` in scheme `{spec}` is not key=value"))
             })?;
+            if seen.contains(&k) {
+                return Err(SchemeError(format!(
+                    "`{k}` is given twice in scheme `{spec}`"
+                )));
+            }
+            seen.push(k);
             match k {
                 "key" => {
-                    key = Some(
-                        RssKey::parse(v, None)
-                            .map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?,
-                    )
+                    let k = RssKey::parse(v, None)
+                        .map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?;
+                    if k.len() < MIN_SCHEME_KEY_LEN {
+                        return Err(SchemeError(format!(
+                            "scheme `{spec}`: a {}-byte key is too short: Toeplitz needs the key \
+                             4 bytes longer than its input, and an IPv6 4-tuple is 36 bytes \
+                             (use at least {MIN_SCHEME_KEY_LEN} bytes, as every RSS NIC does)",
+                            k.len()
+                        )));
+                    }
+                    key = Some(k);
                 }
                 "fields" => {
                     fields = match v {

@@ -36,7 +36,7 @@ pub struct HashArgs {
     #[arg(long, default_value = "ms")]
     key: String,
     /// Stretch a named key to 40 or 52 bytes (`ms` zero-padded, `sym` repeated).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd_key::parse_key_len)]
     key_len: Option<usize>,
     /// A named scheme instead of --key: ms, sym, sym-ip, xor, or-xor, sort, keyed,
     /// or toeplitz:key=K,fields=ip|l4,xfrm=none|xor|or-xor|sort.
@@ -123,6 +123,17 @@ pub fn run(args: &HashArgs) -> Result<ExitCode, Failure> {
     };
     let tuple = Tuple::new(args.src, args.dst, ports).map_err(|e| Failure::Usage(e.to_string()))?;
     let scheme = scheme_from(args)?;
+    if let Some(key) = scheme.key() {
+        let input = scheme.input_bytes(&tuple).len();
+        if key.len() < input + 4 {
+            return Err(Failure::Usage(format!(
+                "the key has {} bytes; a {input}-byte input needs at least {} (Toeplitz slides \
+                 a 32-bit window over the key: it must be 4 bytes longer than the input)",
+                key.len(),
+                input + 4
+            )));
+        }
+    }
     let reta = match (args.reta, args.queues) {
         (size, Some(q)) => Some(
             Reta::equal(size.unwrap_or_else(|| software_reta_size(q)), q, 0)

@@ -34,7 +34,7 @@ pub struct CheckArgs {
     /// The key: `ms`, `sym` or hex bytes.
     key: String,
     /// Stretch a named key to this many bytes (40 or 52).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_key_len)]
     key_len: Option<usize>,
     /// Exit with status 1 unless the key is symmetric for every layout.
     #[arg(long)]
@@ -381,4 +381,15 @@ fn gen_key(a: &GenArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--key-len`: the two key sizes NICs use.
+pub fn parse_key_len(s: &str) -> Result<usize, String> {
+    match s {
+        "40" => Ok(40),
+        "52" => Ok(52),
+        _ => Err(format!(
+            "`{s}`: 40 or 52 (the key lengths RSS NICs use: 40 for most, 52 for i40e/ice)"
+        )),
+    }
 }

@@ -636,6 +636,37 @@ fn unbounded_or_malformed_options_are_usage_errors() {
             "ids:2000",
         ],
         vec!["split", "x.pcap", "-o", w, "--app", "ids:0"],
+        // Keys: too short for the input, lengths NICs do not use, typos,
+        // a field given twice.
+        vec!["hash", "--key", "6d", "1.2.3.4", "5.6.7.8"],
+        vec![
+            "hash",
+            "--key",
+            "6d5a6d5a6d5a6d5a6d5a6d5a6d5a6d5a",
+            "2001:db8::1",
+            "2001:db8::2",
+            "1",
+            "2",
+        ],
+        vec!["key", "check", "sym", "--key-len", "41"],
+        vec!["key", "check", "sym", "--key-len", "7"],
+        vec!["key", "check", "6d::5a"],
+        vec!["key", "check", "6d:5a:"],
+        vec![
+            "hash",
+            "--scheme",
+            "toeplitz:key=sym,key=ms",
+            "1.2.3.4",
+            "5.6.7.8",
+        ],
+        vec![
+            "split",
+            "x.pcap",
+            "-o",
+            w,
+            "--app",
+            "ids:2:toeplitz:key=6d5a6d5a",
+        ],
     ];
     for args in &cases {
         let o = run(args);
