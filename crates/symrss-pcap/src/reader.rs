@@ -302,7 +302,10 @@ impl CaptureReader {
                                 self.format = legacy_format(&hdr);
                                 Ok(Step::Skip { len: 24 })
                             }
-                            Err(e) => Err(self.damaged(format!("bad pcap file header: {e}"))),
+                            Err(_) => Err(self.damaged(format!(
+                                "the pcap file header (magic 0x{magic:08x}) does not parse: \
+                                 version, snaplen or link type fields are damaged"
+                            ))),
                         }
                     }
                     _ => {
@@ -378,6 +381,24 @@ impl CaptureReader {
                 if window.len() < block_len {
                     return Ok(Step::More(block_len));
                 }
+                let raw_trailer = [
+                    window[block_len - 4],
+                    window[block_len - 3],
+                    window[block_len - 2],
+                    window[block_len - 1],
+                ];
+                let trailer = if big_endian {
+                    u32::from_be_bytes(raw_trailer)
+                } else {
+                    u32::from_le_bytes(raw_trailer)
+                } as usize;
+                if trailer != block_len {
+                    return Err(self.damaged(format!(
+                        "{} (type 0x{block_type:08x}): its length is {block_len} bytes at the \
+                         start and {trailer} at the end (the two must match)",
+                        block_name(block_type)
+                    )));
+                }
                 let block = &window[..block_len];
                 let parsed = if big_endian {
                     pcap_parser::pcapng::parse_block_be(block)
@@ -387,10 +408,18 @@ impl CaptureReader {
                 let block = match parsed {
                     Ok((_, b)) => b,
                     Err(e) => {
+                        let name = block_name(block_type);
                         let reason = match e {
-                            pcap_parser::nom::Err::Incomplete(_) => "truncated block".to_string(),
+                            pcap_parser::nom::Err::Incomplete(_) => format!(
+                                "{name} (type 0x{block_type:08x}, {block_len} bytes) is shorter \
+                                 than the fields it must hold"
+                            ),
                             pcap_parser::nom::Err::Error(e) | pcap_parser::nom::Err::Failure(e) => {
-                                format!("malformed pcapng block (type 0x{block_type:08x}): {e:?}")
+                                format!(
+                                    "{name} (type 0x{block_type:08x}, {block_len} bytes) does not \
+                                     parse: {}",
+                                    parse_failure(&e)
+                                )
                             }
                         };
                         return Err(self.damaged(reason));
@@ -408,12 +437,7 @@ impl CaptureReader {
                         Step::Skip { len: block_len }
                     }
                     Block::InterfaceDescription(idb) => {
-                        let units_per_sec = tsresol_units(idb.if_tsresol).ok_or_else(|| {
-                            self.damaged(format!(
-                                "if_tsresol 0x{:02x} out of range",
-                                idb.if_tsresol
-                            ))
-                        })?;
+                        let units_per_sec = tsresol_units(idb.if_tsresol);
                         self.interfaces.push(Interface {
                             linktype: idb.linktype.0 as u32,
                             units_per_sec,
@@ -520,12 +544,47 @@ fn legacy_format(hdr: &PcapHeader) -> Format {
 }
 
 /// Units per second for an `if_tsresol` value (pcapng §4.2): MSB clear =
-/// 10^-n seconds, set = 2^-n seconds. `None` if it does not fit a u128.
-fn tsresol_units(tsresol: u8) -> Option<u128> {
+/// 10^-n seconds, set = 2^-n seconds.
+fn tsresol_units(tsresol: u8) -> u128 {
     let n = u32::from(tsresol & 0x7f);
-    if tsresol & 0x80 == 0 {
+    // Finer than i128 can count (10^-39 s and below: legal, if absurd):
+    // saturated, so every 64-bit timestamp is below one nanosecond, which
+    // is the exact answer.
+    let units = if tsresol & 0x80 == 0 {
         10u128.checked_pow(n)
     } else {
         1u128.checked_shl(n)
+    };
+    units.unwrap_or(i128::MAX as u128).min(i128::MAX as u128)
+}
+
+/// The pcapng block types (pcapng draft §4, §11.1), for errors.
+fn block_name(block_type: u32) -> &'static str {
+    match block_type {
+        0x0a0d_0d0a => "section header block",
+        1 => "interface description block",
+        2 => "obsolete packet block",
+        3 => "simple packet block",
+        4 => "name resolution block",
+        5 => "interface statistics block",
+        6 => "enhanced packet block",
+        0x0000_000a => "decryption secrets block",
+        0x0000_0bad | 0x4000_0bad => "custom block",
+        _ => "pcapng block",
+    }
+}
+
+/// What a pcap-parser failure means, as a sentence (never the raw bytes
+/// its error carries).
+fn parse_failure(e: &pcap_parser::PcapError<&[u8]>) -> String {
+    use pcap_parser::PcapError;
+    match e {
+        PcapError::NomError(_, kind) => format!(
+            "a field is out of range or the body is shorter than its fields say ({})",
+            kind.description()
+        ),
+        PcapError::HeaderNotRecognized => "its header is not recognised".into(),
+        PcapError::Eof | PcapError::Incomplete(_) => "it ends before its last field".into(),
+        _ => "its contents are inconsistent".into(),
     }
 }
