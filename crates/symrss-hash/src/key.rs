@@ -131,7 +131,7 @@ impl RssKey {
         for (position, c) in hex.char_indices() {
             match c {
                 ':' | '-' | ' ' | '_' => {
-                    if group == 0 || group % 2 != 0 {
+                    if group == 0 || !group.is_multiple_of(2) {
                         return Err(KeyParseError::BadSeparator { position });
                     }
                     group = 0;
@@ -151,7 +151,7 @@ impl RssKey {
                 position: hex.len() - 1,
             });
         }
-        if digits.len() % 2 != 0 || (separated && group % 2 != 0) {
+        if !digits.len().is_multiple_of(2) || (separated && !group.is_multiple_of(2)) {
             return Err(KeyParseError::OddDigits);
         }
         let bytes: Vec<u8> = digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect();
