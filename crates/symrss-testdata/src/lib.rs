@@ -3,10 +3,11 @@
 //! The shared test data lives beside the repository (`../shared`) or at
 //! `$SYMRSS_SHARED`; the capture corpus may be moved with `$SYMRSS_CORPUS`.
 //! When something a test needs is missing, [`prerequisite`] prints
-//! `skipped: <reason>` and the test returns, except under CI (`CI=true`),
-//! where a missing prerequisite fails the test.
+//! `SKIPPED <test>: <reason>` (visible in the normal `cargo test` output)
+//! and the test returns, except under CI (`CI=true`), where a missing
+//! prerequisite fails the test.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command};
 
@@ -17,11 +18,21 @@ pub fn in_ci() -> bool {
 
 /// Reports a missing prerequisite: panics under CI, else prints the skip
 /// reason. Returns `None` so callers can `let Some(x) = ... else { return }`.
+///
+/// The skip line is written to the process's stderr directly, not through
+/// `eprintln!`, which the test harness captures and hides for passing
+/// tests: a skipped test shows in the normal `cargo test` output as
+/// `SKIPPED <test>: <reason>`, so a green run with nothing run is visible.
 pub fn prerequisite<T>(found: Option<T>, reason: impl FnOnce() -> String) -> Option<T> {
     if found.is_none() {
-        let msg = format!("skipped: {}", reason());
-        assert!(!in_ci(), "{msg} (CI=true requires it)");
-        eprintln!("{msg}");
+        let msg = reason();
+        assert!(!in_ci(), "skipped: {msg} (CI=true requires it)");
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "SKIPPED {test}: {msg}");
     }
     found
 }

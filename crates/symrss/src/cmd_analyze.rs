@@ -17,18 +17,29 @@ use crate::svg;
 /// The default comparison set (DESIGN.md).
 pub const DEFAULT_SCHEMES: [&str; 7] = ["ms", "sym", "sym-ip", "xor", "sort", "keyed", "nic:ixgbe"];
 
+/// The `--help` epilogue; the NIC profiles come from the one table that
+/// `nic plan` uses too, so the two lists cannot drift apart.
+fn after_help() -> String {
+    let drivers: Vec<&str> = symrss_engine::nic::DRIVER_PROFILES
+        .iter()
+        .map(|p| p.driver)
+        .collect();
+    format!(
+        "Schemes: ms, sym, sym-ip, xor, or-xor, sort, keyed, toeplitz:key=K,fields=ip|l4,xfrm=..., \
+         and NIC profiles nic:<driver>[:key] ({}; key defaults to sym, i.e. the NIC as `symrss \
+         nic apply` leaves it; NIC profiles hash fragments by addresses and use the driver's \
+         default fields, e.g. ixgbe hashes UDP by addresses).\n\n\
+         Software schemes steer later IP fragments with their first fragment's ports and ICMP \
+         errors with the flow they quote, as the symrss balancer does.\n\n\
+         Examples:\n  symrss analyze trace.pcap\n  symrss analyze a.pcap b.pcapng --queues 8 \
+         --scheme sym --scheme keyed --json\n  symrss analyze gtp.pcap --layer innermost --svg load.svg",
+        drivers.join(", ")
+    )
+}
+
 /// Arguments of `symrss analyze`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Schemes: ms, sym, sym-ip, xor, or-xor, sort, keyed, toeplitz:key=K,fields=ip|l4,xfrm=..., \
-    and NIC profiles nic:<driver>[:key] (ixgbe, igb, igc, i40e, ice, mlx5_core; key defaults to sym, \
-    i.e. the NIC as `symrss nic apply` leaves it; NIC profiles hash fragments by addresses and use \
-    the driver's default fields, e.g. ixgbe hashes UDP by addresses).\n\n\
-    Software schemes steer later IP fragments with their first fragment's ports and ICMP errors \
-    with the flow they quote, as the symrss balancer does.\n\n\
-    Examples:\n  symrss analyze trace.pcap\n  symrss analyze a.pcap b.pcapng --queues 8 --scheme sym --scheme keyed --json\n  \
-    symrss analyze gtp.pcap --layer innermost --svg load.svg"
-)]
+#[command(after_help = after_help())]
 pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng; `-` for stdin), analysed as one stream in order.
     #[arg(required = true)]

@@ -244,9 +244,14 @@ fn print_verdict_details(v: &nic::Verdict) {
         let state = match f.symmetric {
             Some(true) => "symmetric",
             Some(false) => "NOT symmetric",
-            None => "unknown",
+            None => "cannot tell from what the device reports",
         };
-        println!("  {} ({}): {state}", f.flow_type.name(), f.fields);
+        let fields = if f.fields.is_empty() {
+            "hash fields not reported".to_string()
+        } else {
+            format!("fields {}", f.fields)
+        };
+        println!("  {} ({fields}): {state}", f.flow_type.name());
         for r in &f.reasons {
             println!("    - {r}");
         }

@@ -258,3 +258,37 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The NIC profile list in README.md and in `analyze --help` is the
+/// driver table's (`nic plan --driver` names the same on a miss).
+#[test]
+fn readme_and_help_list_the_same_nic_profiles() {
+    let list = |text: &str, after: &str| -> Vec<String> {
+        let at = text.find(after).unwrap_or_else(|| panic!("no `{after}`"));
+        let open = at + text[at..].find('(').unwrap() + 1;
+        let close = open + text[open..].find(|c| c == ')' || c == ';').unwrap();
+        text[open..close]
+            .split(',')
+            .map(|d| d.split_whitespace().collect::<String>())
+            .collect()
+    };
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let in_readme = list(&readme, "`nic:<driver>`");
+    let help = symrss(&["analyze", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    let in_help = list(&help, "nic:<driver>[:key]");
+    let miss = symrss(&["nic", "plan", "--driver", "no-such-driver"]);
+    let known = String::from_utf8_lossy(&miss.stderr).into_owned();
+    let known: Vec<String> = known
+        .split("known: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(in_readme, known, "README.md");
+    assert_eq!(in_help, known, "analyze --help");
+    assert_eq!(known.len(), 12);
+}

@@ -163,10 +163,18 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         ));
         queues = max;
     }
-    if reta_size == 0 {
-        return Err(PlanError(format!(
-            "{}: the indirection table is not configurable here; use `--mode software`",
+    if reta_size == 0 || key_len == 0 {
+        let why = format!(
+            "{}: this device exposes no configurable RSS (key {key_len} bytes, indirection table \
+             {reta_size} entries)",
             p.driver
+        );
+        if req.mode == Mode::Auto {
+            explanation.push(format!("{why}; planning software steering instead"));
+            return Ok(software_plan(req, explanation, software));
+        }
+        return Err(PlanError(format!(
+            "{why}; use `--mode software` (or the default `auto`)"
         )));
     }
     if let KeyControl::Depends(cond) = p.set_key {
@@ -394,6 +402,28 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("cannot set its RSS key"))
         );
+        // A device that exposes no table (virtio_net without RSS: key 0
+        // bytes, no table): auto falls back and says why; asking for key
+        // mode there is an error naming the limit.
+        let bare = PlanRequest {
+            device_sizes: Some((0, 0)),
+            ..request(profile("virtio_net").unwrap(), Mode::Auto, &key)
+        };
+        let p = plan(&bare).unwrap();
+        assert_eq!(p.mode, Mode::Software);
+        assert!(
+            p.explanation
+                .iter()
+                .any(|e| e.contains("exposes no configurable RSS")),
+            "{:?}",
+            p.explanation
+        );
+        let e = plan(&PlanRequest {
+            mode: Mode::Key,
+            ..bare
+        })
+        .unwrap_err();
+        assert!(e.0.contains("exposes no configurable RSS"), "{e}");
         let vmx = plan(&request(profile("vmxnet3").unwrap(), Mode::Xor, &key)).unwrap();
         assert_eq!(vmx.mode, Mode::Software);
         let ice = plan(&request(profile("ice").unwrap(), Mode::Xor, &key)).unwrap();

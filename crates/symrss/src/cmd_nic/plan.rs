@@ -103,7 +103,8 @@ fn make_plan(a: &PlanArgs) -> Result<(Plan, Option<Device>), Failure> {
         udp_fields,
         random_key: &key,
     })
-    .map_err(|e| Failure::Usage(e.to_string()))?;
+    // What the device cannot do is a runtime fact, not a usage error.
+    .map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok((plan, device))
 }
 

@@ -80,17 +80,33 @@ pub(super) fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
         Ok(r) => {
             t.row(vec![
                 "rss key".into(),
-                format!("{} ({} bytes)", colon_hex(&r.key), r.key.len()),
+                if r.key.is_empty() {
+                    "not exposed: the driver reports no key (it cannot be read or set here)".into()
+                } else {
+                    format!("{} ({} bytes)", colon_hex(&r.key), r.key.len())
+                },
             ]);
+            let hash = format!(
+                "{}, input transform {}",
+                hfunc_name(r.hfunc),
+                xfrm_name(r.input_xfrm)
+            );
             t.row(vec![
                 "hash".into(),
-                format!(
-                    "{}, input transform {}",
-                    hfunc_name(r.hfunc),
-                    xfrm_name(r.input_xfrm)
-                ),
+                if r.key.is_empty() && r.indir.is_empty() {
+                    format!("{hash} as the driver reports it; with no key or table exposed, nothing can be checked or changed")
+                } else {
+                    hash
+                },
             ]);
-            t.row(vec!["indirection".into(), describe_indir(&r.indir)]);
+            t.row(vec![
+                "indirection".into(),
+                if r.indir.is_empty() {
+                    "not exposed: the driver reports no table (queues are chosen by the driver or host)".into()
+                } else {
+                    describe_indir(&r.indir)
+                },
+            ]);
         }
         Err(e) => t.row(vec!["rss".into(), format!("not available: {e}")]),
     }
@@ -98,7 +114,14 @@ pub(super) fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
         .state
         .fields
         .iter()
-        .map(|(ft, f)| format!("{} {}", ft.name(), f.map_or("?".into(), fields_letters)))
+        .map(|(ft, f)| {
+            let letters = f.map(fields_letters).filter(|l| !l.is_empty());
+            format!(
+                "{} {}",
+                ft.name(),
+                letters.unwrap_or_else(|| "not reported".into())
+            )
+        })
         .collect();
     t.row(vec!["flow hash".into(), fields.join("  ")]);
     println!("{}: {}", a.interface, v.summary);
