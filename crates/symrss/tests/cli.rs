@@ -266,7 +266,7 @@ fn readme_and_help_list_the_same_nic_profiles() {
     let list = |text: &str, after: &str| -> Vec<String> {
         let at = text.find(after).unwrap_or_else(|| panic!("no `{after}`"));
         let open = at + text[at..].find('(').unwrap() + 1;
-        let close = open + text[open..].find(|c| c == ')' || c == ';').unwrap();
+        let close = open + text[open..].find([')', ';']).unwrap();
         text[open..close]
             .split(',')
             .map(|d| d.split_whitespace().collect::<String>())
