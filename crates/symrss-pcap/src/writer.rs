@@ -97,7 +97,7 @@ pub struct PcapWriter<W: Truncate> {
     buf: Vec<u8>,
     /// Records in `buf`, and their captured bytes.
     buffered: (u64, u64),
-    res: TsResolution,
+    layout: Layout,
     snaplen: u32,
     /// Records accepted and not lost (written or buffered).
     packets: u64,
@@ -107,6 +107,22 @@ pub struct PcapWriter<W: Truncate> {
     committed: u64,
     unwritten: Unwritten,
 }
+
+/// Which file format a [`PcapWriter`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Classic pcap.
+    Classic(TsResolution),
+    /// pcapng: one section, one interface with nanosecond resolution and
+    /// [`PCAPNG_TS_OFFSET`], enhanced packet blocks.
+    Ng,
+}
+
+/// The `if_tsoffset` (seconds) of written pcapng files: with it every
+/// nanosecond timestamp from 1677 to 2262 (all an `i64` holds) is a
+/// 64-bit unsigned count, so times classic pcap cannot hold (before 1970,
+/// after 2106) are kept exactly (pcapng draft §4.2, `if_tsoffset`).
+pub const PCAPNG_TS_OFFSET: i64 = -9_223_372_037;
 
 /// Size of the file header.
 pub const FILE_HEADER_LEN: u64 = 24;
@@ -129,45 +145,100 @@ impl<W: Truncate> PcapWriter<W> {
         h[16..20].copy_from_slice(&snaplen.to_le_bytes());
         h[20..24].copy_from_slice(&linktype.to_le_bytes());
         out.write_all(&h)?;
-        Ok(Self {
+        Ok(Self::started(
+            out,
+            Layout::Classic(res),
+            snaplen,
+            FILE_HEADER_LEN,
+        ))
+    }
+
+    /// A pcapng writer: writes the section header and the one interface
+    /// description (nanoseconds, [`PCAPNG_TS_OFFSET`]) at once. For
+    /// packets whose timestamps classic pcap cannot hold.
+    pub fn new_pcapng(mut out: W, linktype: u32, snaplen: u32) -> io::Result<Self> {
+        let mut h = Vec::with_capacity(72);
+        // Section header block: byte-order magic, version 1.0, length unknown.
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        ng_block(&mut h, 0x0a0d_0d0a, &shb, &[]);
+        // Interface description block: link type, snaplen, if_tsresol = 9
+        // (ns), if_tsoffset, end of options.
+        let mut idb = (linktype as u16).to_le_bytes().to_vec();
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&snaplen.to_le_bytes());
+        idb.extend_from_slice(&9u16.to_le_bytes());
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[9, 0, 0, 0]);
+        idb.extend_from_slice(&14u16.to_le_bytes());
+        idb.extend_from_slice(&8u16.to_le_bytes());
+        idb.extend_from_slice(&PCAPNG_TS_OFFSET.to_le_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        ng_block(&mut h, 1, &idb, &[]);
+        out.write_all(&h)?;
+        Ok(Self::started(out, Layout::Ng, snaplen, h.len() as u64))
+    }
+
+    fn started(out: W, layout: Layout, snaplen: u32, header: u64) -> Self {
+        Self {
             out: Some(out),
             buf: Vec::with_capacity(BUFFER_BYTES + RECORD_HEADER_LEN as usize + 65_536),
             buffered: (0, 0),
-            res,
+            layout,
             snaplen,
             packets: 0,
-            bytes: FILE_HEADER_LEN,
-            committed: FILE_HEADER_LEN,
+            bytes: header,
+            committed: header,
             unwritten: Unwritten::default(),
-        })
+        }
     }
 
-    /// Appends one record. `ts_ns` is nanoseconds since the epoch (negative
-    /// times are written as 0, later than 2106 as the last second classic
-    /// pcap holds; [`timestamp_fits`] tells); `orig_len` the length on the
-    /// wire. An error means this record was not taken, and possibly that
+    /// Appends one record. `ts_ns` is nanoseconds since the epoch; classic
+    /// pcap writes negative times as 0 and times after 2106 as its last
+    /// second ([`timestamp_fits`] tells), pcapng keeps every time from 1677
+    /// to 2262 exactly; `orig_len` the length on the wire. An error means this record was not taken, and possibly that
     /// earlier buffered ones were lost: see [`PcapWriter::take_unwritten`].
     pub fn write_packet(&mut self, ts_ns: i128, orig_len: u32, data: &[u8]) -> io::Result<()> {
         let cap = data.len().min(self.snaplen as usize);
-        let rec = RECORD_HEADER_LEN as usize + cap;
+        let rec = match self.layout {
+            Layout::Classic(_) => RECORD_HEADER_LEN as usize + cap,
+            Layout::Ng => 32 + cap.next_multiple_of(4),
+        };
         if !self.buf.is_empty() && self.buf.len() + rec > BUFFER_BYTES {
             self.write_out()?;
         }
-        // u64 arithmetic (a multiply, not a 128-bit division call).
-        let ts = ts_ns.clamp(0, i128::from(u64::MAX)) as u64;
-        let sec = (ts / 1_000_000_000).min(u64::from(u32::MAX)) as u32;
-        let ns = (ts % 1_000_000_000) as u32;
-        let frac = match self.res {
-            TsResolution::Micro => ns / 1000,
-            TsResolution::Nano => ns,
-        };
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&sec.to_le_bytes());
-        h[4..8].copy_from_slice(&frac.to_le_bytes());
-        h[8..12].copy_from_slice(&(cap as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&orig_len.max(cap as u32).to_le_bytes());
-        self.buf.extend_from_slice(&h);
-        self.buf.extend_from_slice(&data[..cap]);
+        let orig_len = orig_len.max(cap as u32);
+        match self.layout {
+            Layout::Classic(res) => {
+                // u64 arithmetic (a multiply, not a 128-bit division call).
+                let ts = ts_ns.clamp(0, i128::from(u64::MAX)) as u64;
+                let sec = (ts / 1_000_000_000).min(u64::from(u32::MAX)) as u32;
+                let ns = (ts % 1_000_000_000) as u32;
+                let frac = match res {
+                    TsResolution::Micro => ns / 1000,
+                    TsResolution::Nano => ns,
+                };
+                let mut h = [0u8; 16];
+                h[0..4].copy_from_slice(&sec.to_le_bytes());
+                h[4..8].copy_from_slice(&frac.to_le_bytes());
+                h[8..12].copy_from_slice(&(cap as u32).to_le_bytes());
+                h[12..16].copy_from_slice(&orig_len.to_le_bytes());
+                self.buf.extend_from_slice(&h);
+                self.buf.extend_from_slice(&data[..cap]);
+            }
+            Layout::Ng => {
+                let units = (ts_ns - i128::from(PCAPNG_TS_OFFSET) * 1_000_000_000)
+                    .clamp(0, i128::from(u64::MAX)) as u64;
+                let mut h = [0u8; 20];
+                h[4..8].copy_from_slice(&((units >> 32) as u32).to_le_bytes());
+                h[8..12].copy_from_slice(&(units as u32).to_le_bytes());
+                h[12..16].copy_from_slice(&(cap as u32).to_le_bytes());
+                h[16..20].copy_from_slice(&orig_len.to_le_bytes());
+                ng_block(&mut self.buf, 6, &h, &data[..cap]);
+            }
+        }
         self.buffered.0 += 1;
         self.buffered.1 += cap as u64;
         self.packets += 1;
@@ -230,7 +301,7 @@ impl<W: Truncate> PcapWriter<W> {
             self.buffered = (0, 0);
             return Ok(());
         };
-        let (records, data, whole) = whole_records(&self.buf[..done]);
+        let (records, data, whole) = whole_records(&self.buf[..done], self.layout);
         self.committed += whole as u64;
         if done > whole {
             // Best effort: the error that matters is the write's.
@@ -254,13 +325,35 @@ impl<W: Truncate> Drop for PcapWriter<W> {
     }
 }
 
+/// Appends a little-endian pcapng block: type, total length, `fixed` and
+/// `data` (padded to 32 bits), total length again.
+fn ng_block(out: &mut Vec<u8>, block_type: u32, fixed: &[u8], data: &[u8]) {
+    let body = fixed.len() + data.len().next_multiple_of(4);
+    let len = (12 + body) as u32;
+    out.extend_from_slice(&block_type.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(fixed);
+    out.extend_from_slice(data);
+    out.resize(out.len() + data.len().next_multiple_of(4) - data.len(), 0);
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
 /// The whole records at the start of `buf`: (records, captured bytes,
 /// bytes they span).
-fn whole_records(buf: &[u8]) -> (u64, u64, usize) {
+fn whole_records(buf: &[u8], layout: Layout) -> (u64, u64, usize) {
     let (mut records, mut data, mut at) = (0, 0, 0);
-    while let Some(h) = buf.get(at..at + RECORD_HEADER_LEN as usize) {
-        let cap = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
-        let end = at + RECORD_HEADER_LEN as usize + cap;
+    let u32_at = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    loop {
+        let (cap, end) = match layout {
+            Layout::Classic(_) if at + 16 <= buf.len() => {
+                let cap = u32_at(at + 8) as usize;
+                (cap, at + 16 + cap)
+            }
+            Layout::Ng if at + 32 <= buf.len() => {
+                (u32_at(at + 20) as usize, at + u32_at(at + 4) as usize)
+            }
+            _ => break,
+        };
         if end > buf.len() {
             break;
         }
@@ -324,6 +417,18 @@ impl PcapWriter<File> {
     pub fn create(path: &Path, linktype: u32, snaplen: u32, res: TsResolution) -> io::Result<Self> {
         let file = create_output(path)?;
         Self::new(file, linktype, snaplen, res).map_err(|e| {
+            let _ = fs::remove_file(path);
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        })
+    }
+}
+
+impl PcapWriter<File> {
+    /// Creates `path` as pcapng ([`PcapWriter::new_pcapng`]), like
+    /// [`PcapWriter::create`].
+    pub fn create_pcapng(path: &Path, linktype: u32, snaplen: u32) -> io::Result<Self> {
+        let file = create_output(path)?;
+        Self::new_pcapng(file, linktype, snaplen).map_err(|e| {
             let _ = fs::remove_file(path);
             io::Error::new(e.kind(), format!("{}: {e}", path.display()))
         })

@@ -218,9 +218,14 @@ proptest! {
     fn a_full_output_keeps_whole_records_and_counts_the_rest(
         room in 24usize..40_000,
         sizes in proptest::collection::vec(0usize..3000, 1..60),
+        ng in any::<bool>(),
     ) {
-        let out = FullAfter { data: Vec::new(), room };
-        let mut w = PcapWriter::new(out, 1, 65535, TsResolution::Nano).unwrap();
+        let out = FullAfter { data: Vec::new(), room: room + 48 };
+        let mut w = if ng {
+            PcapWriter::new_pcapng(out, 1, 65535).unwrap()
+        } else {
+            PcapWriter::new(out, 1, 65535, TsResolution::Nano).unwrap()
+        };
         let mut accepted = 0u64;
         let mut unwritten = 0u64;
         for (i, &len) in sizes.iter().enumerate() {
@@ -249,4 +254,26 @@ proptest! {
             prop_assert_eq!(r.2.len(), sizes[i]);
         }
     }
+}
+
+#[test]
+fn pcapng_output_keeps_times_classic_pcap_cannot_hold() {
+    // 1900, 1969.999…, 1970, 2106 + 1 s, 2262.
+    let times: [i128; 5] = [
+        -2_208_988_800_000_000_001,
+        -1,
+        0,
+        (i128::from(u32::MAX) + 1) * 1_000_000_000 + 7,
+        9_200_000_000_000_000_000,
+    ];
+    let mut w = PcapWriter::new_pcapng(Vec::new(), 113, 65535).unwrap();
+    for (i, &t) in times.iter().enumerate() {
+        w.write_packet(t, 100, &[i as u8; 61]).unwrap();
+    }
+    let (got, err) = read_all(w.finish().unwrap());
+    assert!(err.is_none(), "{err:?}");
+    let ts: Vec<i128> = got.iter().map(|r| r.0).collect();
+    assert_eq!(ts, times);
+    assert!(got.iter().all(|r| r.1 == 100 && r.2.len() == 61));
+    assert!(!symrss_pcap::timestamp_fits(times[0]) && symrss_pcap::timestamp_fits(times[2]));
 }

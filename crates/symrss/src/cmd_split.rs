@@ -26,7 +26,8 @@ use crate::output::Table;
     after_help = "Each --app NAME:Q[:SCHEME] gets Q queues (scheme default: sym) written to \
     DIR/NAME/q0.pcap ... DIR/NAME/q<Q-1>.pcap; DIR/summary.json has the counts. Offline runs are \
     lossless. Packets keep their timestamps (nanosecond pcap) and link type; a queue that receives \
-    frames of a second link type writes them to q<i>.lt<N>.pcap.\n\n\
+    frames of a second link type writes them to q<i>.lt<N>.pcap, and packets whose times classic \
+    pcap cannot hold (before 1970, after 2106) to q<i>.pcapng.\n\n\
     Examples:\n  symrss split trace.pcap -o out --app ids:4 --app rec:1:keyed\n  \
     symrss split tap-a.pcap tap-b.pcap --merge -o out --app zeek:8   # the two directions of a TAP"
 )]
@@ -83,39 +84,48 @@ fn parse_app(s: &str) -> Result<(String, u32, String), String> {
 }
 
 /// Writes one queue: `q<i>.pcap` for the primary link type, `q<i>.lt<N>.pcap`
-/// for any other. After a write fails (a full disk) the queue is done:
+/// for any other, and `q<i>.pcapng` (`q<i>.lt<N>.pcapng`) for packets whose
+/// timestamps classic pcap cannot hold (before 1970, after 2106), kept
+/// exactly there. After a write fails (a full disk) the queue is done:
 /// every later packet is refused at once (counted as `sink_error`), and
 /// each file keeps the whole records written before the failure.
 struct PcapQueueSink {
     dir: PathBuf,
     queue: usize,
     primary: u32,
-    writers: Vec<(u32, PcapWriter<File>)>,
+    /// (link type, pcapng?) → its writer.
+    writers: Vec<((u32, bool), PcapWriter<File>)>,
     failed: Option<io::ErrorKind>,
 }
 
 impl PcapQueueSink {
-    fn path(&self, linktype: u32) -> PathBuf {
+    fn path(&self, (linktype, ng): (u32, bool)) -> PathBuf {
+        let ext = if ng { "pcapng" } else { "pcap" };
         if linktype == self.primary {
-            self.dir.join(format!("q{}.pcap", self.queue))
+            self.dir.join(format!("q{}.{ext}", self.queue))
         } else {
-            self.dir.join(format!("q{}.lt{linktype}.pcap", self.queue))
+            self.dir.join(format!("q{}.lt{linktype}.{ext}", self.queue))
         }
     }
 
-    fn writer(&mut self, linktype: u32) -> io::Result<&mut PcapWriter<File>> {
-        if let Some(pos) = self.writers.iter().position(|(lt, _)| *lt == linktype) {
+    fn writer(&mut self, file: (u32, bool)) -> io::Result<&mut PcapWriter<File>> {
+        if let Some(pos) = self.writers.iter().position(|(f, _)| *f == file) {
             return Ok(&mut self.writers[pos].1);
         }
-        let w = PcapWriter::create(&self.path(linktype), linktype, 262_144, TsResolution::Nano)?;
-        self.writers.push((linktype, w));
+        let path = self.path(file);
+        let w = if file.1 {
+            PcapWriter::create_pcapng(&path, file.0, 262_144)?
+        } else {
+            PcapWriter::create(&path, file.0, 262_144, TsResolution::Nano)?
+        };
+        self.writers.push((file, w));
         Ok(&mut self.writers.last_mut().expect("just pushed").1)
     }
 
     /// Latches a failure; the error names the file.
-    fn fail(&mut self, linktype: u32, e: io::Error) -> io::Error {
+    fn fail(&mut self, file: (u32, bool), e: io::Error) -> io::Error {
         self.failed = Some(e.kind());
-        let path = self.path(linktype);
+        let path = self.path(file);
         if e.to_string().contains(&*path.to_string_lossy()) {
             e
         } else {
@@ -129,27 +139,29 @@ impl Sink for PcapQueueSink {
         if let Some(kind) = self.failed {
             return Err(kind.into());
         }
+        let file = (meta.linktype, !timestamp_fits(meta.ts_ns));
         match self
-            .writer(meta.linktype)
+            .writer(file)
             .and_then(|w| w.write_packet(meta.ts_ns, meta.orig_len, data))
         {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(meta.linktype, e)),
+            Err(e) => Err(self.fail(file, e)),
         }
     }
 
     fn finish(&mut self) -> io::Result<()> {
         // Every queue has its q<i>.pcap, even when it got no packet.
+        let primary = (self.primary, false);
         if self.failed.is_none()
-            && let Err(e) = self.writer(self.primary)
+            && let Err(e) = self.writer(primary)
         {
-            return Err(self.fail(self.primary, e));
+            return Err(self.fail(primary, e));
         }
         let mut first = None;
         for i in 0..self.writers.len() {
             if let Err(e) = self.writers[i].1.flush() {
-                let lt = self.writers[i].0;
-                first.get_or_insert(self.fail(lt, e));
+                let file = self.writers[i].0;
+                first.get_or_insert(self.fail(file, e));
             }
         }
         first.map_or(Ok(()), Err)
@@ -174,6 +186,9 @@ struct QueueJson {
     flows: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     other_linktype_files: Vec<String>,
+    /// The queue's packets whose timestamps classic pcap cannot hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pcapng_files: Vec<String>,
     sink_error: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -206,9 +221,9 @@ struct AppJson {
 /// What the input held that a classic pcap record cannot say as it was.
 #[derive(Serialize, Default)]
 struct FidelityJson {
-    /// Packets whose timestamp is before 1970 or after 2106: written
-    /// clamped to that range.
-    timestamps_clamped: u64,
+    /// Packets whose timestamp is before 1970 or after 2106: written, with
+    /// their exact time, to their queue's `q<i>.pcapng`.
+    timestamps_outside_pcap: u64,
     /// Packets whose original length was below their captured length:
     /// written with the captured length as original length.
     orig_len_raised: u64,
@@ -260,23 +275,33 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
         .iter()
         .enumerate()
         .map(|(q, qs)| {
-            let prefix = format!("q{q}.lt");
-            let mut other: Vec<String> = std::fs::read_dir(dir.join(&st.name))
+            let (lt, ng) = (format!("q{q}.lt"), format!("q{q}.pcapng"));
+            let files: Vec<String> = std::fs::read_dir(dir.join(&st.name))
                 .map(|rd| {
                     rd.filter_map(Result::ok)
                         .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.starts_with(&prefix))
-                        .map(|n| format!("{}/{n}", st.name))
                         .collect()
                 })
                 .unwrap_or_default();
+            let mut other: Vec<String> = files
+                .iter()
+                .filter(|n| n.starts_with(&lt) && n.ends_with(".pcap"))
+                .map(|n| format!("{}/{n}", st.name))
+                .collect();
             other.sort();
+            let mut exact_time: Vec<String> = files
+                .iter()
+                .filter(|n| **n == ng || (n.starts_with(&lt) && n.ends_with(".pcapng")))
+                .map(|n| format!("{}/{n}", st.name))
+                .collect();
+            exact_time.sort();
             QueueJson {
                 file: format!("{}/q{q}.pcap", st.name),
                 packets: qs.delivered,
                 bytes: qs.bytes,
                 flows: qs.flows,
                 other_linktype_files: other,
+                pcapng_files: exact_time,
                 sink_error: qs.dropped_sink_error,
                 error: st.queue_errors.get(q).cloned().flatten(),
             }
@@ -410,7 +435,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
             }
         }
         if !timestamp_fits(p.ts_ns) {
-            fidelity.timestamps_clamped += 1;
+            fidelity.timestamps_outside_pcap += 1;
         }
         if (p.orig_len as usize) < p.data.len() {
             fidelity.orig_len_raised += 1;
@@ -478,11 +503,12 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
     // stdout may be a closed pipe (SIGPIPE only stops reading here): the
     // files are done, so a failed print is not an error of the split.
     let _ = report(args, &summary, &path);
-    if summary.fidelity.timestamps_clamped > 0 {
+    if summary.fidelity.timestamps_outside_pcap > 0 {
         eprintln!(
             "symrss: {} packet(s) have timestamps classic pcap cannot hold (before 1970 or after \
-             2106): written clamped to that range (summary.json: fidelity)",
-            summary.fidelity.timestamps_clamped
+             2106): written with their exact times to their queues' q<i>.pcapng \
+             (summary.json: pcapng_files)",
+            summary.fidelity.timestamps_outside_pcap
         );
     }
     if summary.fidelity.orig_len_raised > 0 {

@@ -834,3 +834,101 @@ fn analyze_says_when_the_flow_bound_was_reached() {
         (Value::Bool(false), Value::from(100))
     );
 }
+
+#[test]
+fn times_classic_pcap_cannot_hold_are_kept_in_pcapng_and_short_lengths_counted() {
+    let tmp = TempDir::new("fidelity");
+    let input = tmp.path().join("in.pcapng");
+    let mut w = PcapWriter::create_pcapng(&input, 1, 65535).unwrap();
+    let mut want = Vec::new();
+    for i in 0..40u64 {
+        // Every fourth packet before 1970, every tenth after 2106.
+        let t = if i % 4 == 0 {
+            -3_000_000_000 - i128::from(i)
+        } else if i % 10 == 0 {
+            5_000_000_000_000_000_000 + i128::from(i)
+        } else {
+            ts(i)
+        };
+        let f = frame(i, 5);
+        w.write_packet(t, f.len() as u32, &f).unwrap();
+        want.push((i, t));
+    }
+    w.finish().unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "split",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--app",
+        "ids:2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("q<i>.pcapng"), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let outside = want
+        .iter()
+        .filter(|(_, t)| !symrss_pcap::timestamp_fits(*t))
+        .count();
+    assert_eq!(v["fidelity"]["timestamps_outside_pcap"], outside as u64);
+    let mut got = Vec::new();
+    for q in v["apps"][0]["queues"].as_array().unwrap() {
+        let mut files = vec![q["file"].as_str().unwrap().to_string()];
+        files.extend(
+            q["pcapng_files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| f.as_str().unwrap().to_string()),
+        );
+        let mut in_queue = 0;
+        for f in files {
+            let mut r = CaptureReader::open(&out.join(&f)).unwrap();
+            while let Some(p) = r.next_packet().unwrap() {
+                let d = p.data;
+                got.push((
+                    u64::from_le_bytes(d[d.len() - 8..].try_into().unwrap()),
+                    p.ts_ns,
+                ));
+                in_queue += 1;
+            }
+        }
+        assert_eq!(q["packets"], in_queue);
+    }
+    got.sort_unstable();
+    assert_eq!(got, want, "every packet once, with its exact time");
+    // A classic pcap record whose original length is below its captured
+    // length: written with the captured length, and counted.
+    let short = tmp.path().join("short.pcap");
+    let f = frame(0, 1);
+    let mut bytes = symrss_pcap::PcapWriter::new(Vec::new(), 1, 65535, TsResolution::Micro)
+        .unwrap()
+        .finish()
+        .unwrap();
+    for orig in [f.len() as u32, 10, 20] {
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&orig.to_le_bytes());
+        bytes.extend_from_slice(&f);
+    }
+    std::fs::write(&short, bytes).unwrap();
+    let out2 = tmp.path().join("out2");
+    let o = run(&[
+        "split",
+        short.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fidelity"]["orig_len_raised"], 2);
+    assert!(
+        stderr(&o).contains("original length below"),
+        "{}",
+        stderr(&o)
+    );
+}
