@@ -903,7 +903,7 @@ fn times_classic_pcap_cannot_hold_are_kept_in_pcapng_and_short_lengths_counted()
     // length: written with the captured length, and counted.
     let short = tmp.path().join("short.pcap");
     let f = frame(0, 1);
-    let mut bytes = symrss_pcap::PcapWriter::new(Vec::new(), 1, 65535, TsResolution::Micro)
+    let mut bytes = PcapWriter::new(Vec::new(), 1, 65535, TsResolution::Micro)
         .unwrap()
         .finish()
         .unwrap();
