@@ -16,10 +16,14 @@
 //! * **Accounting**: per app, `received = delivered + Σ dropped[reason]`;
 //!   drops happen only at a full queue under [`LossPolicy::DropNewest`] or
 //!   when a sink fails, and are counted per queue.
-//! * **Order**: within a queue, packets leave in input order, except later
-//!   fragments that waited for their first fragment (delivered right after
-//!   it, or at the hold's expiry; counted in [`FragStats::released`] and
-//!   the fallback counters).
+//! * **Order**: within a queue, packets leave in input order — so a
+//!   time-ordered input gives time-ordered queues — later fragments that
+//!   waited for their first fragment included: while one waits, the app's
+//!   later packets wait behind it in a delay line (bounded by packet time,
+//!   [`FragConfig::hold_ns`], and by [`FragConfig::max_delayed`]), and the
+//!   fragment takes its own place once its queue is known (its first
+//!   fragment came: [`FragStats::released`]; or the hold ended: the
+//!   fallback counters).
 //! * **Bounded memory**: channels hold at most `ring_chunks` batches' worth
 //!   of descriptors per queue; the fragment hold and the affinity table are
 //!   bounded.
@@ -260,12 +264,54 @@ enum PacketRef {
 }
 
 impl PacketRef {
+    /// Its input position; `current_first` is the current batch's first.
+    fn index(&self, current_first: u64) -> u64 {
+        match self {
+            Self::Current(i) => current_first + u64::from(*i),
+            Self::Shared(b, i) => b.first_index + u64::from(*i),
+        }
+    }
+
     fn packet<'a>(&'a self, current: &'a Batch) -> (PacketMeta, &'a [u8]) {
         match self {
             Self::Current(i) => current.packet(*i),
             Self::Shared(b, i) => b.packet(*i),
         }
     }
+}
+
+/// Counts a packet of `$flow` steered to queue `$q` of `$app` in the flow
+/// accounting: a flow's first queue, its queue's flow count, and a packet
+/// of a known flow on another queue (an affinity violation). A macro, not
+/// a method, so the hot loop borrows the fields it touches one by one
+/// while it walks `slots` (measured: a method costs ~4 instructions per
+/// packet more).
+macro_rules! account {
+    ($app:ident, $q:expr, $flow:expr) => {{
+        let q: usize = $q;
+        if let Some(id) = $flow.filter(|_| $app.max_flows > 0) {
+            // The digest is well mixed: its low bits index the cache.
+            let cached = &mut $app.recent[id as usize & (RECENT - 1)];
+            let first = if cached.1 & RECENT_USED != 0 && cached.0 == id {
+                Some(cached.1 & !RECENT_USED)
+            } else {
+                let known = $app.flows.get(&id).copied();
+                match known {
+                    Some(f) => *cached = (id, f | RECENT_USED),
+                    None if $app.flows.len() < $app.max_flows => {
+                        $app.flows.insert(id, q as u32);
+                        $app.queues[q].flows += 1;
+                        *cached = (id, q as u32 | RECENT_USED);
+                    }
+                    None => $app.stats.flows_untracked += 1,
+                }
+                known
+            };
+            if first.is_some_and(|f| f as usize != q) {
+                $app.stats.affinity_violations += 1;
+            }
+        }
+    }};
 }
 
 /// Packets steered together (dissected, classified and hashed while the
@@ -359,10 +405,6 @@ impl AppStats {
     }
 }
 
-/// Marks a pending entry as an index into `QueueOut::others` (a packet of
-/// an earlier batch: a fragment that waited for its first fragment).
-const OTHER: u32 = 1 << 31;
-
 /// Counters a consumer thread publishes as it goes (per chunk), so a
 /// running balancer can report them ([`Balancer::snapshot`]).
 #[derive(Debug, Default)]
@@ -390,10 +432,9 @@ enum Delivery {
 struct QueueOut {
     delivery: Delivery,
     counters: Arc<QueueCounters>,
-    /// This batch's packets for the queue in order; `OTHER | k` refers to
-    /// `others[k]`.
+    /// This batch's packets for the queue in order (those not kept back
+    /// in [`App::delay`]).
     pending: Vec<u32>,
-    others: Vec<(Arc<Batch>, u32)>,
     dropped_queue_full: u64,
     flows: u64,
 }
@@ -403,7 +444,7 @@ struct QueueOut {
 struct Slot {
     /// Queue, or [`FAST`]: the next of the batch's fast-path hashes.
     queue: u32,
-    /// Index into the batch, or `OTHER | k` (see [`QueueOut::others`]).
+    /// Index into the batch.
     entry: u32,
     /// Flow digest for affinity and flow accounting (`None`: non-IP).
     flow: Option<u64>,
@@ -412,13 +453,16 @@ struct Slot {
 /// [`Slot::queue`] of a packet hashed with the batch (the common case: not
 /// a fragment, no port rule to apply).
 const FAST: u32 = u32::MAX;
+/// [`Slot::queue`] of a later fragment waiting for its first fragment: its
+/// queue is not known yet, so its place is kept in [`App::delay`].
+const HOLE: u32 = u32::MAX - 1;
 
 struct App {
     cfg: AppConfig,
     dissect: Options,
-    max_flows: usize,
     reta: Reta,
     tracker: FragTracker<PacketRef, Resolved>,
+    max_flows: usize,
     /// Flow (64-bit digest of its direction-independent id) → first queue.
     /// FxHash: bounded by `max_flows`, so a flood cannot grow it; a digest
     /// collision between two live flows (~n²/2⁶⁵) could at worst miscount
@@ -437,6 +481,23 @@ struct App {
     /// Tuples of the fast-path packets, in order, and their hashes.
     fast: Vec<Tuple>,
     fast_hashes: Vec<u32>,
+    /// Input position of the current batch's first packet.
+    batch_first: u64,
+    /// Whether this step's slots hold a [`HOLE`].
+    step_has_hole: bool,
+    /// The delay line: while a fragment waits for its first fragment
+    /// (a [`HOLE`]), every later packet of this app is kept back here, in
+    /// input order, with its queue; the front leaves once its hole is
+    /// filled (the first fragment came, or the hold expired). So each
+    /// queue receives its packets in input order — in time order for a
+    /// time-ordered input — fragments that waited included. Bounded by
+    /// [`FragConfig::max_delayed`].
+    delay: VecDeque<(PacketRef, u32)>,
+    /// Input position of `delay[0]`.
+    delay_front: u64,
+    /// Holes filled since the last [`App::assign`]: (input position,
+    /// queue, flow digest).
+    filled: Vec<(u64, u32, Option<u64>)>,
 }
 
 /// The running balancer.
@@ -631,7 +692,6 @@ impl Balancer {
                     delivery,
                     counters,
                     pending: Vec::new(),
-                    others: Vec::new(),
                     dropped_queue_full: 0,
                     flows: 0,
                 });
@@ -639,9 +699,9 @@ impl Balancer {
             }
             out.push(App {
                 dissect: cfg.dissect,
-                max_flows: cfg.max_flows,
                 reta: app.policy.reta(app.queues),
                 tracker: FragTracker::new(cfg.frag),
+                max_flows: cfg.max_flows,
                 flows: rustc_hash::FxHashMap::default(),
                 recent: vec![(0, 0); RECENT].into_boxed_slice(),
                 queues,
@@ -652,6 +712,11 @@ impl Balancer {
                 slots: Vec::with_capacity(cfg.batch_packets),
                 fast: Vec::with_capacity(cfg.batch_packets),
                 fast_hashes: Vec::with_capacity(cfg.batch_packets),
+                batch_first: 0,
+                step_has_hole: false,
+                delay: VecDeque::new(),
+                delay_front: 0,
+                filled: Vec::new(),
                 cfg: app,
             });
         }
@@ -727,6 +792,9 @@ impl Balancer {
     /// full dissection when every app hashes their tuple as it is.
     fn steer(&mut self) {
         let batch = &self.batch;
+        for app in &mut self.apps {
+            app.batch_first = batch.first_index;
+        }
         for i in self.steered as u32..batch.metas.len() as u32 {
             let (meta, data) = batch.packet(i);
             let plain = plain_tuple(meta.linktype, data, &self.cfg.dissect)
@@ -751,8 +819,13 @@ impl Balancer {
                 app.classify(&self.key, meta.ts_ns, i);
             }
         }
+        let max_delayed = self.cfg.frag.max_delayed;
         for app in &mut self.apps {
             app.assign();
+            if app.delay.len() > max_delayed {
+                app.shorten_delay(batch, &mut self.released);
+                app.assign();
+            }
         }
         self.steered = batch.metas.len();
     }
@@ -950,15 +1023,23 @@ impl App {
                         self.push_slot(&subject, r, i);
                     }
                     Outcome::Release(_, held, r) => {
-                        // The first fragment, then the fragments that waited
-                        // for it, all as the flow it carries.
+                        // The fragments that waited for the first one go
+                        // where it goes, each in its own place.
                         let q = self.push_slot(&subject, r, i);
                         let flow = resolved_digest(&subject.flow(r));
                         for other in held {
-                            self.push_ref(q, other, Some(flow));
+                            let at = other.index(self.batch_first);
+                            self.filled.push((at, q, Some(flow)));
                         }
                     }
-                    Outcome::Held => {}
+                    Outcome::Held => {
+                        self.step_has_hole = true;
+                        self.slots.push(Slot {
+                            queue: HOLE,
+                            entry: i,
+                            flow: None,
+                        });
+                    }
                 }
             }
             _ => {
@@ -983,38 +1064,42 @@ impl App {
     }
 
     /// A fragment whose first fragment never came in time: hashed by its
-    /// own addresses.
+    /// own addresses; its hole in the delay line is filled.
     fn route_fallback(&mut self, packet: PacketRef, current: &Batch) {
         let (meta, data) = packet.packet(current);
         let mut key = FlowKey::default();
         dissect_into(meta.linktype, data, &self.dissect, &mut key);
-        match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
-            Some(s) => {
-                let q = self.queue_of(&s, None);
-                let flow = resolved_digest(&s.resolved());
-                self.push_ref(q, packet, Some(flow));
-            }
-            None => self.push_ref(0, packet, None),
-        }
+        let fill = match Subject::of(&key, self.cfg.policy.layer, self.cfg.policy.icmp_follow) {
+            Some(s) => (
+                meta.index,
+                self.queue_of(&s, None),
+                Some(resolved_digest(&s.resolved())),
+            ),
+            None => (meta.index, 0, None),
+        };
+        self.filled.push(fill);
     }
 
-    /// The slot of a fragment that waited: of this batch, or of an
-    /// earlier one (then sent as its own chunk).
-    fn push_ref(&mut self, queue: u32, packet: PacketRef, flow: Option<u64>) {
-        let entry = match packet {
-            PacketRef::Current(i) => i,
-            PacketRef::Shared(b, i) => {
-                let out = &mut self.queues[queue as usize];
-                out.others.push((b, i));
-                OTHER | (out.others.len() - 1) as u32
-            }
+    /// The delay line grew past its bound: the fragments that have waited
+    /// longest give up on their first fragment now (as if their hold had
+    /// expired), so its front can leave.
+    fn shorten_delay(&mut self, current: &Batch, released: &mut Vec<PacketRef>) {
+        let Some((r, _)) = self.delay.iter().find(|(_, q)| *q == HOLE) else {
+            return;
         };
-        self.slots.push(Slot { queue, entry, flow });
+        let since = r.packet(current).0.ts_ns;
+        self.tracker
+            .expire(since + self.tracker.hold_ns() + 1, released);
+        for r in released.drain(..) {
+            self.route_fallback(r, current);
+        }
     }
 
     /// Second and third steps: hashes the fast-path tuples as one batch,
     /// then walks the slots in input order, filling each queue's pending
-    /// list and the affinity and per-queue flow accounting.
+    /// list (or, while a fragment waits, the delay line) and the affinity
+    /// and per-queue flow accounting; then fills the holes whose fragment
+    /// was resolved.
     fn assign(&mut self) {
         self.fast_hashes.resize(self.fast.len(), 0);
         self.cfg
@@ -1022,44 +1107,61 @@ impl App {
             .scheme()
             .hash_batch(&self.fast, &mut self.fast_hashes);
         let mut fast = self.fast_hashes.iter();
-        for slot in &self.slots {
-            let q = match slot.queue {
-                FAST => self
-                    .reta
-                    .queue(*fast.next().expect("one hash per fast slot")),
-                q => q,
-            } as usize;
-            self.queues[q].pending.push(slot.entry);
-            let Some(id) = slot.flow.filter(|_| self.max_flows > 0) else {
-                continue;
-            };
-            // The digest is well mixed: its low bits index the cache.
-            let cached = &mut self.recent[id as usize & (RECENT - 1)];
-            let first = if cached.1 & RECENT_USED != 0 && cached.0 == id {
-                Some(cached.1 & !RECENT_USED)
-            } else {
-                let known = self.flows.get(&id).copied();
-                match known {
-                    Some(f) => *cached = (id, f | RECENT_USED),
-                    None if self.flows.len() < self.max_flows => {
-                        self.flows.insert(id, q as u32);
-                        self.queues[q].flows += 1;
-                        *cached = (id, q as u32 | RECENT_USED);
-                    }
-                    None => self.stats.flows_untracked += 1,
-                }
-                known
-            };
-            if first.is_some_and(|f| f as usize != q) {
-                self.stats.affinity_violations += 1;
+        // Until a packet waits in the delay line, packets go straight to
+        // their queue's pending list (the common case: no fragment waits);
+        // from the first hole on, every later packet waits behind it.
+        if self.delay.is_empty() && !self.step_has_hole {
+            // The common case: no fragment waits, every packet goes
+            // straight to its queue's pending list.
+            for slot in &self.slots {
+                let q = match slot.queue {
+                    FAST => self
+                        .reta
+                        .queue(*fast.next().expect("one hash per fast slot")),
+                    q => q,
+                } as usize;
+                self.queues[q].pending.push(slot.entry);
+                account!(self, q, slot.flow);
             }
+        } else {
+            // From the first hole on, every packet waits behind it.
+            for slot in &self.slots {
+                let q = match slot.queue {
+                    FAST => self
+                        .reta
+                        .queue(*fast.next().expect("one hash per fast slot")),
+                    q => q,
+                };
+                if self.delay.is_empty() && q != HOLE {
+                    self.queues[q as usize].pending.push(slot.entry);
+                } else {
+                    if self.delay.is_empty() {
+                        self.delay_front = self.batch_first + u64::from(slot.entry);
+                    }
+                    self.delay.push_back((PacketRef::Current(slot.entry), q));
+                    if q == HOLE {
+                        continue;
+                    }
+                }
+                account!(self, q as usize, slot.flow);
+            }
+            self.step_has_hole = false;
         }
+        // (A hole always lands in the delay line: it starts there.)
+        for &(at, q, flow) in &self.filled {
+            let place = &mut self.delay[(at - self.delay_front) as usize].1;
+            debug_assert_eq!(*place, HOLE);
+            *place = q;
+            account!(self, q as usize, flow);
+        }
+        self.filled.clear();
         self.slots.clear();
         self.fast.clear();
     }
 
-    /// Sends each queue's pending packets in order: runs of this batch as
-    /// one chunk, packets of earlier batches as chunks of their own.
+    /// Sends each queue's pending packets of this batch as one chunk, then
+    /// what can leave the delay line: its front up to the first hole, as
+    /// chunks of consecutive packets of one batch per queue.
     fn send(&mut self, batch: &Arc<Batch>) {
         let loss = self.cfg.loss;
         for out in &mut self.queues {
@@ -1070,54 +1172,48 @@ impl App {
             // rarely grows (no reallocation per packet).
             let capacity = out.pending.len() + out.pending.len() / 4 + 16;
             let pending = std::mem::replace(&mut out.pending, Vec::with_capacity(capacity));
-            if out.others.is_empty() {
-                send_chunk(
-                    out,
-                    loss,
-                    Chunk {
-                        batch: Arc::clone(batch),
-                        indices: pending,
-                    },
-                );
-                continue;
+            send_chunk(
+                out,
+                loss,
+                Chunk {
+                    batch: Arc::clone(batch),
+                    indices: pending,
+                },
+            );
+        }
+        if self.delay.is_empty() {
+            return;
+        }
+        // This batch's packets keep a share of it.
+        for (r, _) in self.delay.iter_mut().rev() {
+            match r {
+                PacketRef::Current(i) => *r = PacketRef::Shared(Arc::clone(batch), *i),
+                PacketRef::Shared(..) => break,
             }
-            let others = std::mem::take(&mut out.others);
-            let mut run = Vec::with_capacity(pending.len());
-            for e in pending {
-                if e & OTHER == 0 {
-                    run.push(e);
-                    continue;
+        }
+        let mut runs: Vec<Option<(Arc<Batch>, Vec<u32>)>> = vec![None; self.queues.len()];
+        while self.delay.front().is_some_and(|(_, q)| *q != HOLE) {
+            let Some((PacketRef::Shared(b, i), q)) = self.delay.pop_front() else {
+                unreachable!("the delay line holds shares once its batch is sent");
+            };
+            self.delay_front += 1;
+            let run = &mut runs[q as usize];
+            match run {
+                Some((rb, indices)) if Arc::ptr_eq(rb, &b) => indices.push(i),
+                _ => {
+                    if let Some((rb, indices)) = run.replace((b, vec![i])) {
+                        send_chunk(
+                            &mut self.queues[q as usize],
+                            loss,
+                            Chunk { batch: rb, indices },
+                        );
+                    }
                 }
-                if !run.is_empty() {
-                    let indices = std::mem::take(&mut run);
-                    send_chunk(
-                        out,
-                        loss,
-                        Chunk {
-                            batch: Arc::clone(batch),
-                            indices,
-                        },
-                    );
-                }
-                let (b, i) = &others[(e & !OTHER) as usize];
-                send_chunk(
-                    out,
-                    loss,
-                    Chunk {
-                        batch: Arc::clone(b),
-                        indices: vec![*i],
-                    },
-                );
             }
-            if !run.is_empty() {
-                send_chunk(
-                    out,
-                    loss,
-                    Chunk {
-                        batch: Arc::clone(batch),
-                        indices: run,
-                    },
-                );
+        }
+        for (q, run) in runs.into_iter().enumerate() {
+            if let Some((batch, indices)) = run {
+                send_chunk(&mut self.queues[q], loss, Chunk { batch, indices });
             }
         }
     }

@@ -37,6 +37,10 @@ pub struct FragConfig {
     /// How long (packet time) a fragment may wait, and how long a
     /// datagram's resolution is remembered after its last fragment.
     pub hold_ns: i128,
+    /// Packets an app keeps back while a fragment waits (its queues stay
+    /// in input order); past it, the fragments that waited longest give up
+    /// on their first fragment.
+    pub max_delayed: usize,
 }
 
 impl Default for FragConfig {
@@ -44,7 +48,8 @@ impl Default for FragConfig {
         Self {
             max_datagrams: 65_536,
             max_held: 8192,
-            hold_ns: 2_000_000_000,
+            hold_ns: 1_000_000_000,
+            max_delayed: 1 << 16,
         }
     }
 }
@@ -120,6 +125,11 @@ impl<T, R: Copy> FragTracker<T, R> {
     /// Counters so far.
     pub fn stats(&self) -> FragStats {
         self.stats
+    }
+
+    /// How long an item may wait (packet time, ns).
+    pub fn hold_ns(&self) -> i128 {
+        self.cfg.hold_ns
     }
 
     /// Items currently held.
@@ -304,6 +314,7 @@ mod tests {
             max_datagrams: 2,
             max_held: 1,
             hold_ns: 10,
+            max_delayed: 16,
         };
         let mut t: FragTracker<i32, (u16, u16)> = FragTracker::new(cfg);
         assert!(matches!(

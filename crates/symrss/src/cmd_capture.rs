@@ -106,6 +106,12 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             )));
         }
     };
+    if !(1..=60_000).contains(&c.frag_hold_ms) {
+        return Err(Failure::Usage(format!(
+            "frag hold {} ms: give 1..=60000",
+            c.frag_hold_ms
+        )));
+    }
     if c.rotate.files == Some(0) {
         return Err(Failure::Usage(
             "rotate files must be at least 1 (the number of files kept per queue)".into(),
@@ -236,6 +242,10 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let engine = EngineConfig {
         on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
         consumers: consumers(&c),
+        frag: symrss_engine::frag::FragConfig {
+            hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
+            ..Default::default()
+        },
         ..EngineConfig::default()
     };
     let mut balancer = Balancer::start(with_sinks, engine)

@@ -11,6 +11,7 @@ use serde::Serialize;
 use symrss_engine::balancer::{
     AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, PacketMeta, Sink, Unwritten,
 };
+use symrss_engine::frag::FragConfig;
 use symrss_engine::{HashLayer, Policy};
 use symrss_pcap::{PcapWriter, TsResolution, timestamp_fits};
 use symrss_sys::signals;
@@ -61,6 +62,11 @@ pub struct SplitArgs {
     /// other CPUs (off by default: on small shared VMs it can hurt).
     #[arg(long)]
     pin: bool,
+    /// How long (packet time, ms) a later IP fragment waits for its first
+    /// fragment before it is steered by its addresses alone; the app's
+    /// later packets wait behind it, so every queue stays in time order.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    frag_hold_ms: u64,
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
@@ -380,6 +386,10 @@ fn start_balancer(args: &SplitArgs, configs: &[AppConfig], primary: u32) -> io::
         .collect();
     let cfg = EngineConfig {
         on_consumer_start: args.pin.then(crate::pinning::consumer_hook),
+        frag: FragConfig {
+            hold_ns: i128::from(args.frag_hold_ms) * 1_000_000,
+            ..FragConfig::default()
+        },
         ..EngineConfig::default()
     };
     if args.pin {

@@ -96,6 +96,11 @@ pub struct CaptureArgs {
     /// FIFO or TAP reader that lags holds up the capture.
     #[arg(long)]
     inline_sinks: bool,
+    /// How long (packet time, ms) a later IP fragment waits for its first
+    /// fragment (the queue's later packets wait behind it, so outputs stay
+    /// in time order); 1..=60000, default 1000.
+    #[arg(long)]
+    frag_hold_ms: Option<u64>,
     /// Read settings from a TOML file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -166,6 +171,7 @@ pub struct CaptureConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) consumer_threads: Option<usize>,
     pub(super) inline_sinks: bool,
+    pub(super) frag_hold_ms: u64,
     pub(super) rotate: RotateSection,
     #[serde(rename = "app")]
     pub(super) apps: Vec<AppSection>,
@@ -192,6 +198,7 @@ impl Default for CaptureConfig {
             pin: false,
             consumer_threads: None,
             inline_sinks: false,
+            frag_hold_ms: 1000,
             rotate: RotateSection::default(),
             apps: Vec::new(),
         }
@@ -287,6 +294,7 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         prometheus <- a.prometheus,
         user <- a.user,
         consumer_threads <- a.consumer_threads,
+        frag_hold_ms <- a.frag_hold_ms,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,
         rotate.files <- a.rotate_files,
