@@ -90,10 +90,15 @@ mod tests {
             f.read_to_string(&mut s).unwrap();
             s
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let mut w = loop {
             if let Some(w) = open_writer(&path).unwrap() {
                 break w;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader never came"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
         w.write_all(b"hello").unwrap();

@@ -285,3 +285,29 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Polls `ready` every 20 ms until it holds; panics naming `what` after
+/// 60 s (a bounded wait on a condition, never a fixed sleep).
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 60 s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` reads the FIFO `path`: has it open (its
+/// `/proc/PID/fd` links), or is blocked opening a FIFO until a writer
+/// comes (`/proc/PID/wchan` is the kernel's `wait_for_partner`; a writer
+/// then finds it as a reader).
+pub fn reads_fifo(pid: u32, path: &Path) -> bool {
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|rd| {
+        rd.filter_map(Result::ok)
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == path))
+    });
+    open || std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .is_ok_and(|w| w.trim() == "wait_for_partner")
+}

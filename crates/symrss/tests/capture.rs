@@ -422,9 +422,12 @@ fn fifo_and_tap_queues_are_read_by_tshark_and_tcpdump() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let both readers attach (tcpdump prints "listening on" when it has).
+    // Let both readers attach (tcpdump prints "listening on" when it has;
+    // tshark has the FIFO open).
     let _td_err = await_ready(&mut tcpdump, "listening on tp-q0");
-    std::thread::sleep(Duration::from_millis(500));
+    symrss_testdata::wait_until("tshark to open the FIFO", || {
+        symrss_testdata::reads_fifo(tshark.id(), &fifo)
+    });
     replay(&a, "sa", &ab);
     // tcpdump on the TAP stops by itself after `sent` packets (-c); then
     // the capture is stopped, which closes the FIFO for tshark.
@@ -538,10 +541,20 @@ fn sigterm_mid_stream_leaves_valid_files_and_counts_that_add_up() {
     let mut replay = a.exec("tcpreplay");
     replay.args(["-q", "--pps", "1000", "-i", "ta"]).arg(&ab);
     let mut sender = replay.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    let captured_now = || -> u64 {
+        std::fs::read(&stats_path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
+            .and_then(|v| v["captured"].as_u64())
+            .unwrap_or(0)
+    };
+    symrss_testdata::wait_until("packets before SIGHUP", || captured_now() >= 100);
     // SIGHUP: every queue that gets another packet starts a new file.
     run(Command::new("kill").args(["-HUP", &cap.pid().to_string()]));
-    std::thread::sleep(Duration::from_millis(1500));
+    let at_hup = captured_now();
+    symrss_testdata::wait_until("packets after SIGHUP", || {
+        captured_now() >= at_hup + 300 && out.join("rec/q0.1.pcap").exists()
+    });
     // The Prometheus endpoint (on the namespace's own loopback).
     let scrape = run(b.exec("bash").args([
         "-c",

@@ -272,7 +272,9 @@ mod tests {
         let first = reader(1);
         let mut delivered = 0;
         let mut i = 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !first.is_finished() || delivered == 0 {
+            assert!(Instant::now() < deadline, "the first reader never finished");
             sink.next_try = Instant::now();
             if sink.write(&meta(i), &frame).is_ok() {
                 delivered += 1;
@@ -307,7 +309,12 @@ mod tests {
         assert!(no_reader > 0);
         // A new reader gets a new header and packets again.
         let second = reader(2);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "the second reader never finished"
+            );
             sink.next_try = Instant::now();
             let _ = sink.write(&meta(i), &frame);
             let _ = sink.chunk_done();
