@@ -27,6 +27,18 @@ fn run(args: &[&str]) -> Output {
     symrss().args(args).output().expect("run symrss")
 }
 
+/// `symrss split INPUT -o OUT ARGS...`.
+fn split(input: &Path, out: &Path, args: &[&str]) -> Output {
+    symrss()
+        .arg("split")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("run symrss")
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -172,6 +184,21 @@ fn feed_forever(child: &mut Child) {
     });
 }
 
+/// `symrss split - -o OUT ARGS...` reading an endless stream.
+fn split_stream(out: &Path, args: &[&str]) -> Child {
+    let mut child = symrss()
+        .args(["split", "-", "-o"])
+        .arg(out)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    feed_forever(&mut child);
+    child
+}
+
 /// Waits (bounded) until the queue files under `dir` hold records.
 fn await_output(dir: &Path, min_bytes: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -220,15 +247,7 @@ fn split_stops_cleanly_on_every_stop_signal() {
     for (signal, code) in [(15, 143), (2, 130), (1, 129), (13, 141)] {
         let tmp = TempDir::new("sigstop");
         let out = tmp.path().join("out");
-        let mut child = symrss()
-            .args(["split", "-", "--app", "ids:4", "--app", "rec:1:keyed", "-o"])
-            .arg(&out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        feed_forever(&mut child);
+        let mut child = split_stream(&out, &["--app", "ids:4", "--app", "rec:1:keyed"]);
         await_output(&out.join("ids"), 4 * 24 + 1);
         kill(&child, signal);
         let status = wait_bounded(&mut child);
@@ -251,15 +270,7 @@ fn split_stops_cleanly_on_every_stop_signal() {
 fn a_killed_split_leaves_whole_records() {
     let tmp = TempDir::new("sigkill");
     let out = tmp.path().join("out");
-    let mut child = symrss()
-        .args(["split", "-", "--app", "ids:2", "-o"])
-        .arg(&out)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    feed_forever(&mut child);
+    let mut child = split_stream(&out, &["--app", "ids:2"]);
     await_output(&out.join("ids"), 600_000);
     kill(&child, 9);
     wait_bounded(&mut child);
@@ -322,25 +333,10 @@ fn symlinks_at_output_paths_are_not_followed() {
     std::fs::create_dir_all(out.join("ids")).unwrap();
     std::os::unix::fs::symlink(&victim, out.join("ids/q0.pcap")).unwrap();
     // Without --force the directory is not empty: refused.
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:2",
-    ]);
+    let o = split(&input, &out, &["--app", "ids:2"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // With --force the link is left alone and not written through.
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:2",
-        "--force",
-    ]);
+    let o = split(&input, &out, &["--app", "ids:2", "--force"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
@@ -350,15 +346,7 @@ fn symlinks_at_output_paths_are_not_followed() {
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, out2.join("ids")).unwrap();
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out2.to_str().unwrap(),
-        "--app",
-        "ids:2",
-        "--force",
-    ]);
+    let o = split(&input, &out2, &["--app", "ids:2", "--force"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
@@ -370,14 +358,7 @@ fn an_input_that_is_an_output_is_refused_before_anything_is_truncated() {
     let out = tmp.path().join("out");
     let input = tmp.path().join("in.pcap");
     trace(&input, 300, 20);
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:1",
-    ]);
+    let o = split(&input, &out, &["--app", "ids:1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let q0 = out.join("ids/q0.pcap");
     let before = std::fs::read(&q0).unwrap();
@@ -405,15 +386,7 @@ fn an_input_that_is_an_output_is_refused_before_anything_is_truncated() {
     // A hard link to an output is the same file.
     let link = tmp.path().join("link.pcap");
     std::fs::hard_link(&q0, &link).unwrap();
-    let o = run(&[
-        "split",
-        link.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:1",
-        "--force",
-    ]);
+    let o = split(&link, &out, &["--app", "ids:1", "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read(&q0).unwrap(), before);
 }
@@ -474,17 +447,11 @@ fn an_empty_capture_still_gets_every_queue_file() {
     let input = tmp.path().join("empty.pcap");
     trace(&input, 0, 1);
     let out = tmp.path().join("out");
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:3",
-        "--app",
-        "rec:1",
-        "--json",
-    ]);
+    let o = split(
+        &input,
+        &out,
+        &["--app", "ids:3", "--app", "rec:1", "--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     let apps = summary["apps"].as_array().unwrap();
@@ -511,15 +478,7 @@ fn queues_beyond_128_receive_packets() {
     let input = tmp.path().join("in.pcap");
     trace(&input, 40_000, 20_000);
     let out = tmp.path().join("out");
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:200",
-        "--json",
-    ]);
+    let o = split(&input, &out, &["--app", "ids:200", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     let queues = summary["apps"][0]["queues"].as_array().unwrap();
@@ -546,7 +505,7 @@ fn queues_beyond_128_receive_packets() {
 fn unbounded_or_malformed_options_are_usage_errors() {
     let tmp = TempDir::new("usage");
     let w = tmp.path().to_str().unwrap();
-    let cases: Vec<Vec<&str>> = vec![
+    let mut cases: Vec<Vec<&str>> = vec![
         vec![
             "hash",
             "--key",
@@ -570,70 +529,6 @@ fn unbounded_or_malformed_options_are_usage_errors() {
             "symrss-none0",
             "-w",
             w,
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--block-size",
-            "1000",
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--block-count",
-            "0",
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--duration",
-            "1e19",
-        ],
-        vec!["capture", "-i", "symrss-none0", "-w", w, "--duration", "-1"],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--rotate-size",
-            "99999999999G",
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--rotate-files",
-            "0",
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--app",
-            "abcdefghijklm:2:sym:tap",
-        ],
-        vec![
-            "capture",
-            "-i",
-            "symrss-none0",
-            "-w",
-            w,
-            "--app",
-            "ids:2000",
         ],
         vec!["split", "x.pcap", "-o", w, "--app", "ids:0"],
         // Keys: too short for the input, lengths NICs do not use, typos,
@@ -668,6 +563,23 @@ fn unbounded_or_malformed_options_are_usage_errors() {
             "ids:2:toeplitz:key=6d5a6d5a",
         ],
     ];
+    // `capture -i symrss-none0 -w DIR` and then each of these: refused
+    // before any interface is opened.
+    let capture: [&[&str]; 8] = [
+        &["--block-size", "1000"],
+        &["--block-count", "0"],
+        &["--duration", "1e19"],
+        &["--duration", "-1"],
+        &["--rotate-size", "99999999999G"],
+        &["--rotate-files", "0"],
+        &["--app", "abcdefghijklm:2:sym:tap"],
+        &["--app", "ids:2000"],
+    ];
+    for extra in capture {
+        let mut args = vec!["capture", "-i", "symrss-none0", "-w", w];
+        args.extend_from_slice(extra);
+        cases.push(args);
+    }
     for args in &cases {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -675,7 +587,6 @@ fn unbounded_or_malformed_options_are_usage_errors() {
     }
     assert_eq!(std::fs::read_dir(w).unwrap().count(), 0, "nothing written");
 }
-
 /// A small tmpfs mounted for one test (root only) and unmounted after.
 struct Tmpfs(PathBuf);
 
@@ -708,17 +619,11 @@ fn a_full_disk_leaves_whole_files_and_a_truthful_summary() {
     // The whole output on a 512 KiB tmpfs.
     let out = tmp.path().join("small");
     let _fs = Tmpfs::mount(&out, "512k");
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:4",
-        "--app",
-        "rec:2:keyed",
-        "--json",
-    ]);
+    let o = split(
+        &input,
+        &out,
+        &["--app", "ids:4", "--app", "rec:2:keyed", "--json"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -744,18 +649,18 @@ fn a_full_disk_leaves_whole_files_and_a_truthful_summary() {
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let _fs = Tmpfs::mount(&out.join("rec"), "256k");
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:4",
-        "--app",
-        "rec:2:keyed",
-        "--json",
-        "--force",
-    ]);
+    let o = split(
+        &input,
+        &out,
+        &[
+            "--app",
+            "ids:4",
+            "--app",
+            "rec:2:keyed",
+            "--json",
+            "--force",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     let seen = check_summary(&out, &summary);
@@ -856,15 +761,7 @@ fn times_classic_pcap_cannot_hold_are_kept_in_pcapng_and_short_lengths_counted()
     }
     w.finish().unwrap();
     let out = tmp.path().join("out");
-    let o = run(&[
-        "split",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--app",
-        "ids:2",
-        "--json",
-    ]);
+    let o = split(&input, &out, &["--app", "ids:2", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("q<i>.pcapng"), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -916,13 +813,7 @@ fn times_classic_pcap_cannot_hold_are_kept_in_pcapng_and_short_lengths_counted()
     }
     std::fs::write(&short, bytes).unwrap();
     let out2 = tmp.path().join("out2");
-    let o = run(&[
-        "split",
-        short.to_str().unwrap(),
-        "-o",
-        out2.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = split(&short, &out2, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["fidelity"]["orig_len_raised"], 2);
