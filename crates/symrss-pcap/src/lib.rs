@@ -20,6 +20,6 @@ mod writer;
 
 pub use reader::{CaptureReader, Packet, ReadError};
 pub use writer::{
-    PcapWriter, RotatingWriter, Rotation, Truncate, TsResolution, Unwritten, create_output,
-    timestamp_fits,
+    PCAPNG_TS_OFFSET, PcapWriter, RotatingWriter, Rotation, Truncate, TsResolution, Unwritten,
+    create_output, timestamp_fits,
 };

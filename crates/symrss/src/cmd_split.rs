@@ -70,9 +70,11 @@ pub struct SplitArgs {
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
-    /// Write into a directory that is not empty: remove the files a split
-    /// writes (summary.json, NAME/q<i>.pcap, …) first, keep everything else.
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "Write into a directory that is not empty: remove the files a split writes \
+                (summary.json, NAME/q<i>.pcap, …) first, keep everything else"
+    )]
     force: bool,
 }
 
