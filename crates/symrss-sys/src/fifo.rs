@@ -42,14 +42,15 @@ pub fn create(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The write end of the FIFO if a reader has it open, else `None`.
+/// The write end of the FIFO if a reader has it open, else `None` (never
+/// through a symbolic link: `O_NOFOLLOW`).
 pub fn open_writer(path: &Path) -> io::Result<Option<File>> {
     let c = c_path(path)?;
     // SAFETY: `c` is a valid NUL-terminated path; the result is checked.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW,
         )
     };
     if fd < 0 {

@@ -830,3 +830,36 @@ fn a_full_disk_fails_only_its_queue_which_retries_at_the_next_rotation() {
     );
     assert_eq!(r["received"], 2 * per_replay);
 }
+
+#[test]
+fn capture_outputs_never_go_through_a_symbolic_link() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("lnka"), Netns::create("lnkb"));
+    veth_pair(&a, "la", &b, "lb", 1);
+    let dir = TempDir::new("link");
+    let out = dir.path().join("cap");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // An app directory that is a link, and a queue file that is one.
+    std::os::unix::fs::symlink(&elsewhere, out.join("ids")).unwrap();
+    std::fs::create_dir_all(out.join("rec")).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("rec/q0.pcap")).unwrap();
+    for app in ["ids:2", "rec:1"] {
+        let o = b
+            .exec(SYMRSS)
+            .args(["capture", "-i", "lb", "--duration", "1", "--app", app, "-w"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{app}: {err}");
+        assert!(err.contains("symbolic link"), "{app}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+}
