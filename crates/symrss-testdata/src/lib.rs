@@ -125,14 +125,25 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     })
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether a test that mounts (a small tmpfs for a full disk) can run:
+/// root; skip/fail if not.
+pub fn mount_rights() -> Option<()> {
+    prerequisite(is_root().then_some(()), || {
+        "this test mounts a small tmpfs and needs root".into()
+    })
+}
+
 /// Whether live network tests can run: root (for namespaces, veth pairs and
 /// AF_PACKET) and iproute2's `ip`; skip/fail if not.
 pub fn live_network() -> Option<()> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    prerequisite(root.then_some(()), || {
+    prerequisite(is_root().then_some(()), || {
         "live network test needs root (network namespaces, veth, AF_PACKET)".into()
     })?;
     // iproute2's `ip` has `-V`, not `--version`.
