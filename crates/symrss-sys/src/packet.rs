@@ -20,6 +20,7 @@
 //! which is how `symrss nic verify` sees the NIC's own steering.
 
 use std::io;
+use std::mem::offset_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -59,6 +60,7 @@ struct BlockDesc {
     ts_last: [u32; 2],
 }
 const _: () = assert!(size_of::<BlockDesc>() == 48);
+const _: () = assert!(offset_of!(BlockDesc, block_status) == 8);
 
 /// `struct tpacket3_hdr` with its `tpacket_hdr_variant1`.
 #[repr(C)]
@@ -78,6 +80,8 @@ struct Tpacket3Hdr {
     padding2: [u8; 8],
 }
 const _: () = assert!(size_of::<Tpacket3Hdr>() == 48);
+const _: () =
+    assert!(offset_of!(Tpacket3Hdr, mac) == 24 && offset_of!(Tpacket3Hdr, vlan_tpid) == 36);
 
 /// `struct tpacket_stats_v3`.
 #[repr(C)]
@@ -481,14 +485,15 @@ impl PacketSocket {
         debug_assert!(i < self.block_count);
         // SAFETY: block `i` lies inside the mapping (i < block_count, the
         // mapping is block_size × block_count bytes) and starts with a
-        // `tpacket_block_desc`, whose `block_status` is at byte 8 and
-        // 4-aligned (blocks are page-aligned). The kernel and this process
+        // `tpacket_block_desc`, whose `block_status` (at byte 8, by the
+        // asserted layout of `BlockDesc`) is 4-aligned (blocks are
+        // page-aligned). The kernel and this process
         // both access it; `AtomicU32` is the right type for that.
         unsafe {
             &*self
                 .ring
                 .as_ptr()
-                .add(i * self.block_size + 8)
+                .add(i * self.block_size + offset_of!(BlockDesc, block_status))
                 .cast::<AtomicU32>()
         }
     }
@@ -532,8 +537,8 @@ impl PacketSocket {
         let block = unsafe {
             std::slice::from_raw_parts(self.ring.as_ptr().add(i * self.block_size), self.block_size)
         };
-        let n = read_u32(block, 12) as usize;
-        let mut at = read_u32(block, 16) as usize;
+        let n = read_u32(block, offset_of!(BlockDesc, num_pkts)) as usize;
+        let mut at = read_u32(block, offset_of!(BlockDesc, offset_to_first_pkt)) as usize;
         let mut seen = 0;
         for _ in 0..n {
             let Some(p) = parse_packet(block, at) else {
@@ -591,17 +596,22 @@ fn parse_packet(block: &[u8], at: usize) -> Option<(Packet<'_>, usize)> {
     // (this runs once per captured packet).
     const HDR: usize = size_of::<Tpacket3Hdr>();
     let h: &[u8; HDR] = block.get(at..at.checked_add(HDR)?)?.try_into().ok()?;
+    // Offsets come from the `#[repr(C)]` struct (whose size is asserted
+    // against the kernel's), not from literals.
     let u32_at = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
-    let next = u32_at(0) as usize;
-    let (sec, nsec) = (u32_at(4), u32_at(8));
-    let snaplen = u32_at(12) as usize;
-    let len = u32_at(16);
-    let status = u32_at(20);
-    let mac = usize::from(u16_at(24));
-    let rx_hash = u32_at(28);
-    let tci = u32_at(32) as u16;
-    let tpid = u16_at(36);
+    let next = u32_at(offset_of!(Tpacket3Hdr, next_offset)) as usize;
+    let (sec, nsec) = (
+        u32_at(offset_of!(Tpacket3Hdr, sec)),
+        u32_at(offset_of!(Tpacket3Hdr, nsec)),
+    );
+    let snaplen = u32_at(offset_of!(Tpacket3Hdr, snaplen)) as usize;
+    let len = u32_at(offset_of!(Tpacket3Hdr, len));
+    let status = u32_at(offset_of!(Tpacket3Hdr, status));
+    let mac = usize::from(u16_at(offset_of!(Tpacket3Hdr, mac)));
+    let rx_hash = u32_at(offset_of!(Tpacket3Hdr, rxhash));
+    let tci = u32_at(offset_of!(Tpacket3Hdr, vlan_tci)) as u16;
+    let tpid = u16_at(offset_of!(Tpacket3Hdr, vlan_tpid));
     let data = block.get(at + mac..at + mac + snaplen)?;
     let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
         let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
