@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use symrss_engine::Policy;
 use symrss_engine::balancer::{AppConfig, Balancer, Consumers, EngineConfig, LossPolicy};
-use symrss_engine::{HashLayer, Policy};
 use symrss_pcap::Rotation;
 use symrss_sys::packet::{PacketSocket, RingConfig, wait_any};
 use symrss_sys::{bpf, privileges, signals};
@@ -32,7 +32,7 @@ mod report;
 mod sinks;
 
 pub use config::CaptureArgs;
-use config::{CaptureConfig, SINKS, effective_config, parse_size};
+use config::{CaptureConfig, Loss, SinkKind, effective_config, parse_size};
 use report::{print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
 
@@ -89,22 +89,16 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             "interface {twice} given twice: its packets would be captured twice"
         )));
     }
-    let layer =
-        HashLayer::parse(&c.layer).ok_or_else(|| Failure::Usage(format!("layer `{}`", c.layer)))?;
+    let layer = c.layer.hash_layer();
     if c.inline_sinks && c.consumer_threads.is_some() {
         return Err(Failure::Usage(
             "inline_sinks writes the outputs on the capture thread: consumer_threads does not apply"
                 .into(),
         ));
     }
-    let loss = match c.loss.as_str() {
-        "drop" => LossPolicy::DropNewest,
-        "lossless" => LossPolicy::Lossless,
-        l => {
-            return Err(Failure::Usage(format!(
-                "loss must be drop or lossless, not `{l}`"
-            )));
-        }
+    let loss = match c.loss {
+        Loss::Drop => LossPolicy::DropNewest,
+        Loss::Lossless => LossPolicy::Lossless,
     };
     if !(1..=60_000).contains(&c.frag_hold_ms) {
         return Err(Failure::Usage(format!(
@@ -158,15 +152,8 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
                 app.name
             )));
         }
-        if app.sink == "tap" {
+        if app.sink == SinkKind::Tap {
             check_tap_names(&app.name, app.queues).map_err(Failure::Usage)?;
-        }
-        if !SINKS.contains(&app.sink.as_str()) {
-            return Err(Failure::Usage(format!(
-                "app {}: sink must be one of {}",
-                app.name,
-                SINKS.join(", ")
-            )));
         }
         let policy = Policy::parse(&app.scheme, layer, c.seed)
             .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
@@ -260,7 +247,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         c.apps.len(),
         c.apps
             .iter()
-            .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink))
+            .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink.name()))
             .collect::<Vec<_>>()
             .join(" "),
         c.filter
@@ -465,7 +452,7 @@ fn consumers(c: &CaptureConfig) -> Consumers {
     let threads = c.consumer_threads.unwrap_or_else(|| {
         if c.apps
             .iter()
-            .all(|a| matches!(a.sink.as_str(), "pcap" | "count"))
+            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Count))
         {
             symrss_sys::cpu_count().saturating_sub(1).max(1)
         } else {

@@ -46,11 +46,11 @@ pub struct CaptureArgs {
     #[arg(long)]
     rotate_files: Option<usize>,
     /// Full-queue behaviour: `drop` (default live) or `lossless` (back-pressure into the kernel ring).
-    #[arg(long, value_parser = ["drop", "lossless"])]
-    loss: Option<String>,
+    #[arg(long, value_enum)]
+    loss: Option<Loss>,
     /// IP layer hashed.
-    #[arg(long, value_parser = ["outer", "inner", "innermost"])]
-    layer: Option<String>,
+    #[arg(long, value_enum)]
+    layer: Option<Layer>,
     /// Seed of the random keys of xor/or-xor/sort/keyed.
     #[arg(long)]
     seed: Option<u64>,
@@ -119,16 +119,84 @@ pub struct AppSection {
     pub(super) queues: u32,
     #[serde(default = "default_scheme")]
     pub(super) scheme: String,
-    #[serde(default = "default_sink")]
-    pub(super) sink: String,
+    #[serde(default)]
+    pub(super) sink: SinkKind,
 }
 
 fn default_scheme() -> String {
     "sym".into()
 }
 
-fn default_sink() -> String {
-    "pcap".into()
+/// Where a queue's packets go (see `capture --help`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Rotating pcap files `DIR/NAME/q<i>.pcap`.
+    #[default]
+    Pcap,
+    /// A FIFO streaming pcap, `DIR/NAME/q<i>.fifo`.
+    Fifo,
+    /// A TAP interface `NAME-q<i>`.
+    Tap,
+    /// Counted in process only.
+    Count,
+}
+
+impl SinkKind {
+    /// Every kind, in `--help` order.
+    pub const ALL: [Self; 4] = [Self::Pcap, Self::Fifo, Self::Tap, Self::Count];
+
+    /// Its name on the command line and in the TOML file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pcap => "pcap",
+            Self::Fifo => "fifo",
+            Self::Tap => "tap",
+            Self::Count => "count",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Whether its outputs live in the output directory.
+    pub fn writes_files(self) -> bool {
+        matches!(self, Self::Pcap | Self::Fifo)
+    }
+}
+
+/// Full-queue behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Drop the newest packets and count them (the default live).
+    Drop,
+    /// Wait for the consumer: back-pressure into the kernel ring.
+    Lossless,
+}
+
+/// IP layer hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// The outermost IP header.
+    Outer,
+    /// The first IP header inside a tunnel.
+    Inner,
+    /// The innermost IP header.
+    Innermost,
+}
+
+impl Layer {
+    /// The engine's layer.
+    pub fn hash_layer(self) -> symrss_engine::HashLayer {
+        match self {
+            Self::Outer => symrss_engine::HashLayer::Outer,
+            Self::Inner => symrss_engine::HashLayer::Inner,
+            Self::Innermost => symrss_engine::HashLayer::Innermost,
+        }
+    }
 }
 
 /// File rotation.
@@ -151,8 +219,8 @@ pub struct CaptureConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) filter: Option<String>,
     pub(super) output_dir: PathBuf,
-    pub(super) loss: String,
-    pub(super) layer: String,
+    pub(super) loss: Loss,
+    pub(super) layer: Layer,
     pub(super) seed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) count: Option<u64>,
@@ -184,8 +252,8 @@ impl Default for CaptureConfig {
             interfaces: Vec::new(),
             filter: None,
             output_dir: PathBuf::from("."),
-            loss: "drop".into(),
-            layer: "outer".into(),
+            loss: Loss::Drop,
+            layer: Layer::Outer,
             seed: 0,
             count: None,
             duration: None,
@@ -207,17 +275,21 @@ impl Default for CaptureConfig {
 
 fn parse_app(s: &str) -> Result<AppSection, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() < 2 || parts.len() > 4 {
+    if parts.len() < 2 {
         return Err(format!("`{s}`: expected NAME:QUEUES[:SCHEME[:SINK]]"));
     }
     // A scheme may contain ':' (toeplitz:..., nic:driver:key); the sink is
     // the last part when it names a sink.
     let (scheme, sink) = match parts.len() {
-        2 => (default_scheme(), default_sink()),
-        3 if SINKS.contains(&parts[2]) => (default_scheme(), parts[2].to_string()),
-        3 => (parts[2].to_string(), default_sink()),
-        _ if SINKS.contains(&parts[3]) => (parts[2].to_string(), parts[3].to_string()),
-        _ => (parts[2..].join(":"), default_sink()),
+        2 => (default_scheme(), SinkKind::default()),
+        3 => match SinkKind::parse(parts[2]) {
+            Some(k) => (default_scheme(), k),
+            None => (parts[2].to_string(), SinkKind::default()),
+        },
+        _ => match SinkKind::parse(parts[parts.len() - 1]) {
+            Some(k) => (parts[2..parts.len() - 1].join(":"), k),
+            None => (parts[2..].join(":"), SinkKind::default()),
+        },
     };
     Ok(AppSection {
         name: parts[0].to_string(),
@@ -228,8 +300,6 @@ fn parse_app(s: &str) -> Result<AppSection, String> {
         sink,
     })
 }
-
-pub(super) const SINKS: [&str; 4] = ["pcap", "fifo", "tap", "count"];
 
 /// Parses `100M`, `2G`, `500k` or plain bytes (at most 2^63 − 1).
 pub(super) fn parse_size(s: &str) -> Result<u64, String> {
@@ -310,7 +380,7 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
             name: "all".into(),
             queues: 4,
             scheme: default_scheme(),
-            sink: default_sink(),
+            sink: SinkKind::default(),
         }];
     }
     Ok(c)
@@ -324,14 +394,19 @@ mod tests {
     fn app_specs_parse_with_schemes_that_contain_colons() {
         let a = parse_app("ids:4").unwrap();
         assert_eq!(
-            (a.queues, a.scheme.as_str(), a.sink.as_str()),
-            (4, "sym", "pcap")
+            (a.queues, a.scheme.as_str(), a.sink),
+            (4, "sym", SinkKind::Pcap)
         );
-        assert_eq!(parse_app("ids:4:fifo").unwrap().sink, "fifo");
+        assert_eq!(parse_app("ids:4:fifo").unwrap().sink, SinkKind::Fifo);
         let k = parse_app("rec:1:keyed:tap").unwrap();
-        assert_eq!((k.scheme.as_str(), k.sink.as_str()), ("keyed", "tap"));
+        assert_eq!((k.scheme.as_str(), k.sink), ("keyed", SinkKind::Tap));
         let n = parse_app("x:2:nic:ixgbe").unwrap();
-        assert_eq!((n.scheme.as_str(), n.sink.as_str()), ("nic:ixgbe", "pcap"));
+        assert_eq!((n.scheme.as_str(), n.sink), ("nic:ixgbe", SinkKind::Pcap));
+        let t = parse_app("x:2:toeplitz:key=sym,fields=ip:fifo").unwrap();
+        assert_eq!(
+            (t.scheme.as_str(), t.sink),
+            ("toeplitz:key=sym,fields=ip", SinkKind::Fifo)
+        );
         assert!(parse_app("x").is_err());
         assert!(parse_app("x:y").is_err());
     }
@@ -373,8 +448,12 @@ mod tests {
         let c: CaptureConfig = toml::from_str(text).unwrap();
         assert_eq!(c.apps.len(), 2);
         assert_eq!(c.apps[0].scheme, "sym");
-        assert_eq!(c.apps[1].sink, "pcap");
-        assert_eq!(c.loss, "drop");
+        assert_eq!(c.apps[1].sink, SinkKind::Pcap);
+        assert_eq!(c.loss, Loss::Drop);
+        let bad =
+            toml::from_str::<CaptureConfig>("[[app]]\nname = \"x\"\nqueues = 1\nsink = \"file\"\n");
+        let e = bad.unwrap_err().to_string();
+        assert!(e.contains("file") && e.contains("pcap"), "{e}");
         let back: CaptureConfig = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
         assert_eq!(back, c);
         let bad = toml::from_str::<CaptureConfig>("interfaces = [\"a\"]\nbogus = 1\n");

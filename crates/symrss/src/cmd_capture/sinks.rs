@@ -12,7 +12,7 @@ use symrss_engine::balancer::{PacketMeta, Sink, Unwritten};
 use symrss_pcap::{PcapWriter, RotatingWriter, Rotation, TsResolution};
 use symrss_sys::{fifo, signals, tap::Tap};
 
-use super::config::{AppSection, CaptureConfig};
+use super::config::{AppSection, CaptureConfig, SinkKind};
 use super::{LINKTYPE_ETHERNET, SNAPLEN};
 use crate::Failure;
 
@@ -191,15 +191,15 @@ pub(super) fn make_sinks(
 ) -> Result<Vec<Box<dyn Sink>>, Failure> {
     let dir = c.output_dir.join(&app.name);
     let fail = |e: io::Error| Failure::Runtime(format!("app {}: {e}", app.name));
-    if matches!(app.sink.as_str(), "pcap" | "fifo") {
+    if app.sink.writes_files() {
         crate::outdir::real_dir(&dir)
             .map_err(|e| Failure::Runtime(format!("app {}: {e}", app.name)))?;
     }
     let retry_ns = i128::from(rotation.max_seconds.unwrap_or(RETRY_SECONDS).max(1)) * 1_000_000_000;
     (0..app.queues as usize)
         .map(|q| -> Result<Box<dyn Sink>, Failure> {
-            Ok(match app.sink.as_str() {
-                "pcap" => Box::new(PcapSink {
+            Ok(match app.sink {
+                SinkKind::Pcap => Box::new(PcapSink {
                     writer: RotatingWriter::create(
                         &dir,
                         &format!("q{q}"),
@@ -214,7 +214,7 @@ pub(super) fn make_sinks(
                     failed_at: None,
                     retry_ns,
                 }),
-                "fifo" => {
+                SinkKind::Fifo => {
                     let path = dir.join(format!("q{q}.fifo"));
                     fifo::create(&path).map_err(fail)?;
                     Box::new(FifoSink {
@@ -224,10 +224,10 @@ pub(super) fn make_sinks(
                         lost: Unwritten::default(),
                     })
                 }
-                "tap" => Box::new(TapSink(
+                SinkKind::Tap => Box::new(TapSink(
                     Tap::create(&format!("{}-q{q}", app.name)).map_err(fail)?,
                 )),
-                _ => Box::new(CountSink),
+                SinkKind::Count => Box::new(CountSink),
             })
         })
         .collect()
