@@ -104,11 +104,36 @@ pub enum FragRule {
 
 /// A policy could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError(pub String);
+pub enum PolicyError {
+    /// `nic:<driver>` names no profile.
+    UnknownNic {
+        /// The driver given.
+        driver: String,
+        /// The profiles there are.
+        known: Vec<&'static str>,
+    },
+    /// The key of `nic:<driver>:<key>` does not parse.
+    BadKey {
+        /// The specification.
+        spec: String,
+        /// Why.
+        error: symrss_hash::KeyParseError,
+    },
+    /// The software scheme was refused.
+    Scheme(symrss_hash::scheme::SchemeError),
+}
 
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::UnknownNic { driver, known } => write!(
+                f,
+                "unknown NIC profile `{driver}`; known: {}",
+                known.join(", ")
+            ),
+            Self::BadKey { spec, error } => write!(f, "scheme `{spec}`: {error}"),
+            Self::Scheme(e) => write!(f, "{e}, or nic:<driver>[:key]"),
+        }
     }
 }
 
@@ -271,19 +296,19 @@ impl Policy {
     pub fn parse(spec: &str, layer: HashLayer, seed: u64) -> Result<Self, PolicyError> {
         if let Some(rest) = spec.strip_prefix("nic:") {
             let (driver, key) = rest.split_once(':').unwrap_or((rest, "sym"));
-            let profile = crate::nic::profile(driver).ok_or_else(|| {
-                let known: Vec<&str> = crate::nic::DRIVER_PROFILES
+            let profile = crate::nic::profile(driver).ok_or_else(|| PolicyError::UnknownNic {
+                driver: driver.into(),
+                known: crate::nic::DRIVER_PROFILES
                     .iter()
                     .map(|p| p.driver)
-                    .collect();
-                PolicyError(format!(
-                    "unknown NIC profile `{driver}`; known: {}",
-                    known.join(", ")
-                ))
+                    .collect(),
             })?;
             let key = RssKey::parse(key, Some(profile.key_len))
                 .or_else(|_| RssKey::parse(key, None))
-                .map_err(|e| PolicyError(format!("scheme `{spec}`: {e}")))?;
+                .map_err(|error| PolicyError::BadKey {
+                    spec: spec.into(),
+                    error,
+                })?;
             return Ok(Self {
                 name: spec.to_string(),
                 scheme: Scheme::toeplitz(spec, key, Fields::L4, Transform::None),
@@ -298,8 +323,7 @@ impl Policy {
                 reta_size: Some(profile.reta_size),
             });
         }
-        let scheme = Scheme::parse(spec, seed)
-            .map_err(|e| PolicyError(format!("{e}, or nic:<driver>[:key]")))?;
+        let scheme = Scheme::parse(spec, seed).map_err(PolicyError::Scheme)?;
         Ok(Self::software(spec, scheme, layer))
     }
 

@@ -13,7 +13,7 @@
 //!
 //! "Random" keys are drawn from a seed (ChaCha20) so runs are reproducible.
 
-use alloc::format;
+use crate::KeyParseError;
 use alloc::string::{String, ToString};
 
 use rand_chacha::ChaCha20Rng;
@@ -50,13 +50,92 @@ pub struct Scheme {
     kind: Kind,
 }
 
-/// Why a scheme string was rejected.
+/// Why a scheme specification was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemeError(pub String);
+pub enum SchemeError {
+    /// Not a scheme name nor `toeplitz:...`.
+    Unknown {
+        /// The specification given.
+        spec: String,
+    },
+    /// A `toeplitz:` parameter that is not `key=value`.
+    NotKeyValue {
+        /// The specification.
+        spec: String,
+        /// The offending item.
+        item: String,
+    },
+    /// A parameter given twice.
+    Duplicate {
+        /// The specification.
+        spec: String,
+        /// The parameter.
+        param: String,
+    },
+    /// A parameter this scheme does not have.
+    UnknownParam {
+        /// The specification.
+        spec: String,
+        /// The parameter.
+        param: String,
+    },
+    /// The key does not parse.
+    BadKey {
+        /// The specification.
+        spec: String,
+        /// Why.
+        error: KeyParseError,
+    },
+    /// The key is shorter than an IPv6 4-tuple needs.
+    KeyTooShort {
+        /// The specification.
+        spec: String,
+        /// Its length.
+        len: usize,
+        /// The least accepted.
+        min: usize,
+    },
+    /// `fields=` is neither `ip` nor `l4`.
+    BadFields {
+        /// The value given.
+        value: String,
+    },
+    /// `xfrm=` is not a known transform.
+    BadTransform {
+        /// The value given.
+        value: String,
+    },
+}
 
 impl core::fmt::Display for SchemeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Unknown { spec } => write!(
+                f,
+                "unknown scheme `{spec}`; use one of {} or toeplitz:key=K,fields=ip|l4,xfrm=none|xor|or-xor|sort",
+                SCHEME_NAMES.join(", ")
+            ),
+            Self::NotKeyValue { spec, item } => {
+                write!(f, "`{item}` in scheme `{spec}` is not key=value")
+            }
+            Self::Duplicate { spec, param } => {
+                write!(f, "`{param}` is given twice in scheme `{spec}`")
+            }
+            Self::UnknownParam { spec, param } => {
+                write!(f, "unknown parameter `{param}` in scheme `{spec}`")
+            }
+            Self::BadKey { spec, error } => write!(f, "scheme `{spec}`: {error}"),
+            Self::KeyTooShort { spec, len, min } => write!(
+                f,
+                "scheme `{spec}`: a {len}-byte key is too short: Toeplitz needs the key 4 bytes \
+                 longer than its input, and an IPv6 4-tuple is 36 bytes (use at least {min} \
+                 bytes, as every RSS NIC does)"
+            ),
+            Self::BadFields { value } => write!(f, "fields must be ip or l4, not `{value}`"),
+            Self::BadTransform { value } => {
+                write!(f, "xfrm must be none, xor, or-xor or sort, not `{value}`")
+            }
+        }
     }
 }
 
@@ -109,12 +188,7 @@ impl Scheme {
             "keyed" => Self::keyed(spec, rng.next_u64(), rng.next_u64(), Fields::L4),
             _ => match spec.strip_prefix("toeplitz:") {
                 Some(params) => Self::parse_explicit(spec, params)?,
-                None => {
-                    return Err(SchemeError(format!(
-                        "unknown scheme `{spec}`; use one of {} or toeplitz:key=K,fields=ip|l4,xfrm=none|xor|or-xor|sort",
-                        SCHEME_NAMES.join(", ")
-                    )));
-                }
+                None => return Err(SchemeError::Unknown { spec: spec.into() }),
             },
         })
     }
@@ -127,26 +201,29 @@ impl Scheme {
         let mut xfrm = Transform::None;
         let mut seen: alloc::vec::Vec<&str> = alloc::vec::Vec::new();
         for kv in params.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                SchemeError(format!("`{kv}` in scheme `{spec}` is not key=value"))
+            let (k, v) = kv.split_once('=').ok_or_else(|| SchemeError::NotKeyValue {
+                spec: spec.into(),
+                item: kv.into(),
             })?;
             if seen.contains(&k) {
-                return Err(SchemeError(format!(
-                    "`{k}` is given twice in scheme `{spec}`"
-                )));
+                return Err(SchemeError::Duplicate {
+                    spec: spec.into(),
+                    param: k.into(),
+                });
             }
             seen.push(k);
             match k {
                 "key" => {
-                    let k = RssKey::parse(v, None)
-                        .map_err(|e| SchemeError(format!("scheme `{spec}`: {e}")))?;
+                    let k = RssKey::parse(v, None).map_err(|error| SchemeError::BadKey {
+                        spec: spec.into(),
+                        error,
+                    })?;
                     if k.len() < MIN_SCHEME_KEY_LEN {
-                        return Err(SchemeError(format!(
-                            "scheme `{spec}`: a {}-byte key is too short: Toeplitz needs the key \
-                             4 bytes longer than its input, and an IPv6 4-tuple is 36 bytes \
-                             (use at least {MIN_SCHEME_KEY_LEN} bytes, as every RSS NIC does)",
-                            k.len()
-                        )));
+                        return Err(SchemeError::KeyTooShort {
+                            spec: spec.into(),
+                            len: k.len(),
+                            min: MIN_SCHEME_KEY_LEN,
+                        });
                     }
                     key = Some(k);
                 }
@@ -155,7 +232,7 @@ impl Scheme {
                         "ip" => Fields::Ip,
                         "l4" => Fields::L4,
                         _ => {
-                            return Err(SchemeError(format!("fields must be ip or l4, not `{v}`")));
+                            return Err(SchemeError::BadFields { value: v.into() });
                         }
                     }
                 }
@@ -166,16 +243,15 @@ impl Scheme {
                         "or-xor" => Transform::OrXor,
                         "sort" => Transform::Sort,
                         _ => {
-                            return Err(SchemeError(format!(
-                                "xfrm must be none, xor, or-xor or sort, not `{v}`"
-                            )));
+                            return Err(SchemeError::BadTransform { value: v.into() });
                         }
                     }
                 }
                 _ => {
-                    return Err(SchemeError(format!(
-                        "unknown parameter `{k}` in scheme `{spec}`"
-                    )));
+                    return Err(SchemeError::UnknownParam {
+                        spec: spec.into(),
+                        param: k.into(),
+                    });
                 }
             }
         }

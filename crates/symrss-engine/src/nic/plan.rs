@@ -110,13 +110,55 @@ pub struct PlanRequest<'a> {
     pub random_key: &'a [u8],
 }
 
-/// Why a plan cannot be made.
+/// Why a plan cannot be made: what the device lacks for the mode asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanError(pub String);
+pub enum PlanError {
+    /// No queues asked for.
+    NoQueues,
+    /// The device exposes no configurable key or table.
+    NoConfigurableRss {
+        /// Driver.
+        driver: &'static str,
+        /// Key bytes it reports.
+        key_len: usize,
+        /// Table entries it reports.
+        reta_size: usize,
+    },
+    /// `xor` mode on a driver without a symmetric input transform.
+    NoTransform {
+        /// Driver.
+        driver: &'static str,
+    },
+    /// The random key given for `xor` mode is shorter than the device's.
+    RandomKeyTooShort {
+        /// Bytes needed.
+        need: usize,
+    },
+    /// The indirection table could not be filled.
+    Table(symrss_hash::reta::RetaError),
+}
 
 impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::NoQueues => f.write_str("--queues must be at least 1"),
+            Self::NoConfigurableRss {
+                driver,
+                key_len,
+                reta_size,
+            } => write!(
+                f,
+                "{driver}: this device exposes no configurable RSS (key {key_len} bytes, \
+                 indirection table {reta_size} entries); use `--mode software` (or the default \
+                 `auto`)"
+            ),
+            Self::NoTransform { driver } => write!(
+                f,
+                "{driver} has no symmetric input transform; use `--mode key` or `--mode software`"
+            ),
+            Self::RandomKeyTooShort { need } => write!(f, "a {need}-byte random key is needed"),
+            Self::Table(e) => e.fmt(f),
+        }
     }
 }
 
@@ -151,7 +193,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         return Ok(software_plan(req, explanation, software));
     }
     if req.queues == 0 {
-        return Err(PlanError("--queues must be at least 1".into()));
+        return Err(PlanError::NoQueues);
     }
     let mut queues = req.queues;
     if let Some(max) = p.max_rss_queues
@@ -173,9 +215,11 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
             explanation.push(format!("{why}; planning software steering instead"));
             return Ok(software_plan(req, explanation, software));
         }
-        return Err(PlanError(format!(
-            "{why}; use `--mode software` (or the default `auto`)"
-        )));
+        return Err(PlanError::NoConfigurableRss {
+            driver: p.driver,
+            key_len,
+            reta_size,
+        });
     }
     if let KeyControl::Depends(cond) = p.set_key {
         explanation.push(format!(
@@ -201,13 +245,10 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         }
         _ => {
             if p.xfrm.0 == 0 {
-                return Err(PlanError(format!(
-                    "{} has no symmetric input transform; use `--mode key` or `--mode software`",
-                    p.driver
-                )));
+                return Err(PlanError::NoTransform { driver: p.driver });
             }
             if req.random_key.len() < key_len {
-                return Err(PlanError(format!("a {key_len}-byte random key is needed")));
+                return Err(PlanError::RandomKeyTooShort { need: key_len });
             }
             let key = req.random_key[..key_len].to_vec();
             let xfrm = if p.xfrm.0 & XFRM_SYM_XOR != 0 {
@@ -224,7 +265,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, PlanError> {
         }
     };
     let indir = symrss_hash::Reta::equal(reta_size, queues, 0)
-        .map_err(|e| PlanError(e.to_string()))?
+        .map_err(PlanError::Table)?
         .entries()
         .to_vec();
     let rss = Step::Rss { key, indir, xfrm };
@@ -423,7 +464,17 @@ mod tests {
             ..bare
         })
         .unwrap_err();
-        assert!(e.0.contains("exposes no configurable RSS"), "{e}");
+        assert!(
+            matches!(
+                e,
+                PlanError::NoConfigurableRss {
+                    driver: "virtio_net",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("exposes no configurable RSS"), "{e}");
         let vmx = plan(&request(profile("vmxnet3").unwrap(), Mode::Xor, &key)).unwrap();
         assert_eq!(vmx.mode, Mode::Software);
         let ice = plan(&request(profile("ice").unwrap(), Mode::Xor, &key)).unwrap();
