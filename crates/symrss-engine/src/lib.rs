@@ -13,7 +13,10 @@
 //! * [`nic`]: NIC driver profiles, a verdict on a device's RSS state and
 //!   plans that make it symmetric (what `symrss nic` prints and applies);
 //! * [`analyze`]: per scheme, per queue load and split flows on a stream
-//!   of packets (what `symrss analyze` reports).
+//!   of packets (what `symrss analyze` reports);
+//! * [`source`]: where frames come from (capture files one after another
+//!   or merged by time; live rings in `symrss-sys`) and the driver loop
+//!   that runs a source.
 //!
 //! Time comes from packet timestamps, never from the wall clock, so a
 //! replayed capture runs exactly the code a live capture runs.
@@ -23,6 +26,7 @@ pub mod balancer;
 pub mod frag;
 pub mod nic;
 pub mod policy;
+pub mod source;
 pub mod traffic;
 
 pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject, software_reta_size};

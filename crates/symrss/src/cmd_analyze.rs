@@ -10,7 +10,7 @@ use symrss_engine::{HashLayer, Policy};
 use symrss_wire::{Options, dissect};
 
 use crate::Failure;
-use crate::input::{FileResult, for_each_packet, open_inputs};
+use crate::input::{FileResult, open_inputs, read_inputs};
 use crate::output::{Table, print_json};
 use crate::svg;
 
@@ -269,7 +269,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
     };
     let mut analyzer = Analyzer::new(policies, cfg);
     let opts = Options::default();
-    let files = for_each_packet(open_inputs(&args.files), |p| {
+    let files = read_inputs(open_inputs(&args.files), false, |p| {
         let key = dissect(p.linktype, p.data, &opts);
         analyzer.packet(&key, p.orig_len.max(p.data.len() as u32), p.ts_ns);
     });

@@ -17,7 +17,7 @@ use symrss_pcap::{PcapWriter, TsResolution, timestamp_fits};
 use symrss_sys::signals;
 
 use crate::Failure;
-use crate::input::{FileResult, Input, for_each_packet, for_each_packet_merged, open_inputs};
+use crate::input::{FileResult, open_inputs, read_inputs};
 use crate::outdir::{self, MAX_QUEUES, check_app_name};
 use crate::output::Table;
 
@@ -427,7 +427,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
     let configs = app_configs(args, &apps)?;
     // Inputs first: nothing is created for a run that cannot read.
     let inputs = open_inputs(&args.files);
-    let unopened: Vec<&str> = inputs.iter().filter_map(Input::open_error).collect();
+    let unopened = inputs.open_errors();
     if !unopened.is_empty() {
         return Err(Failure::Runtime(unopened.join("; ")));
     }
@@ -439,7 +439,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
     let mut balancer: Option<Balancer> = None;
     let mut start_error: Option<String> = None;
     let mut fidelity = FidelityJson::default();
-    let mut on_packet = |p: &symrss_pcap::Packet<'_>| {
+    let on_frame = |p: symrss_engine::source::Frame<'_>| {
         if balancer.is_none() && start_error.is_none() {
             match start_balancer(args, &configs, p.linktype) {
                 Ok(b) => balancer = Some(b),
@@ -461,11 +461,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
             );
         }
     };
-    let inputs = if args.merge {
-        for_each_packet_merged(inputs, &mut on_packet)
-    } else {
-        for_each_packet(inputs, &mut on_packet)
-    };
+    let inputs = read_inputs(inputs, args.merge, on_frame);
     if let Some(e) = start_error {
         return Err(Failure::Runtime(e));
     }

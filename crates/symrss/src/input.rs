@@ -1,17 +1,19 @@
-//! Reading capture files for the offline commands: every file opened
-//! first ([`open_inputs`], so a command can refuse before it creates any
-//! output), then read in order or merged by time, packets handed to a
-//! callback, damage reported per file without losing the packets before
-//! it, and a progress bar on stderr for large inputs. Reading stops early
-//! when a stop signal arrived ([`symrss_sys::signals`]): what was read is
-//! kept.
+//! Reading capture files for the offline commands, through the engine's
+//! [`Source`]s and its [`drive`] loop: every file opened first
+//! ([`open_inputs`], so a command can refuse before it creates any
+//! output), then read one after another or merged by time, frames handed
+//! to a callback, damage reported per file without losing the frames
+//! before it, and a progress bar on stderr for large inputs. Reading stops
+//! early when a stop signal arrived ([`symrss_sys::signals`]): what was
+//! read is kept.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use symrss_pcap::{CaptureReader, Packet};
+use symrss_engine::source::{Files, Frame, InputStats, Merged, Source, drive};
+use symrss_pcap::CaptureReader;
 
 /// What happened to one input file.
 #[derive(Debug, Clone, Serialize)]
@@ -28,53 +30,53 @@ pub struct FileResult {
     pub linktype: Option<u32>,
 }
 
-/// One input: its result so far and its reader (none if it did not open).
-pub struct Input {
-    result: FileResult,
-    reader: Option<CaptureReader>,
+impl From<&InputStats> for FileResult {
+    fn from(s: &InputStats) -> Self {
+        Self {
+            file: s.name.clone(),
+            packets: s.frames,
+            error: s.error.clone(),
+            linktype: s.linktype,
+        }
+    }
 }
 
-impl Input {
-    /// Why it did not open, if it did not.
-    pub fn open_error(&self) -> Option<&str> {
-        self.result.error.as_deref()
+/// The opened inputs: each a name and its reader, or why it did not open.
+pub struct Inputs(Vec<(String, Result<CaptureReader, String>)>);
+
+impl Inputs {
+    /// Why inputs did not open (empty when all did).
+    pub fn open_errors(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err().map(String::as_str))
+            .collect()
     }
 }
 
 /// Opens every file (`-` is stdin); one that does not open carries its
 /// error and is skipped when reading.
-pub fn open_inputs(files: &[PathBuf]) -> Vec<Input> {
-    files
-        .iter()
-        .map(|path| {
-            let mut result = FileResult {
-                file: path.display().to_string(),
-                packets: 0,
-                error: None,
-                linktype: None,
-            };
-            let reader = match CaptureReader::open(Path::new(path)) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    result.error = Some(e.to_string());
-                    None
-                }
-            };
-            Input { result, reader }
-        })
-        .collect()
-}
-
-fn stop() -> bool {
-    symrss_sys::signals::stop_requested()
+pub fn open_inputs(files: &[PathBuf]) -> Inputs {
+    Inputs(
+        files
+            .iter()
+            .map(|path| {
+                let name = path.display().to_string();
+                let reader = CaptureReader::open(Path::new(path)).map_err(|e| e.to_string());
+                (name, reader)
+            })
+            .collect(),
+    )
 }
 
 /// Show a progress bar only for inputs at least this large, on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
-fn progress<'a>(files: impl Iterator<Item = &'a String>) -> Option<ProgressBar> {
-    let total: u64 = files
-        .filter_map(|f| std::fs::metadata(f).ok())
+fn progress(inputs: &Inputs) -> Option<ProgressBar> {
+    let total: u64 = inputs
+        .0
+        .iter()
+        .filter_map(|(f, _)| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
     if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
@@ -90,120 +92,50 @@ fn progress<'a>(files: impl Iterator<Item = &'a String>) -> Option<ProgressBar> 
     Some(bar)
 }
 
-/// Reads every input in order, calling `on_packet` for each packet.
-pub fn for_each_packet(
-    inputs: Vec<Input>,
-    mut on_packet: impl FnMut(&Packet<'_>),
+/// Reads every input — one after another, or merged by timestamp (ties
+/// in input order: the two directions of a TAP) — calling `on_frame` for
+/// each frame, until the end or a stop signal. Errors are printed as
+/// `symrss: <error>`; the per-file results are returned.
+pub fn read_inputs(
+    inputs: Inputs,
+    merge: bool,
+    on_frame: impl FnMut(Frame<'_>),
 ) -> Vec<FileResult> {
-    let bar = progress(inputs.iter().map(|i| &i.result.file));
-    let mut done_bytes = 0u64;
-    let mut results = Vec::with_capacity(inputs.len());
-    for Input { mut result, reader } in inputs {
-        if let Some(mut reader) = reader {
-            while !stop() {
-                match reader.next_packet() {
-                    Ok(Some(p)) => {
-                        on_packet(&p);
-                        result.packets += 1;
-                        if let Some(b) = &bar
-                            && result.packets.is_multiple_of(4096)
-                        {
-                            b.set_position(done_bytes + reader.offset());
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        result.error = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            done_bytes += reader.offset();
-            result.linktype = reader.linktype();
-        }
-        if let Some(e) = &result.error {
-            eprintln!("symrss: {e}");
-        }
-        results.push(result);
-    }
+    let bar = progress(&inputs);
+    let stats = if merge {
+        run(Merged::new(inputs.0), bar.as_ref(), on_frame)
+    } else {
+        run(Files::new(inputs.0), bar.as_ref(), on_frame)
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    results
-}
-
-/// One input's next packet, copied out of its reader.
-struct Head {
-    packet: Option<(i128, u32, u32, u32, u64, Vec<u8>)>,
-}
-
-fn advance(reader: &mut CaptureReader, head: &mut Head, result: &mut FileResult) {
-    let old = head.packet.take();
-    if result.error.is_some() {
-        return;
-    }
-    match reader.next_packet() {
-        Ok(Some(p)) => {
-            let mut data = old.map(|h| h.5).unwrap_or_default();
-            data.clear();
-            data.extend_from_slice(p.data);
-            head.packet = Some((p.ts_ns, p.orig_len, p.linktype, p.interface, p.index, data));
-        }
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("symrss: {e}");
-            result.error = Some(e.to_string());
-        }
-    }
-}
-
-/// Reads all files at once and hands packets over in timestamp order (ties
-/// in file order): the two directions of a TAP, captured to two files,
-/// become one stream again. Each head packet is copied once out of its
-/// reader.
-pub fn for_each_packet_merged(
-    inputs: Vec<Input>,
-    mut on_packet: impl FnMut(&Packet<'_>),
-) -> Vec<FileResult> {
-    let (mut results, mut readers): (Vec<FileResult>, Vec<Option<CaptureReader>>) =
-        inputs.into_iter().map(|i| (i.result, i.reader)).unzip();
-    for r in &results {
-        if let Some(e) = &r.error {
+    for s in &stats {
+        if let Some(e) = &s.error {
             eprintln!("symrss: {e}");
         }
     }
-    let mut heads: Vec<Head> = readers.iter().map(|_| Head { packet: None }).collect();
-    for i in 0..readers.len() {
-        if let Some(r) = &mut readers[i] {
-            advance(r, &mut heads[i], &mut results[i]);
-        }
-    }
-    while !stop() {
-        let next = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.packet.as_ref().map(|p| (p.0, i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        {
-            let (ts_ns, orig_len, linktype, interface, index, data) =
-                heads[i].packet.as_ref().expect("chosen head");
-            on_packet(&Packet {
-                index: *index,
-                ts_ns: *ts_ns,
-                orig_len: *orig_len,
-                linktype: *linktype,
-                interface: *interface,
-                data,
-            });
-        }
-        results[i].packets += 1;
-        if let Some(r) = &mut readers[i] {
-            advance(r, &mut heads[i], &mut results[i]);
-        }
-    }
-    for (r, reader) in results.iter_mut().zip(&readers) {
-        r.linktype = reader.as_ref().and_then(CaptureReader::linktype);
-    }
-    results
+    stats.iter().map(FileResult::from).collect()
+}
+
+fn run<S: Source>(
+    mut source: S,
+    bar: Option<&ProgressBar>,
+    on_frame: impl FnMut(Frame<'_>),
+) -> Vec<InputStats> {
+    let mut polls = 0u64;
+    drive(
+        &mut source,
+        symrss_sys::signals::stop_requested,
+        on_frame,
+        |s| {
+            polls += 1;
+            if let Some(b) = bar
+                && polls.is_multiple_of(16)
+            {
+                b.set_position(s.inputs().iter().map(|i| i.bytes).sum());
+            }
+        },
+    );
+    source.inputs().to_vec()
 }
