@@ -281,27 +281,69 @@ impl Source for Merged {
     }
 }
 
-/// Runs `source` until it ends or `stop()` says so (checked between
-/// polls), handing each frame to `on_frame` and calling `on_poll` after
-/// each poll that handed frames over (progress). Returns whether it was
-/// stopped before the end. For a source that can be idle this is the
-/// offline loop: it polls again at once.
+/// The consumer side of a [`run`]: what is done with the frames of a
+/// source, and when to stop.
+pub trait Stage<S: Source> {
+    /// One frame.
+    fn frame(&mut self, frame: Frame<'_>);
+    /// After a poll that handed frames over (progress, statistics).
+    fn polled(&mut self, _source: &mut S) {}
+    /// Nothing was ready (a live source): hand off what is pending, then
+    /// wait for the source.
+    fn idle(&mut self, _source: &mut S) {}
+    /// Whether to stop now (checked before every poll).
+    fn stop(&mut self, _source: &S) -> bool {
+        false
+    }
+}
+
+/// How a [`run`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The source ended.
+    End,
+    /// The stage asked to stop.
+    Stopped,
+}
+
+/// The one driver loop: polls `source` and feeds `stage` until the source
+/// ends or the stage stops it. `split`, `analyze` and `capture` all run
+/// it; they differ in their source and their stage.
+pub fn run<S: Source, T: Stage<S>>(source: &mut S, stage: &mut T) -> Ended {
+    loop {
+        if stage.stop(source) {
+            return Ended::Stopped;
+        }
+        match source.poll(&mut |f| stage.frame(f)) {
+            Poll::Ready(_) => stage.polled(source),
+            Poll::Idle => stage.idle(source),
+            Poll::End => return Ended::End,
+        }
+    }
+}
+
+/// [`run`] with closures: `on_frame` per frame, `on_poll` after each poll
+/// that handed frames over, `stop` checked between polls. Returns whether
+/// it was stopped before the end.
 pub fn drive<S: Source>(
     source: &mut S,
     stop: impl Fn() -> bool,
-    mut on_frame: impl FnMut(Frame<'_>),
-    mut on_poll: impl FnMut(&S),
+    on_frame: impl FnMut(Frame<'_>),
+    on_poll: impl FnMut(&S),
 ) -> bool {
-    loop {
-        if stop() {
-            return true;
+    struct Closures<A, B, C>(A, B, C);
+    impl<S: Source, A: Fn() -> bool, B: FnMut(Frame<'_>), C: FnMut(&S)> Stage<S> for Closures<A, B, C> {
+        fn frame(&mut self, frame: Frame<'_>) {
+            (self.1)(frame);
         }
-        match source.poll(&mut on_frame) {
-            Poll::Ready(_) => on_poll(source),
-            Poll::Idle => {}
-            Poll::End => return false,
+        fn polled(&mut self, source: &mut S) {
+            (self.2)(source);
+        }
+        fn stop(&mut self, _: &S) -> bool {
+            (self.0)()
         }
     }
+    run(source, &mut Closures(stop, on_frame, on_poll)) == Ended::Stopped
 }
 
 #[cfg(test)]

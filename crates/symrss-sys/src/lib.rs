@@ -1,8 +1,10 @@
 //! The operating-system layer of symrss: the only crate allowed `unsafe`
 //! FFI (DESIGN.md): process setup (signals, thread pinning, dropping
 //! privileges), the ethtool RSS ioctls ([`ethtool`]), AF_PACKET TPACKET_V3
-//! capture rings ([`packet`]), capture filters ([`bpf`]) and the outputs
-//! that need the kernel: TAP interfaces ([`tap`]) and FIFOs ([`fifo`]). Every `unsafe` block says why it is sound; every kernel
+//! capture rings ([`packet`]) and, over them, the live capture source of
+//! the engine's driver loop ([`rings`]), capture filters ([`bpf`]) and the
+//! outputs that need the kernel: TAP interfaces ([`tap`]) and FIFOs
+//! ([`fifo`]). Every `unsafe` block says why it is sound; every kernel
 //! struct has a size assertion.
 #![allow(unsafe_code)]
 
@@ -16,6 +18,8 @@ pub mod fifo;
 pub mod packet;
 #[cfg(target_os = "linux")]
 pub mod privileges;
+#[cfg(target_os = "linux")]
+pub mod rings;
 #[cfg(target_os = "linux")]
 pub mod signals;
 #[cfg(target_os = "linux")]

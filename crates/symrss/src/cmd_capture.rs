@@ -8,20 +8,24 @@
 //! flushes and closes every output, prints tcpdump's summary and the
 //! per-queue table. SIGHUP rotates the pcap files.
 //!
-//! Here: the capture loop (rings → balancer). [`config`]: the flags and
+//! Here: the capture's stage of the engine's driver loop
+//! ([`symrss_engine::source::run`] over [`Rings`]: frames → balancer, the
+//! `--count` limit, stats on their interval, the deadline, the hand-off
+//! and wait when the rings are idle) and the final drain. [`config`]: the flags and
 //! the TOML file they mirror; [`sinks`]: the outputs; [`report`]: stats
 //! line, JSON, Prometheus and the final summary.
 
 use std::fs::File;
-use std::ops::Range;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use symrss_engine::Policy;
 use symrss_engine::balancer::{AppConfig, Balancer, Consumers, EngineConfig, LossPolicy};
+use symrss_engine::source::{Frame, Poll, Source, Stage, run as run_source};
 use symrss_pcap::Rotation;
-use symrss_sys::packet::{PacketSocket, RingConfig, wait_any};
+use symrss_sys::packet::{PacketSocket, RingConfig};
+use symrss_sys::rings::Rings;
 use symrss_sys::{bpf, privileges, signals};
 
 use crate::Failure;
@@ -41,28 +45,21 @@ const SNAPLEN: u32 = 262_144;
 const MAX_DURATION_SECONDS: u64 = 1_000_000_000;
 const LINKTYPE_ETHERNET: u32 = 1;
 
-/// Per interface: the socket and its kernel counters so far.
+/// Per interface, what the report shows: the kernel's counters and what
+/// the capture took.
 struct Interface {
     name: String,
-    socket: PacketSocket,
+    /// Received by the kernel's filter (PACKET_STATISTICS).
     received: u64,
+    /// Dropped by the kernel (ring full).
     drops: u64,
     captured: u64,
     /// Packets read from the ring past the `--count` limit (not captured,
     /// like tcpdump -c).
     over_limit: u64,
-    /// The first read error (ENETDOWN when the interface went away).
-    error: Option<String>,
 }
 
 impl Interface {
-    fn read_kernel_stats(&mut self) {
-        if let Ok(s) = self.socket.stats() {
-            self.received += s.packets;
-            self.drops += s.drops;
-        }
-    }
-
     /// Packets the kernel's filter passed that were neither captured, nor
     /// dropped by the kernel, nor past the `--count` limit: still in the
     /// ring when the capture ended (counted as a drop in the summary).
@@ -188,25 +185,18 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         ..RingConfig::default()
     };
     ring.validate().map_err(Failure::Usage)?;
-    let mut interfaces = Vec::with_capacity(c.interfaces.len());
+    let mut sockets = Vec::with_capacity(c.interfaces.len());
     for name in &c.interfaces {
         let socket = PacketSocket::open(name, &ring)
             .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
-        interfaces.push(Interface {
-            name: name.clone(),
-            socket,
-            received: 0,
-            drops: 0,
-            captured: 0,
-            over_limit: 0,
-            error: None,
-        });
+        sockets.push((name.clone(), socket));
     }
+    let mut rings = Rings::new(sockets);
     let mut with_sinks = Vec::new();
     for (app, cfg) in c.apps.iter().zip(&configs) {
         with_sinks.push((cfg.clone(), make_sinks(&c, app, rotation)?));
     }
-    let mut stats_file = match &c.stats_json {
+    let stats_file = match &c.stats_json {
         Some(p) => {
             Some(File::create(p).map_err(|e| Failure::Runtime(format!("{}: {e}", p.display())))?)
         }
@@ -235,7 +225,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         },
         ..EngineConfig::default()
     };
-    let mut balancer = Balancer::start(with_sinks, engine)
+    let balancer = Balancer::start(with_sinks, engine)
         .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?;
     let metrics = Arc::new(Mutex::new(String::new()));
     if let Some(addr) = &c.prometheus {
@@ -255,75 +245,23 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
             .map_or(String::new(), |f| format!(", filter `{f}`"))
     );
     let started = Instant::now();
-    let deadline = duration.and_then(|d| started.checked_add(d));
-    let mut next_stats = started + Duration::from_secs(c.stats_interval.max(1));
-    let mut captured = 0u64;
-    let mut frame = Vec::with_capacity(SNAPLEN as usize);
-    let mut merged: Vec<(i128, u32, Range<usize>)> = Vec::new();
-    let limit = c.count.unwrap_or(u64::MAX);
+    let mut stage = CaptureStage {
+        balancer,
+        limit: c.count.unwrap_or(u64::MAX),
+        captured: 0,
+        taken: vec![(0, 0); c.interfaces.len()],
+        deadline: duration.and_then(|d| started.checked_add(d)),
+        started,
+        next_stats: started + Duration::from_secs(c.stats_interval.max(1)),
+        c: &c,
+        stats_file,
+        metrics,
+        error: None,
+    };
     // A stop request, a capture error (an interface went away) or a stats
-    // error ends the loop; then what the rings hold is drained (below)
-    // and steered, written and counted before anything is reported.
-    let mut loop_error: Option<Failure> = None;
-    loop {
-        if captured >= limit || signals::stop_requested() {
-            break;
-        }
-        let got = read_round(
-            &mut interfaces,
-            &mut balancer,
-            &mut frame,
-            &mut merged,
-            &mut captured,
-            limit,
-        );
-        if let Some((name, e)) = interfaces
-            .iter()
-            .find_map(|i| i.error.as_ref().map(|e| (&i.name, e)))
-        {
-            loop_error = Some(Failure::Runtime(format!("{name}: {e}")));
-            break;
-        }
-        if got == 0 {
-            // Nothing more is ready: hand off what was read before waiting,
-            // so no packet sits in a half-full batch while the capture
-            // sleeps. While blocks keep coming, batches fill (and go) by
-            // size: fewer, larger chunks, fewer consumer wake-ups.
-            balancer.flush();
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            signals::request_stop();
-        }
-        if got == 0
-            && let Err(e) = wait_any(interfaces.iter().map(|i| &i.socket), 100)
-        {
-            loop_error = Some(Failure::Runtime(format!("poll: {e}")));
-            break;
-        }
-        let now = Instant::now();
-        if now >= next_stats {
-            next_stats = now + Duration::from_secs(c.stats_interval.max(1));
-            for i in &mut interfaces {
-                i.read_kernel_stats();
-            }
-            let snap = balancer.snapshot();
-            if c.stats_interval > 0 {
-                eprintln!("{}", stats_line(started, &interfaces, &snap));
-            }
-            if let Err(e) = publish(
-                &mut stats_file,
-                &c,
-                &metrics,
-                started,
-                &interfaces,
-                &snap,
-                captured,
-            ) {
-                loop_error = Some(e);
-                break;
-            }
-        }
-    }
+    // error ends the run; then what the rings hold is drained (below) and
+    // steered, written and counted before anything is reported.
+    run_source(&mut rings, &mut stage);
     // The block the kernel is filling is handed over when its retire
     // timer fires: wait that long (a few times over) for the last blocks,
     // at most one ring's worth of rounds so steady traffic cannot keep the
@@ -331,25 +269,23 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let patience = Duration::from_millis(u64::from(ring.retire_ms) * 3 + 20);
     let mut quiet_since = Instant::now();
     for _ in 0..c.block_count.saturating_mul(2) {
-        let got = read_round(
-            &mut interfaces,
-            &mut balancer,
-            &mut frame,
-            &mut merged,
-            &mut captured,
-            limit,
-        );
-        if got > 0 {
-            quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= patience || captured >= limit {
-            break;
-        } else {
-            std::thread::sleep(Duration::from_millis(2));
+        match rings.poll(&mut |f| stage.frame(f)) {
+            Poll::Ready(_) => quiet_since = Instant::now(),
+            _ if quiet_since.elapsed() >= patience || stage.captured >= stage.limit => break,
+            _ => std::thread::sleep(Duration::from_millis(2)),
         }
     }
-    for i in &mut interfaces {
-        i.read_kernel_stats();
-    }
+    rings.read_kernel_stats();
+    let CaptureStage {
+        balancer,
+        captured,
+        taken,
+        mut stats_file,
+        metrics,
+        error,
+        ..
+    } = stage;
+    let interfaces = interface_rows(&rings, &taken);
     let stats = balancer.finish();
     publish(
         &mut stats_file,
@@ -361,7 +297,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         captured,
     )?;
     print_summary(&interfaces, &stats, captured);
-    if let Some(e) = loop_error {
+    if let Some(e) = error {
         return Err(e);
     }
     let failed = stats.iter().any(|s| s.sink_error.is_some());
@@ -377,66 +313,115 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// Reads one ready block per interface and pushes its packets; with
-/// several interfaces the packets of the round are merged by timestamp
-/// (their frames gathered in `frame`, reused from round to round, and
-/// indexed by `merged`: no allocation per packet). An interface's read
-/// error is kept in [`Interface::error`] (the first one) and the others
-/// are still read; packets past the `--count` limit are counted in
-/// [`Interface::over_limit`].
-fn read_round(
-    interfaces: &mut [Interface],
-    balancer: &mut Balancer,
-    frame: &mut Vec<u8>,
-    merged: &mut Vec<(i128, u32, Range<usize>)>,
-    captured: &mut u64,
+/// The capture's side of the driver loop: every frame to the balancer (up
+/// to `--count`), the stats line, JSON and Prometheus text on their
+/// interval, the `--duration` deadline, a hand-off and a wait when the
+/// rings have nothing ready.
+struct CaptureStage<'a> {
+    balancer: Balancer,
     limit: u64,
-) -> usize {
-    let mut got = 0;
-    let single = interfaces.len() == 1;
-    if !single {
-        frame.clear();
-    }
-    for iface in interfaces.iter_mut() {
-        let mut n_here = 0u64;
-        let mut over = 0u64;
-        let r = iface.socket.next_block(0, |p| {
-            if *captured + n_here >= limit {
-                over += 1;
-                return;
-            }
-            n_here += 1;
-            if single {
-                if p.vlan.is_some() {
-                    frame.clear();
-                    let len = p.frame_into(frame);
-                    balancer.push(p.ts_ns, len, LINKTYPE_ETHERNET, frame);
-                } else {
-                    balancer.push(p.ts_ns, p.wire_len, LINKTYPE_ETHERNET, p.data);
-                }
-            } else {
-                let start = frame.len();
-                let len = p.frame_into(frame);
-                merged.push((p.ts_ns, len, start..frame.len()));
-            }
-        });
-        match r {
-            Ok(n) => got += n,
-            Err(e) => {
-                iface.error.get_or_insert(e.to_string());
-            }
+    captured: u64,
+    /// Per interface: (captured, past the limit).
+    taken: Vec<(u64, u64)>,
+    deadline: Option<Instant>,
+    started: Instant,
+    next_stats: Instant,
+    c: &'a CaptureConfig,
+    stats_file: Option<File>,
+    metrics: Arc<Mutex<String>>,
+    /// What ended the run early (an interface error, a poll or stats
+    /// error).
+    error: Option<Failure>,
+}
+
+impl CaptureStage<'_> {
+    /// The deadline and the stats interval.
+    fn tick(&mut self, rings: &mut Rings) {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            signals::request_stop();
         }
-        iface.captured += n_here;
-        iface.over_limit += over;
-        *captured += n_here;
-    }
-    if !single && !merged.is_empty() {
-        merged.sort_by_key(|m| m.0);
-        for (ts, len, at) in merged.drain(..) {
-            balancer.push(ts, len, LINKTYPE_ETHERNET, &frame[at]);
+        let now = Instant::now();
+        if now < self.next_stats {
+            return;
+        }
+        self.next_stats = now + Duration::from_secs(self.c.stats_interval.max(1));
+        rings.read_kernel_stats();
+        let interfaces = interface_rows(rings, &self.taken);
+        let snap = self.balancer.snapshot();
+        if self.c.stats_interval > 0 {
+            eprintln!("{}", stats_line(self.started, &interfaces, &snap));
+        }
+        if let Err(e) = publish(
+            &mut self.stats_file,
+            self.c,
+            &self.metrics,
+            self.started,
+            &interfaces,
+            &snap,
+            self.captured,
+        ) {
+            self.error.get_or_insert(e);
         }
     }
-    got
+}
+
+impl Stage<Rings> for CaptureStage<'_> {
+    #[inline]
+    fn frame(&mut self, f: Frame<'_>) {
+        if self.captured >= self.limit {
+            self.taken[f.input].1 += 1;
+            return;
+        }
+        self.captured += 1;
+        self.taken[f.input].0 += 1;
+        self.balancer.push(f.ts_ns, f.orig_len, f.linktype, f.data);
+    }
+
+    fn polled(&mut self, rings: &mut Rings) {
+        self.tick(rings);
+    }
+
+    fn idle(&mut self, rings: &mut Rings) {
+        // Nothing more is ready: hand off what was read before waiting, so
+        // no packet sits in a half-full batch while the capture sleeps.
+        // While blocks keep coming, batches fill (and go) by size: fewer,
+        // larger chunks, fewer consumer wake-ups.
+        self.balancer.flush();
+        self.tick(rings);
+        if let Err(e) = rings.wait(100) {
+            self.error
+                .get_or_insert(Failure::Runtime(format!("poll: {e}")));
+        }
+    }
+
+    fn stop(&mut self, rings: &Rings) -> bool {
+        if self.error.is_none()
+            && let Some(i) = rings.inputs().iter().find(|i| i.error.is_some())
+        {
+            let e = i.error.as_deref().unwrap_or_default();
+            self.error = Some(Failure::Runtime(format!("{}: {e}", i.name)));
+        }
+        self.error.is_some() || self.captured >= self.limit || signals::stop_requested()
+    }
+}
+
+/// The report rows: the rings' kernel counters beside what was taken.
+fn interface_rows(rings: &Rings, taken: &[(u64, u64)]) -> Vec<Interface> {
+    rings
+        .inputs()
+        .iter()
+        .zip(rings.kernel_counters())
+        .zip(taken)
+        .map(
+            |((i, &(received, drops)), &(captured, over_limit))| Interface {
+                name: i.name.clone(),
+                received,
+                drops,
+                captured,
+                over_limit,
+            },
+        )
+        .collect()
 }
 
 /// Which threads write the outputs: the capture thread itself with
