@@ -198,7 +198,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     }
     let stats_file = match &c.stats_json {
         Some(p) => {
-            Some(File::create(p).map_err(|e| Failure::Runtime(format!("{}: {e}", p.display())))?)
+            Some(symrss_pcap::create_output(p).map_err(|e| Failure::Runtime(e.to_string()))?)
         }
         None => None,
     };
