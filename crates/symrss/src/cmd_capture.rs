@@ -249,7 +249,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         balancer,
         limit: c.count.unwrap_or(u64::MAX),
         captured: 0,
-        taken: vec![(0, 0); c.interfaces.len()],
+        over_limit: vec![0; c.interfaces.len()],
         deadline: duration.and_then(|d| started.checked_add(d)),
         started,
         next_stats: started + Duration::from_secs(c.stats_interval.max(1)),
@@ -279,13 +279,13 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let CaptureStage {
         balancer,
         captured,
-        taken,
+        over_limit,
         mut stats_file,
         metrics,
         error,
         ..
     } = stage;
-    let interfaces = interface_rows(&rings, &taken);
+    let interfaces = interface_rows(&rings, &over_limit);
     let stats = balancer.finish();
     publish(
         &mut stats_file,
@@ -321,8 +321,9 @@ struct CaptureStage<'a> {
     balancer: Balancer,
     limit: u64,
     captured: u64,
-    /// Per interface: (captured, past the limit).
-    taken: Vec<(u64, u64)>,
+    /// Per interface: frames read past the `--count` limit (the rest of
+    /// what the source handed over was captured).
+    over_limit: Vec<u64>,
     deadline: Option<Instant>,
     started: Instant,
     next_stats: Instant,
@@ -346,7 +347,7 @@ impl CaptureStage<'_> {
         }
         self.next_stats = now + Duration::from_secs(self.c.stats_interval.max(1));
         rings.read_kernel_stats();
-        let interfaces = interface_rows(rings, &self.taken);
+        let interfaces = interface_rows(rings, &self.over_limit);
         let snap = self.balancer.snapshot();
         if self.c.stats_interval > 0 {
             eprintln!("{}", stats_line(self.started, &interfaces, &snap));
@@ -369,11 +370,10 @@ impl Stage<Rings> for CaptureStage<'_> {
     #[inline]
     fn frame(&mut self, f: Frame<'_>) {
         if self.captured >= self.limit {
-            self.taken[f.input].1 += 1;
+            self.over_limit[f.input] += 1;
             return;
         }
         self.captured += 1;
-        self.taken[f.input].0 += 1;
         self.balancer.push(f.ts_ns, f.orig_len, f.linktype, f.data);
     }
 
@@ -405,22 +405,21 @@ impl Stage<Rings> for CaptureStage<'_> {
     }
 }
 
-/// The report rows: the rings' kernel counters beside what was taken.
-fn interface_rows(rings: &Rings, taken: &[(u64, u64)]) -> Vec<Interface> {
+/// The report rows: the rings' kernel counters beside what was taken
+/// (what each ring handed over, less what was past the limit).
+fn interface_rows(rings: &Rings, over_limit: &[u64]) -> Vec<Interface> {
     rings
         .inputs()
         .iter()
         .zip(rings.kernel_counters())
-        .zip(taken)
-        .map(
-            |((i, &(received, drops)), &(captured, over_limit))| Interface {
-                name: i.name.clone(),
-                received,
-                drops,
-                captured,
-                over_limit,
-            },
-        )
+        .zip(over_limit)
+        .map(|((i, &(received, drops)), &over_limit)| Interface {
+            name: i.name.clone(),
+            received,
+            drops,
+            captured: i.frames - over_limit,
+            over_limit,
+        })
         .collect()
 }
 
