@@ -116,7 +116,8 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
                 .filter(|d| !d.is_zero() && d.as_secs() <= MAX_DURATION_SECONDS)
                 .ok_or_else(|| {
                     Failure::Usage(format!(
-                        "duration {d}: give a positive number of seconds, at most                          {MAX_DURATION_SECONDS} (about 31 years)"
+                        "duration {d}: give a positive number of seconds, at most \
+                         {MAX_DURATION_SECONDS} (about 31 years)"
                     ))
                 })
         })
@@ -338,10 +339,10 @@ struct CaptureStage<'a> {
 impl CaptureStage<'_> {
     /// The deadline and the stats interval.
     fn tick(&mut self, rings: &mut Rings) {
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
             signals::request_stop();
         }
-        let now = Instant::now();
         if now < self.next_stats {
             return;
         }
