@@ -364,12 +364,17 @@ impl CaptureReader {
                 } else {
                     big_endian
                 };
-                let raw_len = [window[4], window[5], window[6], window[7]];
-                let block_len = if big_endian {
-                    u32::from_be_bytes(raw_len)
-                } else {
-                    u32::from_le_bytes(raw_len)
-                } as usize;
+                // The block's byte order, for its two length fields.
+                let len_at = |i: usize| {
+                    let raw = [window[i], window[i + 1], window[i + 2], window[i + 3]];
+                    let v = if big_endian {
+                        u32::from_be_bytes(raw)
+                    } else {
+                        u32::from_le_bytes(raw)
+                    };
+                    v as usize
+                };
+                let block_len = len_at(4);
                 if block_len < 12 || !block_len.is_multiple_of(4) {
                     return Err(self.damaged(format!("pcapng block length {block_len} is invalid")));
                 }
@@ -381,17 +386,7 @@ impl CaptureReader {
                 if window.len() < block_len {
                     return Ok(Step::More(block_len));
                 }
-                let raw_trailer = [
-                    window[block_len - 4],
-                    window[block_len - 3],
-                    window[block_len - 2],
-                    window[block_len - 1],
-                ];
-                let trailer = if big_endian {
-                    u32::from_be_bytes(raw_trailer)
-                } else {
-                    u32::from_le_bytes(raw_trailer)
-                } as usize;
+                let trailer = len_at(block_len - 4);
                 if trailer != block_len {
                     return Err(self.damaged(format!(
                         "{} (type 0x{block_type:08x}): its length is {block_len} bytes at the \

@@ -198,8 +198,9 @@ impl<W: Truncate> PcapWriter<W> {
     /// Appends one record. `ts_ns` is nanoseconds since the epoch; classic
     /// pcap writes negative times as 0 and times after 2106 as its last
     /// second ([`timestamp_fits`] tells), pcapng keeps every time from 1677
-    /// to 2262 exactly; `orig_len` the length on the wire. An error means this record was not taken, and possibly that
-    /// earlier buffered ones were lost: see [`PcapWriter::take_unwritten`].
+    /// to 2262 exactly; `orig_len` the length on the wire. An error means
+    /// this record was not taken, and possibly that earlier buffered ones
+    /// were lost: see [`PcapWriter::take_unwritten`].
     pub fn write_packet(&mut self, ts_ns: i128, orig_len: u32, data: &[u8]) -> io::Result<()> {
         let cap = data.len().min(self.snaplen as usize);
         let rec = match self.layout {
@@ -415,20 +416,17 @@ impl PcapWriter<File> {
     /// and writes its header; if the header cannot be written the file is
     /// removed, so no header-less file is left. Errors name the path.
     pub fn create(path: &Path, linktype: u32, snaplen: u32, res: TsResolution) -> io::Result<Self> {
-        let file = create_output(path)?;
-        Self::new(file, linktype, snaplen, res).map_err(|e| {
-            let _ = fs::remove_file(path);
-            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        })
+        Self::create_with(path, |f| Self::new(f, linktype, snaplen, res))
     }
-}
 
-impl PcapWriter<File> {
     /// Creates `path` as pcapng ([`PcapWriter::new_pcapng`]), like
     /// [`PcapWriter::create`].
     pub fn create_pcapng(path: &Path, linktype: u32, snaplen: u32) -> io::Result<Self> {
-        let file = create_output(path)?;
-        Self::new_pcapng(file, linktype, snaplen).map_err(|e| {
+        Self::create_with(path, |f| Self::new_pcapng(f, linktype, snaplen))
+    }
+
+    fn create_with(path: &Path, start: impl FnOnce(File) -> io::Result<Self>) -> io::Result<Self> {
+        start(create_output(path)?).map_err(|e| {
             let _ = fs::remove_file(path);
             io::Error::new(e.kind(), format!("{}: {e}", path.display()))
         })
@@ -528,14 +526,8 @@ impl RotatingWriter {
     /// to try again after a failure). The next file is only created once
     /// the current one is closed, so a full disk loses no file header.
     pub fn rotate(&mut self) -> io::Result<()> {
-        if let Some(mut old) = self.current.take() {
-            let r = old.flush();
-            self.current = Some(old);
-            if let Err(e) = r {
-                return Err(self.failed(e));
-            }
-            self.current = None;
-        }
+        self.flush()?;
+        self.current = None;
         self.index += 1;
         let path = Self::path_for(&self.dir, &self.stem, self.index);
         self.current = Some(PcapWriter::create(
@@ -554,11 +546,6 @@ impl RotatingWriter {
             }
         }
         Ok(())
-    }
-
-    /// Whether the writer is between a failure and the next rotation.
-    pub fn is_failed(&self) -> bool {
-        self.current.is_none()
     }
 
     /// Files currently on disk, oldest first.
