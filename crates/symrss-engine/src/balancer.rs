@@ -1107,9 +1107,6 @@ impl App {
             .scheme()
             .hash_batch(&self.fast, &mut self.fast_hashes);
         let mut fast = self.fast_hashes.iter();
-        // Until a packet waits in the delay line, packets go straight to
-        // their queue's pending list (the common case: no fragment waits);
-        // from the first hole on, every later packet waits behind it.
         if self.delay.is_empty() && !self.step_has_hole {
             // The common case: no fragment waits, every packet goes
             // straight to its queue's pending list.
@@ -1124,7 +1121,8 @@ impl App {
                 account!(self, q, slot.flow);
             }
         } else {
-            // From the first hole on, every packet waits behind it.
+            // Until the first hole, packets still go to their pending
+            // lists; from it on, every packet waits behind it.
             for slot in &self.slots {
                 let q = match slot.queue {
                     FAST => self

@@ -1,6 +1,7 @@
 //! Sources: where frames come from, behind one small trait, so that
-//! `split`, `analyze` and (next) `capture` run the same driver loop and
-//! differ only in their source and what they do with a frame.
+//! `split`, `analyze` and `capture` run the same driver loop ([`run`]) and
+//! differ only in their source and their [`Stage`] (what they do with a
+//! frame, and when they stop).
 //!
 //! Contract of a [`Source`]:
 //! * [`Source::poll`] hands the frames that are ready now — a few hundred
@@ -17,8 +18,9 @@
 //!
 //! Here: [`Files`] (several captures one after another) and [`Merged`]
 //! (several captures by timestamp, ties in input order: the two
-//! directions of a network TAP), and [`drive`], the loop that runs a
-//! source to its end or to a stop request.
+//! directions of a network TAP), [`run`], the loop that feeds a source's
+//! frames to a stage, and [`drive`], the same with closures for the
+//! offline commands.
 
 use symrss_pcap::CaptureReader;
 
@@ -98,22 +100,17 @@ fn rows(
 ) -> (Vec<Option<CaptureReader>>, Vec<InputStats>) {
     inputs
         .into_iter()
-        .map(|(name, r)| match r {
-            Ok(reader) => (
-                Some(reader),
-                InputStats {
-                    name,
-                    ..InputStats::default()
-                },
-            ),
-            Err(error) => (
-                None,
-                InputStats {
-                    name,
-                    error: Some(error),
-                    ..InputStats::default()
-                },
-            ),
+        .map(|(name, r)| {
+            let (reader, error) = match r {
+                Ok(reader) => (Some(reader), None),
+                Err(error) => (None, Some(error)),
+            };
+            let stats = InputStats {
+                name,
+                error,
+                ..InputStats::default()
+            };
+            (reader, stats)
         })
         .unzip()
 }

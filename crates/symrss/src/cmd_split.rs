@@ -278,19 +278,20 @@ fn locate(index: u64, inputs: &[FileResult], merged: bool) -> String {
 }
 
 fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJson {
+    // The app's files, read once for all its queues.
+    let files: Vec<String> = std::fs::read_dir(dir.join(&st.name))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     let queues = st
         .queues
         .iter()
         .enumerate()
         .map(|(q, qs)| {
             let (lt, ng) = (format!("q{q}.lt"), format!("q{q}.pcapng"));
-            let files: Vec<String> = std::fs::read_dir(dir.join(&st.name))
-                .map(|rd| {
-                    rd.filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
             let mut other: Vec<String> = files
                 .iter()
                 .filter(|n| n.starts_with(&lt) && n.ends_with(".pcap"))
@@ -431,7 +432,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
     if !unopened.is_empty() {
         return Err(Failure::Runtime(unopened.join("; ")));
     }
-    let outputs: Vec<(&str, u32)> = apps.iter().map(|(n, q, _)| (n.as_str(), *q)).collect();
+    let outputs: Vec<&str> = apps.iter().map(|(n, _, _)| n.as_str()).collect();
     outdir::prepare_split(&args.out, &outputs, &args.files, args.force)?;
     signals::install_for_batch().map_err(|e| Failure::Runtime(format!("signal handlers: {e}")))?;
     // The balancer starts at the first packet, whose link type names the

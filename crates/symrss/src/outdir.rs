@@ -125,11 +125,11 @@ fn not_an_input(path: &Path, inputs: &[((u64, u64), PathBuf)]) -> Result<(), Fai
     Ok(())
 }
 
-/// Prepares `split`'s output directory for `apps` (see the module docs);
-/// `queues[i]` is app i's queue count.
+/// Prepares `split`'s output directory for the apps named `apps` (see the
+/// module docs).
 pub fn prepare_split(
     root: &Path,
-    apps: &[(&str, u32)],
+    apps: &[&str],
     inputs: &[PathBuf],
     force: bool,
 ) -> Result<(), Failure> {
@@ -149,15 +149,12 @@ pub fn prepare_split(
         Err(_) => Vec::new(),
     };
     entries.sort();
-    // Every output path this run may write must not be an input, whether
-    // or not the directory is empty (hard links elsewhere count).
+    // No file this run may write (or remove) is an input, whether or not
+    // the directory is empty (hard links elsewhere count): only existing
+    // files can be, and those are the summary and the apps' queue files.
     not_an_input(&root.join("summary.json"), &ids)?;
-    for (name, queues) in apps {
-        let dir = root.join(name);
-        for q in 0..*queues {
-            not_an_input(&dir.join(format!("q{q}.pcap")), &ids)?;
-        }
-        if let Ok(rd) = std::fs::read_dir(&dir) {
+    for name in apps {
+        if let Ok(rd) = std::fs::read_dir(root.join(name)) {
             for e in rd.filter_map(Result::ok) {
                 if is_queue_file(&e.file_name().to_string_lossy()) {
                     not_an_input(&e.path(), &ids)?;
@@ -181,7 +178,7 @@ pub fn prepare_split(
             }
         )));
     }
-    let ours: HashSet<&str> = apps.iter().map(|(n, _)| *n).collect();
+    let ours: HashSet<&str> = apps.iter().copied().collect();
     let mut kept = Vec::new();
     for entry in &entries {
         let path = root.join(entry);
@@ -211,7 +208,7 @@ pub fn prepare_split(
             kept.join(", ")
         );
     }
-    for (name, _) in apps {
+    for name in apps {
         real_dir(&root.join(name)).map_err(Failure::Runtime)?;
     }
     Ok(())

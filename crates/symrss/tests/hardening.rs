@@ -96,6 +96,8 @@ fn indices(path: &Path) -> Vec<u64> {
 /// the packets in the file; per app received = delivered + dropped.
 /// Returns the packet indices found in each app's files.
 fn check_summary(out: &Path, summary: &Value) -> Vec<Vec<u64>> {
+    // capinfos as a second reader where it is installed (CI installs it).
+    let capinfos = symrss_testdata::tool("capinfos");
     let mut per_app = Vec::new();
     for app in summary["apps"].as_array().unwrap() {
         let mut seen = Vec::new();
@@ -113,7 +115,7 @@ fn check_summary(out: &Path, summary: &Value) -> Vec<Vec<u64>> {
                 "{}",
                 file.display()
             );
-            if let Some(capinfos) = which("capinfos")
+            if let Some(capinfos) = &capinfos
                 && file.exists()
             {
                 let o = Command::new(capinfos)
@@ -141,14 +143,6 @@ fn check_summary(out: &Path, summary: &Value) -> Vec<Vec<u64>> {
         per_app.push(seen);
     }
     per_app
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        .then(|| PathBuf::from(tool))
 }
 
 fn summary_of(out: &Path) -> Value {

@@ -46,17 +46,18 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink for PcapSink {
     fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
+        // Rotate on SIGHUP, and once a failure has been waited out.
         let h = signals::hangups();
-        let retry = match self.failed_at {
-            Some(t) => h != self.hangups || meta.ts_ns - t >= self.retry_ns,
-            None => h != self.hangups,
-        };
+        let rotate = h != self.hangups
+            || self
+                .failed_at
+                .is_some_and(|t| meta.ts_ns - t >= self.retry_ns);
         self.hangups = h;
-        if retry && let Err(e) = self.writer.rotate() {
-            self.failed_at = Some(meta.ts_ns);
-            return Err(e);
-        }
-        if retry {
+        if rotate {
+            if let Err(e) = self.writer.rotate() {
+                self.failed_at = Some(meta.ts_ns);
+                return Err(e);
+            }
             self.failed_at = None;
         }
         let r = self.writer.write_packet(meta.ts_ns, meta.orig_len, data);
