@@ -4,17 +4,23 @@
 //! A *flow* is a bidirectional 5-tuple at the analysed layer (canonical
 //! endpoint order), with later fragments attributed to their datagram's
 //! flow through the fragment tracker and ICMP errors to the flow they
-//! quote. A flow is *split* under a scheme when its packets reached more
+//! quote (decided by a software steering at the analysed layer). Each
+//! scheme's queues are decided by the balancer's own steering core
+//! ([`crate::steering`]), so `analyze` predicts exactly what `split` and
+//! `capture` deliver. A flow is *split* under a scheme when its packets reached more
 //! than one queue; each split flow gets a reason class from the first
 //! packet that left the flow's first queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
-use symrss_hash::{Reta, Tuple};
-use symrss_wire::FlowKey;
+use symrss_hash::Scheme;
+use symrss_wire::{FlowKey, Options};
 
-use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
-use crate::policy::{HashLayer, Policy, Resolved, Subject};
+use crate::affinity::{Account, how};
+use crate::arena::Arena;
+use crate::frag::{FragConfig, FragStats};
+use crate::policy::{HashLayer, Policy, Subject};
+use crate::steering::{Seen, Steerer, Steering};
 
 /// Why a flow was split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,12 +152,6 @@ pub struct Report {
     pub schemes: Vec<SchemeReport>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowId {
-    tuple: Tuple,
-    proto: u8,
-}
-
 #[derive(Clone, Debug)]
 struct FlowOnPolicy {
     first: u32,
@@ -167,25 +167,72 @@ struct FlowState {
     per_policy: Vec<FlowOnPolicy>,
 }
 
+/// One scheme's decision for one packet, as its steering reported it.
 #[derive(Clone, Copy, Debug)]
-struct Pending {
-    key: FlowKey,
-    subject: Subject,
-    len: u32,
+struct Decision {
+    queue: u32,
+    flow: u64,
+    how: u8,
 }
 
-/// Streaming analyzer.
+/// [`Decision::queue`] not reported yet.
+const UNDECIDED: u32 = u32::MAX;
+
+/// What the analyzer knows of a packet whose decisions are not all in.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    /// Length on the wire.
+    len: u32,
+    /// Seen in the forward direction (canonical endpoint order) at the
+    /// analysed layer.
+    forward: bool,
+    /// Some layer carries an ICMP error quote.
+    quote: bool,
+    /// Decisions (and the observation) still missing.
+    missing: usize,
+}
+
+/// A steering's decisions as they come (a later fragment's when its first
+/// fragment came, so not in input order).
+#[derive(Debug, Default)]
+struct Recorder {
+    decisions: Vec<(u64, Decision)>,
+}
+
+impl Account for Recorder {
+    #[inline]
+    fn steered(&mut self, queue: usize, flow: u64, how: u8, index: u64) {
+        self.decisions.push((
+            index,
+            Decision {
+                queue: queue as u32,
+                flow,
+                how,
+            },
+        ));
+    }
+}
+
+/// Streaming analyzer. Each scheme is steered by the same steering core
+/// the balancer runs (so its per-queue loads are what `split` and
+/// `capture` deliver); one more steering, a software one at the analysed
+/// layer, gives every packet its flow identity (later fragments through
+/// their first fragment, ICMP errors through the flow they quote). The
+/// decisions of one packet are joined by its input position.
 pub struct Analyzer {
     cfg: AnalyzeConfig,
-    policies: Vec<(Policy, Reta)>,
+    steerer: Steerer<Recorder>,
+    /// Schemes (the steerer has one more core: the flow identity).
+    schemes: usize,
+    /// Packets not yet accounted, from input position `base`.
+    records: VecDeque<Record>,
+    /// Their decisions, `schemes + 1` per record.
+    decided: VecDeque<Decision>,
+    base: u64,
     loads: Vec<Vec<QueueLoad>>,
-    tracker: FragTracker<Pending, Resolved>,
-    flows: HashMap<FlowId, FlowState>,
-    released: Vec<Pending>,
-    packets: u64,
+    flows: HashMap<u64, FlowState>,
     bytes: u64,
     non_ip: u64,
-    dissect_errors: u64,
     packets_untracked: u64,
     icmp_followed: u64,
 }
@@ -193,7 +240,7 @@ pub struct Analyzer {
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analyzer")
-            .field("packets", &self.packets)
+            .field("packets", &self.steerer.pushed())
             .field("flows", &self.flows.len())
             .finish()
     }
@@ -202,152 +249,157 @@ impl std::fmt::Debug for Analyzer {
 impl Analyzer {
     /// An analyzer for these policies.
     pub fn new(policies: Vec<Policy>, cfg: AnalyzeConfig) -> Self {
-        let policies: Vec<(Policy, Reta)> = policies
-            .into_iter()
-            .map(|p| {
-                let reta = p.reta(cfg.queues);
-                (p, reta)
-            })
-            .collect();
+        let queues = cfg.queues.max(1);
         let loads = policies
             .iter()
-            .map(|_| vec![QueueLoad::default(); cfg.queues.max(1) as usize])
+            .map(|_| vec![QueueLoad::default(); queues as usize])
             .collect();
+        let schemes = policies.len();
+        let dissect = Options::default();
+        let identity = Policy::software(
+            "flow identity",
+            Scheme::parse("sym", 0).expect("a built-in scheme"),
+            cfg.layer,
+        );
+        let cores = policies
+            .into_iter()
+            .map(|p| (p, queues))
+            .chain([(identity, 1)])
+            .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect, Recorder::default()))
+            .collect();
+        let arena = Arena::new(4096, 1 << 20, 8);
         Self {
-            tracker: FragTracker::new(cfg.frag),
+            steerer: Steerer::new(arena, cores, dissect, cfg.frag),
             cfg,
-            policies,
+            schemes,
+            records: VecDeque::new(),
+            decided: VecDeque::new(),
+            base: 0,
             loads,
             flows: HashMap::new(),
-            released: Vec::new(),
-            packets: 0,
             bytes: 0,
             non_ip: 0,
-            dissect_errors: 0,
             packets_untracked: 0,
             icmp_followed: 0,
         }
     }
 
-    /// Feeds one packet (`wire_len`: length on the wire; `ts_ns`: its time).
-    pub fn packet(&mut self, key: &FlowKey, wire_len: u32, ts_ns: i128) {
-        self.packets += 1;
-        self.bytes += u64::from(wire_len);
-        if key.error.is_some() {
-            self.dissect_errors += 1;
-        }
-        let mut released = std::mem::take(&mut self.released);
-        self.tracker.expire(ts_ns, &mut released);
-        for p in released.drain(..) {
-            self.account(&p, None, true);
-        }
-        self.released = released;
-        let Some(subject) = Subject::of(key, self.cfg.layer, true) else {
-            self.non_ip += 1;
-            for load in &mut self.loads {
-                load[0].packets += 1;
-                load[0].bytes += u64::from(wire_len);
-            }
-            return;
+    /// Feeds one packet: its time, length on the wire, LINKTYPE and
+    /// captured bytes.
+    pub fn packet(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
+        let len = orig_len.max(data.len() as u32);
+        self.bytes += u64::from(len);
+        self.records.push_back(Record {
+            len,
+            forward: true,
+            quote: false,
+            missing: self.schemes + 2,
+        });
+        let undecided = Decision {
+            queue: UNDECIDED,
+            flow: 0,
+            how: 0,
         };
-        let pending = Pending {
-            key: *key,
-            subject,
-            len: wire_len,
-        };
-        match subject.frag {
-            None => self.account(&pending, None, false),
-            Some((id, first)) => {
-                match self
-                    .tracker
-                    .fragment(id, first, Some(subject.resolved()), ts_ns, pending)
-                {
-                    Outcome::Steer(p, r) => self.account(&p, r, !first && r.is_none()),
-                    Outcome::Release(p, held, r) => {
-                        self.account(&p, r, false);
-                        for h in held {
-                            self.account(&h, r, false);
-                        }
-                    }
-                    Outcome::Held => {}
-                }
+        self.decided
+            .extend(std::iter::repeat_n(undecided, self.schemes + 1));
+        let (records, base, layer) = (&mut self.records, self.base, self.cfg.layer);
+        self.steerer.push(
+            ts_ns,
+            orig_len,
+            linktype,
+            data,
+            &mut |index, seen| observe(&mut records[(index - base) as usize], seen, layer),
+            &mut |_, _, _| {},
+        );
+        self.join();
+    }
+
+    /// Moves the steerings' decisions to their packets and accounts every
+    /// packet at the front whose decisions are all in.
+    fn join(&mut self) {
+        let stride = self.schemes + 1;
+        for (c, core) in self.steerer.cores.iter_mut().enumerate() {
+            for (index, d) in core.account.decisions.drain(..) {
+                let at = (index - self.base) as usize;
+                self.decided[at * stride + c] = d;
+                self.records[at].missing -= 1;
             }
+        }
+        while self.records.front().is_some_and(|r| r.missing == 0) {
+            let r = self.records.pop_front().expect("checked");
+            let d: Vec<Decision> = self.decided.drain(..stride).collect();
+            self.base += 1;
+            self.account(&r, &d);
         }
     }
 
-    fn account(&mut self, p: &Pending, tracked: Option<Resolved>, unresolved: bool) {
-        let s = &p.subject;
-        if s.icmp_quote {
+    fn account(&mut self, r: &Record, d: &[Decision]) {
+        let n = self.schemes;
+        for (load, own) in self.loads.iter_mut().zip(d) {
+            let q = &mut load[own.queue as usize];
+            q.packets += 1;
+            q.bytes += u64::from(r.len);
+        }
+        let identity = d[n];
+        if identity.how & how::IP == 0 {
+            self.non_ip += 1;
+            return;
+        }
+        if identity.how & how::QUOTE != 0 {
             self.icmp_followed += 1;
         }
-        let flow = s.flow(tracked);
-        let canon = flow.tuple.canonical();
-        let forward = canon == flow.tuple;
-        let id = FlowId {
-            tuple: canon,
-            proto: flow.proto,
-        };
-        let n = self.policies.len();
-        let known = self.flows.contains_key(&id);
-        if !known && self.flows.len() >= self.cfg.max_flows {
+        let unresolved = identity.how & how::FALLBACK != 0;
+        if !self.flows.contains_key(&identity.flow) && self.flows.len() >= self.cfg.max_flows {
             self.packets_untracked += 1;
+            return;
         }
-        for i in 0..n {
-            let (policy, reta) = &self.policies[i];
-            let own = if policy.is_nic() || policy.layer != self.cfg.layer || !policy.icmp_follow {
-                Subject::of(&p.key, policy.layer, policy.icmp_follow)
-            } else {
-                Some(*s)
-            };
-            let Some(own) = own else { continue };
-            let q = reta.queue(policy.hash(&own, tracked));
-            let load = &mut self.loads[i][q as usize];
-            load.packets += 1;
-            load.bytes += u64::from(p.len);
-            if !known && self.flows.len() >= self.cfg.max_flows {
-                continue;
-            }
-            let class = if own.frag.is_some() && policy.is_nic() {
-                SplitClass::FragmentsByAddress
-            } else if unresolved {
-                SplitClass::UnresolvedFragments
-            } else if p.key.layers_quote() && !own.icmp_quote {
-                SplitClass::IcmpErrors
-            } else {
-                SplitClass::Directions
-            };
-            let state = self.flows.entry(id).or_insert_with(|| FlowState {
-                first_forward: forward,
-                per_policy: Vec::with_capacity(n),
+        let loads = &mut self.loads;
+        let state = self
+            .flows
+            .entry(identity.flow)
+            .or_insert_with(|| FlowState {
+                first_forward: r.forward,
+                per_policy: d[..n]
+                    .iter()
+                    .zip(loads.iter_mut())
+                    .map(|(own, load)| {
+                        load[own.queue as usize].flows += 1;
+                        FlowOnPolicy {
+                            first: own.queue,
+                            first_count: 0,
+                            others: Vec::new(),
+                            class: None,
+                        }
+                    })
+                    .collect(),
             });
-            if state.per_policy.len() <= i {
-                state.per_policy.push(FlowOnPolicy {
-                    first: q,
-                    first_count: 0,
-                    others: Vec::new(),
-                    class: None,
-                });
-                self.loads[i][q as usize].flows += 1;
-            }
-            let first_forward = state.first_forward;
+        let steerings = &self.steerer.cores;
+        for (i, own) in d[..n].iter().enumerate() {
             let f = &mut state.per_policy[i];
+            let q = own.queue;
             if q == f.first {
                 f.first_count += 1;
-            } else {
-                if f.class.is_none() {
-                    let class = if class == SplitClass::Directions && forward == first_forward {
-                        SplitClass::Other
-                    } else {
-                        class
-                    };
-                    f.class = Some(class);
-                }
-                match f.others.iter_mut().find(|(oq, _)| *oq == q) {
-                    Some((_, c)) => *c += 1,
-                    None => {
-                        f.others.push((q, 1));
-                        self.loads[i][q as usize].flows += 1;
-                    }
+                continue;
+            }
+            if f.class.is_none() {
+                let nic = steerings[i].policy().is_nic();
+                f.class = Some(if own.how & how::FRAGMENT != 0 && nic {
+                    SplitClass::FragmentsByAddress
+                } else if unresolved {
+                    SplitClass::UnresolvedFragments
+                } else if r.quote && own.how & how::QUOTE == 0 {
+                    SplitClass::IcmpErrors
+                } else if r.forward == state.first_forward {
+                    SplitClass::Other
+                } else {
+                    SplitClass::Directions
+                });
+            }
+            match f.others.iter_mut().find(|(oq, _)| *oq == q) {
+                Some((_, c)) => *c += 1,
+                None => {
+                    f.others.push((q, 1));
+                    self.loads[i][q as usize].flows += 1;
                 }
             }
         }
@@ -355,25 +407,26 @@ impl Analyzer {
 
     /// Packets seen so far.
     pub fn packets(&self) -> u64 {
-        self.packets
+        self.steerer.pushed()
     }
 
     /// Ends the stream (held fragments fall back) and reports.
     pub fn finish(mut self) -> Report {
-        let mut released = Vec::new();
-        self.tracker.drain(&mut released);
-        for p in released {
-            self.account(&p, None, true);
-        }
-        let mut schemes = Vec::with_capacity(self.policies.len());
-        for (i, (policy, _)) in self.policies.iter().enumerate() {
+        let (records, base, layer) = (&mut self.records, self.base, self.cfg.layer);
+        self.steerer.finish(
+            &mut |index, seen| observe(&mut records[(index - base) as usize], seen, layer),
+            &mut |_, _, _| {},
+        );
+        self.join();
+        debug_assert!(self.records.is_empty(), "every packet decided");
+        let mut schemes = Vec::with_capacity(self.schemes);
+        for (i, core) in self.steerer.cores[..self.schemes].iter().enumerate() {
+            let policy = core.policy();
             let mut split = 0;
             let mut minority = 0;
             let mut classes: HashMap<SplitClass, u64> = HashMap::new();
             for flow in self.flows.values() {
-                let Some(f) = flow.per_policy.get(i) else {
-                    continue;
-                };
+                let f = &flow.per_policy[i];
                 if f.others.is_empty() {
                     continue;
                 }
@@ -406,18 +459,33 @@ impl Analyzer {
             });
         }
         Report {
-            packets: self.packets,
+            packets: self.steerer.pushed(),
             bytes: self.bytes,
             non_ip: self.non_ip,
-            dissect_errors: self.dissect_errors,
+            dissect_errors: self.steerer.dissect_errors.count,
             flows: self.flows.len() as u64,
             packets_untracked: self.packets_untracked,
             flow_limit_reached: self.packets_untracked > 0,
             icmp_followed: self.icmp_followed,
-            fragments: self.tracker.stats(),
+            fragments: self.steerer.cores[self.schemes].frag_stats(),
             schemes,
         }
     }
+}
+
+/// Notes what the steerer saw of a packet: its direction at `layer` and
+/// whether it quotes a flow (an ICMP error).
+fn observe(record: &mut Record, seen: Seen<'_>, layer: HashLayer) {
+    let (forward, quote) = match seen {
+        Seen::Plain(tuple) => (tuple.canonical() == *tuple, false),
+        Seen::Dissected(key) => (
+            Subject::of(key, layer, true).is_none_or(|s| s.tuple.canonical() == s.tuple),
+            key.layers_quote(),
+        ),
+    };
+    record.forward = forward;
+    record.quote = quote;
+    record.missing -= 1;
 }
 
 /// max/mean of the values (1.0 when all are zero).

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use symrss_engine::balancer::{
-    AppConfig, Balancer, Consumers, EngineConfig, FnSink, LossPolicy, Sink,
+    AppConfig, Balancer, Consumers, EngineConfig, FnSink, LossPolicy, Sink, SinkError,
 };
 use symrss_engine::traffic::generate;
 use symrss_engine::{HashLayer, Policy};
@@ -176,21 +176,22 @@ struct Flaky {
 }
 
 impl Sink for Flaky {
-    fn write(&mut self, _: &symrss_engine::balancer::PacketMeta, _: &[u8]) -> std::io::Result<()> {
+    fn write(
+        &mut self,
+        _: &symrss_engine::balancer::PacketMeta,
+        _: &[u8],
+    ) -> Result<(), SinkError> {
         self.seen += 1;
         if self.seen <= self.absent {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "no reader",
-            ));
+            return Err(SinkError::NoReader);
         }
         if self.seen > self.absent + self.fail_after {
-            return Err(std::io::Error::other("disk full"));
+            return Err(std::io::Error::other("disk full").into());
         }
         Ok(())
     }
 
-    fn finish(&mut self) -> std::io::Result<()> {
+    fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -462,13 +463,17 @@ struct LosesAtFinish {
 }
 
 impl Sink for LosesAtFinish {
-    fn write(&mut self, _: &symrss_engine::balancer::PacketMeta, _: &[u8]) -> std::io::Result<()> {
+    fn write(
+        &mut self,
+        _: &symrss_engine::balancer::PacketMeta,
+        _: &[u8],
+    ) -> Result<(), SinkError> {
         self.taken += 1;
         Ok(())
     }
 
-    fn finish(&mut self) -> std::io::Result<()> {
-        Err(std::io::Error::other("q0.pcap: No space left on device"))
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Err(std::io::Error::other("q0.pcap: No space left on device").into())
     }
 
     fn take_unwritten(&mut self) -> symrss_engine::balancer::Unwritten {

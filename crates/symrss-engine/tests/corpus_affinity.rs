@@ -6,7 +6,6 @@
 use symrss_engine::analyze::{AnalyzeConfig, Analyzer, Report};
 use symrss_engine::{HashLayer, Policy};
 use symrss_pcap::CaptureReader;
-use symrss_wire::{Options, dissect};
 
 const SYMMETRIC: [&str; 6] = ["sym", "sym-ip", "xor", "or-xor", "sort", "keyed"];
 
@@ -27,8 +26,7 @@ fn analyze(path: &std::path::Path, layer: HashLayer) -> Report {
     );
     let mut r = CaptureReader::open(path).unwrap();
     while let Ok(Some(p)) = r.next_packet() {
-        let k = dissect(p.linktype, p.data, &Options::default());
-        a.packet(&k, p.orig_len.max(p.data.len() as u32), p.ts_ns);
+        a.packet(p.ts_ns, p.orig_len, p.linktype, p.data);
     }
     a.finish()
 }

@@ -7,7 +7,6 @@ use clap::Args;
 use serde::Serialize;
 use symrss_engine::analyze::{AnalyzeConfig, Analyzer, Report};
 use symrss_engine::{HashLayer, Policy};
-use symrss_wire::{Options, dissect};
 
 use crate::Failure;
 use crate::input::{FileResult, open_inputs, read_inputs};
@@ -268,10 +267,8 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
         ..AnalyzeConfig::default()
     };
     let mut analyzer = Analyzer::new(policies, cfg);
-    let opts = Options::default();
     let files = read_inputs(open_inputs(&args.files), false, |p| {
-        let key = dissect(p.linktype, p.data, &opts);
-        analyzer.packet(&key, p.orig_len.max(p.data.len() as u32), p.ts_ns);
+        analyzer.packet(p.ts_ns, p.orig_len, p.linktype, p.data);
     });
     let report = analyzer.finish();
     let failed = files.iter().any(|f| f.error.is_some());

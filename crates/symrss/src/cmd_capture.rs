@@ -11,38 +11,37 @@
 //! Here: the capture's stage of the engine's driver loop
 //! ([`symrss_engine::source::run`] over [`Rings`]: frames → balancer, the
 //! `--count` limit, stats on their interval, the deadline, the hand-off
-//! and wait when the rings are idle) and the final drain. [`config`]: the flags and
-//! the TOML file they mirror; [`sinks`]: the outputs; [`report`]: stats
-//! line, JSON, Prometheus and the final summary.
+//! and wait when the rings are idle) and the final drain. [`config`]: the
+//! flags and the TOML file they mirror; [`plan`]: the checked settings
+//! (every usage error is found before anything is opened); [`sinks`]: the
+//! outputs (from `symrss-sinks`); [`report`]: stats line, JSON, Prometheus
+//! and the final summary.
 
 use std::fs::File;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use symrss_engine::Policy;
-use symrss_engine::balancer::{AppConfig, Balancer, Consumers, EngineConfig, LossPolicy};
+use symrss_engine::balancer::Balancer;
 use symrss_engine::source::{Frame, Poll, Source, Stage, run as run_source};
-use symrss_pcap::Rotation;
-use symrss_sys::packet::{PacketSocket, RingConfig};
+use symrss_sys::packet::PacketSocket;
 use symrss_sys::rings::Rings;
-use symrss_sys::{bpf, privileges, signals};
+use symrss_sys::{privileges, signals};
 
 use crate::Failure;
-use crate::outdir::{MAX_QUEUES, check_app_name, check_tap_names};
 
 mod config;
+mod plan;
 mod report;
 mod sinks;
 
 pub use config::CaptureArgs;
-use config::{CaptureConfig, Loss, SinkKind, effective_config, parse_size};
+use config::{CaptureConfig, effective_config};
+use plan::Plan;
 use report::{print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
 
 const SNAPLEN: u32 = 262_144;
-/// Longest `--duration`.
-const MAX_DURATION_SECONDS: u64 = 1_000_000_000;
 const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Per interface, what the report shows: the kernel's counters and what
@@ -69,7 +68,9 @@ impl Interface {
     }
 }
 
-/// Runs `symrss capture`.
+/// Runs `symrss capture`: the validated plan, the setup (rings, outputs,
+/// privileges), the engine's driver loop over the rings, the final drain
+/// and the report.
 pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let c = effective_config(a)?;
     if a.print_config {
@@ -77,205 +78,14 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    if c.interfaces.is_empty() {
-        return Err(Failure::Usage("give at least one interface (-i IF)".into()));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = c.interfaces.iter().find(|i| !seen.insert(i.as_str())) {
-        return Err(Failure::Usage(format!(
-            "interface {twice} given twice: its packets would be captured twice"
-        )));
-    }
-    let layer = c.layer.hash_layer();
-    if c.inline_sinks && c.consumer_threads.is_some() {
-        return Err(Failure::Usage(
-            "inline_sinks writes the outputs on the capture thread: consumer_threads does not apply"
-                .into(),
-        ));
-    }
-    let loss = match c.loss {
-        Loss::Drop => LossPolicy::DropNewest,
-        Loss::Lossless => LossPolicy::Lossless,
-    };
-    if !(1..=60_000).contains(&c.frag_hold_ms) {
-        return Err(Failure::Usage(format!(
-            "frag hold {} ms: give 1..=60000",
-            c.frag_hold_ms
-        )));
-    }
-    if c.rotate.files == Some(0) {
-        return Err(Failure::Usage(
-            "rotate files must be at least 1 (the number of files kept per queue)".into(),
-        ));
-    }
-    let duration = c
-        .duration
-        .map(|d| {
-            Duration::try_from_secs_f64(d)
-                .ok()
-                .filter(|d| !d.is_zero() && d.as_secs() <= MAX_DURATION_SECONDS)
-                .ok_or_else(|| {
-                    Failure::Usage(format!(
-                        "duration {d}: give a positive number of seconds, at most \
-                         {MAX_DURATION_SECONDS} (about 31 years)"
-                    ))
-                })
-        })
-        .transpose()?;
-    let rotation = Rotation {
-        max_bytes: c
-            .rotate
-            .size
-            .as_deref()
-            .map(parse_size)
-            .transpose()
-            .map_err(Failure::Usage)?,
-        max_packets: None,
-        max_seconds: c.rotate.seconds,
-        ring: c.rotate.files,
-    };
-    let mut names = std::collections::HashSet::new();
-    let mut configs = Vec::new();
-    for app in &c.apps {
-        if !names.insert(app.name.clone()) {
-            return Err(Failure::Usage(format!(
-                "app name `{}` given twice",
-                app.name
-            )));
-        }
-        check_app_name(&app.name).map_err(Failure::Usage)?;
-        if !(1..=MAX_QUEUES).contains(&app.queues) {
-            return Err(Failure::Usage(format!(
-                "app {}: queues must be 1..={MAX_QUEUES}",
-                app.name
-            )));
-        }
-        if app.sink == SinkKind::Tap {
-            check_tap_names(&app.name, app.queues).map_err(Failure::Usage)?;
-        }
-        let policy = Policy::parse(&app.scheme, layer, c.seed)
-            .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
-        configs.push(AppConfig {
-            name: app.name.clone(),
-            queues: app.queues,
-            policy,
-            loss,
-        });
-    }
-    for i in &c.interfaces {
-        let kind = std::fs::read_to_string(format!("/sys/class/net/{i}/type")).unwrap_or_default();
-        if !kind.trim().is_empty() && kind.trim() != "1" {
-            return Err(Failure::Usage(format!(
-                "{i}: only Ethernet-type interfaces are supported (ARPHRD {})",
-                kind.trim()
-            )));
-        }
-    }
+    let plan = Plan::validate(&c)?;
     signals::install().map_err(|e| Failure::Runtime(format!("signal handlers: {e}")))?;
-    // Setup as root: rings (with the filter attached before each socket
-    // is bound, so nothing unfiltered is captured), outputs.
-    let filter = match &c.filter {
-        Some(f) => bpf::compile(f, LINKTYPE_ETHERNET, SNAPLEN)
-            .map_err(|e| Failure::Usage(e.to_string()))?,
-        None => Vec::new(),
-    };
-    let ring = RingConfig {
-        block_size: c.block_size,
-        block_count: c.block_count,
-        filter,
-        ..RingConfig::default()
-    };
-    ring.validate().map_err(Failure::Usage)?;
-    let mut sockets = Vec::with_capacity(c.interfaces.len());
-    for name in &c.interfaces {
-        let socket = PacketSocket::open(name, &ring)
-            .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
-        sockets.push((name.clone(), socket));
-    }
-    let mut rings = Rings::new(sockets);
-    let mut with_sinks = Vec::new();
-    for (app, cfg) in c.apps.iter().zip(&configs) {
-        with_sinks.push((cfg.clone(), make_sinks(&c, app, rotation)?));
-    }
-    let stats_file = match &c.stats_json {
-        Some(p) => {
-            Some(symrss_pcap::create_output(p).map_err(|e| Failure::Runtime(e.to_string()))?)
-        }
-        None => None,
-    };
-    if let Some(user) = &c.user {
-        let ids = privileges::lookup(user).map_err(|e| Failure::Usage(e.to_string()))?;
-        for app in &c.apps {
-            let dir = c.output_dir.join(&app.name);
-            if dir.exists() {
-                privileges::chown(&dir, ids)
-                    .map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
-            }
-        }
-        privileges::drop_to(ids).map_err(|e| Failure::Runtime(e.to_string()))?;
-    }
-    if c.pin {
-        crate::pinning::pin_steering();
-    }
-    let engine = EngineConfig {
-        on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
-        consumers: consumers(&c),
-        frag: symrss_engine::frag::FragConfig {
-            hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
-            ..Default::default()
-        },
-        ..EngineConfig::default()
-    };
-    let balancer = Balancer::start(with_sinks, engine)
-        .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?;
-    let metrics = Arc::new(Mutex::new(String::new()));
-    if let Some(addr) = &c.prometheus {
-        serve_prometheus(addr, Arc::clone(&metrics))?;
-    }
-    eprintln!(
-        "symrss: capturing on {} ({} app(s): {}){}",
-        c.interfaces.join(", "),
-        c.apps.len(),
-        c.apps
-            .iter()
-            .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink.name()))
-            .collect::<Vec<_>>()
-            .join(" "),
-        c.filter
-            .as_ref()
-            .map_or(String::new(), |f| format!(", filter `{f}`"))
-    );
-    let started = Instant::now();
-    let mut stage = CaptureStage {
-        balancer,
-        limit: c.count.unwrap_or(u64::MAX),
-        captured: 0,
-        over_limit: vec![0; c.interfaces.len()],
-        deadline: duration.and_then(|d| started.checked_add(d)),
-        started,
-        next_stats: started + Duration::from_secs(c.stats_interval.max(1)),
-        c: &c,
-        stats_file,
-        metrics,
-        error: None,
-    };
+    let (mut rings, mut stage) = setup(&c, plan)?;
     // A stop request, a capture error (an interface went away) or a stats
-    // error ends the run; then what the rings hold is drained (below) and
-    // steered, written and counted before anything is reported.
+    // error ends the run; then what the rings hold is drained and steered,
+    // written and counted before anything is reported.
     run_source(&mut rings, &mut stage);
-    // The block the kernel is filling is handed over when its retire
-    // timer fires: wait that long (a few times over) for the last blocks,
-    // at most one ring's worth of rounds so steady traffic cannot keep the
-    // capture alive.
-    let patience = Duration::from_millis(u64::from(ring.retire_ms) * 3 + 20);
-    let mut quiet_since = Instant::now();
-    for _ in 0..c.block_count.saturating_mul(2) {
-        match rings.poll(&mut |f| stage.frame(f)) {
-            Poll::Ready(_) => quiet_since = Instant::now(),
-            _ if quiet_since.elapsed() >= patience || stage.captured >= stage.limit => break,
-            _ => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
+    drain(&mut rings, &mut stage, &c);
     rings.read_kernel_stats();
     let CaptureStage {
         balancer,
@@ -284,6 +94,7 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
         mut stats_file,
         metrics,
         error,
+        started,
         ..
     } = stage;
     let interfaces = interface_rows(&rings, &over_limit);
@@ -314,6 +125,94 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+/// As root: the rings (with the filter attached before each socket is
+/// bound, so nothing unfiltered is captured) and the outputs; then the
+/// privilege drop, pinning and the balancer's threads.
+fn setup<'c>(c: &'c CaptureConfig, plan: Plan) -> Result<(Rings, CaptureStage<'c>), Failure> {
+    let mut sockets = Vec::with_capacity(c.interfaces.len());
+    for name in &c.interfaces {
+        let socket = PacketSocket::open(name, &plan.ring)
+            .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
+        sockets.push((name.clone(), socket));
+    }
+    let rings = Rings::new(sockets);
+    let mut with_sinks = Vec::with_capacity(plan.apps.len());
+    for (app, cfg) in c.apps.iter().zip(plan.apps) {
+        with_sinks.push((cfg, make_sinks(c, app, plan.rotation)?));
+    }
+    let stats_file = match &c.stats_json {
+        Some(p) => {
+            Some(symrss_pcap::create_output(p).map_err(|e| Failure::Runtime(e.to_string()))?)
+        }
+        None => None,
+    };
+    if let Some(user) = &c.user {
+        let ids = privileges::lookup(user).map_err(|e| Failure::Usage(e.to_string()))?;
+        for app in &c.apps {
+            let dir = c.output_dir.join(&app.name);
+            if dir.exists() {
+                privileges::chown(&dir, ids)
+                    .map_err(|e| Failure::Runtime(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        privileges::drop_to(ids).map_err(|e| Failure::Runtime(e.to_string()))?;
+    }
+    if c.pin {
+        crate::pinning::pin_steering();
+    }
+    let balancer = Balancer::start(with_sinks, plan.engine)
+        .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?;
+    let metrics = Arc::new(Mutex::new(String::new()));
+    if let Some(addr) = &c.prometheus {
+        serve_prometheus(addr, Arc::clone(&metrics))?;
+    }
+    eprintln!(
+        "symrss: capturing on {} ({} app(s): {}){}",
+        c.interfaces.join(", "),
+        c.apps.len(),
+        c.apps
+            .iter()
+            .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink.name()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        c.filter
+            .as_ref()
+            .map_or(String::new(), |f| format!(", filter `{f}`"))
+    );
+    let started = Instant::now();
+    let stage = CaptureStage {
+        balancer,
+        limit: c.count.unwrap_or(u64::MAX),
+        captured: 0,
+        over_limit: vec![0; c.interfaces.len()],
+        deadline: plan.duration.and_then(|d| started.checked_add(d)),
+        started,
+        next_stats: started + Duration::from_secs(c.stats_interval.max(1)),
+        c,
+        stats_file,
+        metrics,
+        error: None,
+        retire_ms: plan.ring.retire_ms,
+    };
+    Ok((rings, stage))
+}
+
+/// After the loop: the block the kernel is filling is handed over when
+/// its retire timer fires, so wait that long (a few times over) for the
+/// last blocks, at most one ring's worth of rounds so steady traffic
+/// cannot keep the capture alive.
+fn drain(rings: &mut Rings, stage: &mut CaptureStage<'_>, c: &CaptureConfig) {
+    let patience = Duration::from_millis(u64::from(stage.retire_ms) * 3 + 20);
+    let mut quiet_since = Instant::now();
+    for _ in 0..c.block_count.saturating_mul(2) {
+        match rings.poll(&mut |f| stage.frame(f)) {
+            Poll::Ready(_) => quiet_since = Instant::now(),
+            _ if quiet_since.elapsed() >= patience || stage.captured >= stage.limit => break,
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
 /// The capture's side of the driver loop: every frame to the balancer (up
 /// to `--count`), the stats line, JSON and Prometheus text on their
 /// interval, the `--duration` deadline, a hand-off and a wait when the
@@ -334,6 +233,8 @@ struct CaptureStage<'a> {
     /// What ended the run early (an interface error, a poll or stats
     /// error).
     error: Option<Failure>,
+    /// The rings' block retire timeout (how long the final drain waits).
+    retire_ms: u32,
 }
 
 impl CaptureStage<'_> {
@@ -422,30 +323,4 @@ fn interface_rows(rings: &Rings, over_limit: &[u64]) -> Vec<Interface> {
             over_limit,
         })
         .collect()
-}
-
-/// Which threads write the outputs: the capture thread itself with
-/// [`CaptureConfig::inline_sinks`]; else [`CaptureConfig::consumer_threads`],
-/// or its default: when every app writes files or counts, one thread per
-/// CPU but the one the capture thread keeps busy (at least one: the layout
-/// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
-/// reader lags holds up only its own queue.
-fn consumers(c: &CaptureConfig) -> Consumers {
-    if c.inline_sinks {
-        return Consumers::Inline;
-    }
-    let threads = c.consumer_threads.unwrap_or_else(|| {
-        if c.apps
-            .iter()
-            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Count))
-        {
-            symrss_sys::cpu_count().saturating_sub(1).max(1)
-        } else {
-            0
-        }
-    });
-    match threads {
-        0 => Consumers::PerQueue,
-        n => Consumers::Shared(n),
-    }
 }

@@ -1,19 +1,17 @@
 //! `symrss split`: one capture, several applications, every flow on one
 //! queue of each, written as pcap files that unmodified tools read.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
-use symrss_engine::balancer::{
-    AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, PacketMeta, Sink, Unwritten,
-};
+use symrss_engine::balancer::{AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, Sink};
 use symrss_engine::frag::FragConfig;
 use symrss_engine::{HashLayer, Policy};
-use symrss_pcap::{PcapWriter, TsResolution, timestamp_fits};
+use symrss_pcap::timestamp_fits;
+use symrss_sinks::QueueFiles;
 use symrss_sys::signals;
 
 use crate::Failure;
@@ -89,101 +87,6 @@ fn parse_app(s: &str) -> Result<(String, u32, String), String> {
         .ok_or_else(|| format!("`{s}`: QUEUES must be 1..={MAX_QUEUES} (NAME:QUEUES[:SCHEME])"))?;
     let scheme = parts.next().unwrap_or("sym").to_string();
     Ok((name.to_string(), queues, scheme))
-}
-
-/// Writes one queue: `q<i>.pcap` for the primary link type, `q<i>.lt<N>.pcap`
-/// for any other, and `q<i>.pcapng` (`q<i>.lt<N>.pcapng`) for packets whose
-/// timestamps classic pcap cannot hold (before 1970, after 2106), kept
-/// exactly there. After a write fails (a full disk) the queue is done:
-/// every later packet is refused at once (counted as `sink_error`), and
-/// each file keeps the whole records written before the failure.
-struct PcapQueueSink {
-    dir: PathBuf,
-    queue: usize,
-    primary: u32,
-    /// (link type, pcapng?) → its writer.
-    writers: Vec<((u32, bool), PcapWriter<File>)>,
-    failed: Option<io::ErrorKind>,
-}
-
-impl PcapQueueSink {
-    fn path(&self, (linktype, ng): (u32, bool)) -> PathBuf {
-        let ext = if ng { "pcapng" } else { "pcap" };
-        if linktype == self.primary {
-            self.dir.join(format!("q{}.{ext}", self.queue))
-        } else {
-            self.dir.join(format!("q{}.lt{linktype}.{ext}", self.queue))
-        }
-    }
-
-    fn writer(&mut self, file: (u32, bool)) -> io::Result<&mut PcapWriter<File>> {
-        if let Some(pos) = self.writers.iter().position(|(f, _)| *f == file) {
-            return Ok(&mut self.writers[pos].1);
-        }
-        let path = self.path(file);
-        let w = if file.1 {
-            PcapWriter::create_pcapng(&path, file.0, 262_144)?
-        } else {
-            PcapWriter::create(&path, file.0, 262_144, TsResolution::Nano)?
-        };
-        self.writers.push((file, w));
-        Ok(&mut self.writers.last_mut().expect("just pushed").1)
-    }
-
-    /// Latches a failure; the error names the file.
-    fn fail(&mut self, file: (u32, bool), e: io::Error) -> io::Error {
-        self.failed = Some(e.kind());
-        let path = self.path(file);
-        if e.to_string().contains(&*path.to_string_lossy()) {
-            e
-        } else {
-            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        }
-    }
-}
-
-impl Sink for PcapQueueSink {
-    fn write(&mut self, meta: &PacketMeta, data: &[u8]) -> io::Result<()> {
-        if let Some(kind) = self.failed {
-            return Err(kind.into());
-        }
-        let file = (meta.linktype, !timestamp_fits(meta.ts_ns));
-        match self
-            .writer(file)
-            .and_then(|w| w.write_packet(meta.ts_ns, meta.orig_len, data))
-        {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(file, e)),
-        }
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        // Every queue has its q<i>.pcap, even when it got no packet.
-        let primary = (self.primary, false);
-        if self.failed.is_none()
-            && let Err(e) = self.writer(primary)
-        {
-            return Err(self.fail(primary, e));
-        }
-        let mut first = None;
-        for i in 0..self.writers.len() {
-            if let Err(e) = self.writers[i].1.flush() {
-                let file = self.writers[i].0;
-                first.get_or_insert(self.fail(file, e));
-            }
-        }
-        first.map_or(Ok(()), Err)
-    }
-
-    fn take_unwritten(&mut self) -> Unwritten {
-        let mut all = Unwritten::default();
-        for (_, w) in &mut self.writers {
-            let u = w.take_unwritten();
-            all.packets += u.packets;
-            all.bytes += u.bytes;
-        }
-        all
-    }
 }
 
 #[derive(Serialize)]
@@ -375,13 +278,7 @@ fn start_balancer(args: &SplitArgs, configs: &[AppConfig], primary: u32) -> io::
         .map(|c| {
             let sinks: Vec<Box<dyn Sink>> = (0..c.queues as usize)
                 .map(|q| {
-                    Box::new(PcapQueueSink {
-                        dir: args.out.join(&c.name),
-                        queue: q,
-                        primary,
-                        writers: Vec::new(),
-                        failed: None,
-                    }) as Box<dyn Sink>
+                    Box::new(QueueFiles::new(&args.out.join(&c.name), q, primary)) as Box<dyn Sink>
                 })
                 .collect();
             (c.clone(), sinks)

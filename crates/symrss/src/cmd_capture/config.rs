@@ -127,44 +127,7 @@ fn default_scheme() -> String {
     "sym".into()
 }
 
-/// Where a queue's packets go (see `capture --help`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    /// Rotating pcap files `DIR/NAME/q<i>.pcap`.
-    #[default]
-    Pcap,
-    /// A FIFO streaming pcap, `DIR/NAME/q<i>.fifo`.
-    Fifo,
-    /// A TAP interface `NAME-q<i>`.
-    Tap,
-    /// Counted in process only.
-    Count,
-}
-
-impl SinkKind {
-    /// Every kind, in `--help` order.
-    pub const ALL: [Self; 4] = [Self::Pcap, Self::Fifo, Self::Tap, Self::Count];
-
-    /// Its name on the command line and in the TOML file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pcap => "pcap",
-            Self::Fifo => "fifo",
-            Self::Tap => "tap",
-            Self::Count => "count",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    /// Whether its outputs live in the output directory.
-    pub fn writes_files(self) -> bool {
-        matches!(self, Self::Pcap | Self::Fifo)
-    }
-}
+pub use symrss_sinks::SinkKind;
 
 /// Full-queue behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -1,0 +1,627 @@
+//! The steering core: the one place a packet's queue is chosen, for the
+//! balancer (`split`, `capture`) and for the analyzer (`analyze`) alike.
+//!
+//! Per packet and application (or analyzed scheme) a [`Steering`]:
+//! dissects (once per packet for all of them, [`Steerer`]), classifies the
+//! frame through its [`Policy`] (layer, ports, ICMP-error follow,
+//! fragments), lets a later fragment follow its first fragment through the
+//! fragment tracker (bounded, timed hold by packet time), hashes, looks the
+//! hash up in the RETA and reports the decision to its [`Account`].
+//!
+//! It works in steps of [`STEER_PACKETS`] packets, while they are still in
+//! L1: first each packet is classified (its queue decided at once, or left
+//! for the batch hash — the fast path — or a *hole* while a fragment
+//! waits), then the fast-path tuples are hashed as one batch, then the
+//! queues are assigned in input order.
+//!
+//! Order: within a queue, packets leave in input order. While a fragment
+//! waits for its first fragment, every later packet of the same steering
+//! waits behind it in a delay line (bounded by [`FragConfig::hold_ns`] and
+//! [`FragConfig::max_delayed`]); the fragment takes its own place once its
+//! queue is known. [`Steering::emit`] hands each queue its packets of a
+//! batch as a [`Chunk`] (in order), then what can leave the delay line.
+//!
+//! Non-IP frames go to queue 0.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use symrss_hash::{Reta, Tuple};
+use symrss_wire::{FlowKey, Options, dissect_into, plain_tuple};
+
+use crate::affinity::{Account, flow_digest, how, resolved_digest};
+use crate::arena::{Arena, Batch, Chunk, PacketRef};
+use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
+use crate::policy::{Policy, Resolved, Subject};
+
+/// Packets steered together (dissected, classified and hashed while the
+/// packets are still in the L1 cache); the hand-off unit is the batch.
+pub(crate) const STEER_PACKETS: usize = 256;
+
+/// One packet's place in a steering step, in input order: 24 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Queue, or [`FAST`]: the next of the step's fast-path hashes, or
+    /// [`HOLE`].
+    queue: u32,
+    /// Index into the batch.
+    entry: u32,
+    /// Flow digest (meaningless without [`how::IP`]).
+    flow: u64,
+    /// [`how`] bits.
+    how: u8,
+}
+
+const _: () = assert!(size_of::<Slot>() == 24);
+
+/// [`Slot::queue`] of a packet hashed with the step (the common case: not
+/// a fragment, no port rule to apply).
+const FAST: u32 = u32::MAX;
+/// [`Slot::queue`] of a later fragment waiting for its first fragment: its
+/// queue is not known yet, so its place is kept in the delay line.
+const HOLE: u32 = u32::MAX - 1;
+
+/// A hole whose queue became known: its input position, queue, flow and
+/// [`how`] bits.
+#[derive(Clone, Copy, Debug)]
+struct Filled {
+    at: u64,
+    queue: u32,
+    flow: u64,
+    how: u8,
+}
+
+/// The steering of one application (or analyzed scheme).
+#[derive(Debug)]
+pub(crate) struct Steering<A> {
+    policy: Policy,
+    reta: Reta,
+    dissect: Options,
+    tracker: FragTracker<PacketRef, Resolved>,
+    /// This step's packets in input order.
+    slots: Vec<Slot>,
+    /// Tuples of the step's fast-path packets, in order, and their hashes.
+    fast: Vec<Tuple>,
+    fast_hashes: Vec<u32>,
+    /// Input position of the current batch's first packet.
+    batch_first: u64,
+    /// Whether this step's slots hold a [`HOLE`].
+    step_has_hole: bool,
+    /// The delay line: while a fragment waits for its first fragment (a
+    /// [`HOLE`]), every later packet is kept back here, in input order,
+    /// with its queue; the front leaves once its hole is filled. Bounded
+    /// by [`FragConfig::max_delayed`].
+    delay: VecDeque<(PacketRef, u32)>,
+    /// Input position of `delay[0]`.
+    delay_front: u64,
+    /// Holes filled since the last [`Steering::assign`].
+    filled: Vec<Filled>,
+    /// Per queue, the current batch's packets in order (those not kept
+    /// back in the delay line).
+    pending: Vec<Vec<u32>>,
+    /// Packets seen.
+    pub(crate) received: u64,
+    /// Non-IP frames (steered to queue 0).
+    pub(crate) non_ip: u64,
+    /// Where decisions are reported.
+    pub(crate) account: A,
+}
+
+impl<A: Account> Steering<A> {
+    /// Steering by `policy` over `queues` queues.
+    pub(crate) fn new(
+        policy: Policy,
+        queues: u32,
+        frag: FragConfig,
+        dissect: Options,
+        account: A,
+    ) -> Self {
+        let queues = queues.max(1);
+        Self {
+            reta: policy.reta(queues),
+            policy,
+            dissect,
+            tracker: FragTracker::new(frag),
+            slots: Vec::with_capacity(STEER_PACKETS),
+            fast: Vec::with_capacity(STEER_PACKETS),
+            fast_hashes: Vec::with_capacity(STEER_PACKETS),
+            batch_first: 0,
+            step_has_hole: false,
+            delay: VecDeque::new(),
+            delay_front: 0,
+            filled: Vec::new(),
+            pending: vec![Vec::new(); queues as usize],
+            received: 0,
+            non_ip: 0,
+            account,
+        }
+    }
+
+    /// The policy.
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Fragment tracker counters.
+    pub(crate) fn frag_stats(&self) -> FragStats {
+        self.tracker.stats()
+    }
+
+    /// Before a packet at `ts_ns`: fragments held longer than the hold
+    /// allows fall back to their own addresses.
+    #[inline]
+    fn expire_held(&mut self, ts_ns: i128, batch: &Batch, released: &mut Vec<PacketRef>) {
+        if self.tracker.datagrams() > 0 {
+            self.tracker.expire(ts_ns, released);
+            for r in released.drain(..) {
+                self.route_fallback(r, batch);
+            }
+        }
+    }
+
+    /// The slot of a packet hashed with the step (the fast path).
+    #[inline]
+    fn push_fast(&mut self, tuple: Tuple, digest: u64, i: u32) {
+        self.fast.push(tuple);
+        self.slots.push(Slot {
+            queue: FAST,
+            entry: i,
+            flow: digest,
+            how: how::IP,
+        });
+    }
+
+    /// First step for one dissected packet: its slot, with the queue
+    /// decided now unless it takes the fast path (hashed with the step).
+    fn classify(&mut self, key: &FlowKey, ts_ns: i128, i: u32) {
+        let policy = &self.policy;
+        if let Some(l) = Subject::plain(key, policy.layer)
+            && policy.hashes_tuple_as_is(&l.tuple, l.proto)
+        {
+            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i);
+            return;
+        }
+        let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
+            self.non_ip += 1;
+            self.slots.push(Slot {
+                queue: 0,
+                entry: i,
+                flow: 0,
+                how: 0,
+            });
+            return;
+        };
+        if policy.hashes_as_is(&subject) {
+            let digest = flow_digest(&subject.tuple, subject.proto);
+            if subject.icmp_quote {
+                // Hashed with the step all the same; marked for the
+                // analyzer.
+                self.fast.push(subject.tuple);
+                self.slots.push(Slot {
+                    queue: FAST,
+                    entry: i,
+                    flow: digest,
+                    how: how::IP | how::QUOTE,
+                });
+            } else {
+                self.push_fast(subject.tuple, digest, i);
+            }
+            return;
+        }
+        let quote = if subject.icmp_quote { how::QUOTE } else { 0 };
+        match subject.frag {
+            Some((id, first)) if !policy.is_nic() => {
+                let outcome = self.tracker.fragment(
+                    id,
+                    first,
+                    Some(subject.resolved()),
+                    ts_ns,
+                    PacketRef::Current(i),
+                );
+                let bits = how::IP | how::FRAGMENT | quote;
+                match outcome {
+                    Outcome::Steer(_, r) => {
+                        let fallback = if !first && r.is_none() {
+                            how::FALLBACK
+                        } else {
+                            0
+                        };
+                        self.push_slot(&subject, r, i, bits | fallback);
+                    }
+                    Outcome::Release(_, held, r) => {
+                        // The fragments that waited for the first one go
+                        // where it goes, each in its own place.
+                        let q = self.push_slot(&subject, r, i, bits);
+                        let flow = resolved_digest(&subject.flow(r));
+                        for other in held {
+                            let at = other.index(self.batch_first);
+                            self.filled.push(Filled {
+                                at,
+                                queue: q,
+                                flow,
+                                how: how::IP | how::FRAGMENT,
+                            });
+                        }
+                    }
+                    Outcome::Held => {
+                        self.step_has_hole = true;
+                        self.slots.push(Slot {
+                            queue: HOLE,
+                            entry: i,
+                            flow: 0,
+                            how: 0,
+                        });
+                    }
+                }
+            }
+            frag => {
+                let bits = how::IP | quote | if frag.is_some() { how::FRAGMENT } else { 0 };
+                self.push_slot(&subject, None, i, bits);
+            }
+        }
+    }
+
+    /// The slot of a packet of this step whose queue is decided now.
+    fn push_slot(&mut self, subject: &Subject, tracked: Option<Resolved>, i: u32, how: u8) -> u32 {
+        let queue = self.queue_of(subject, tracked);
+        self.slots.push(Slot {
+            queue,
+            entry: i,
+            flow: resolved_digest(&subject.flow(tracked)),
+            how,
+        });
+        queue
+    }
+
+    fn queue_of(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
+        self.reta.queue(self.policy.hash(subject, tracked))
+    }
+
+    /// A fragment whose first fragment never came in time: hashed by its
+    /// own addresses; its hole in the delay line is filled.
+    fn route_fallback(&mut self, packet: PacketRef, current: &Batch) {
+        let (meta, data) = packet.packet(current);
+        let mut key = FlowKey::default();
+        dissect_into(meta.linktype, data, &self.dissect, &mut key);
+        let fill = match Subject::of(&key, self.policy.layer, self.policy.icmp_follow) {
+            Some(s) => Filled {
+                at: meta.index,
+                queue: self.queue_of(&s, None),
+                flow: resolved_digest(&s.resolved()),
+                how: how::IP | how::FRAGMENT | how::FALLBACK,
+            },
+            None => Filled {
+                at: meta.index,
+                queue: 0,
+                flow: 0,
+                how: 0,
+            },
+        };
+        self.filled.push(fill);
+    }
+
+    /// The delay line grew past its bound: the fragments that have waited
+    /// longest give up on their first fragment now (as if their hold had
+    /// expired), so its front can leave.
+    fn shorten_delay(&mut self, current: &Batch, released: &mut Vec<PacketRef>) {
+        let Some((r, _)) = self.delay.iter().find(|(_, q)| *q == HOLE) else {
+            return;
+        };
+        let since = r.packet(current).0.ts_ns;
+        self.tracker
+            .expire(since + self.tracker.hold_ns() + 1, released);
+        for r in released.drain(..) {
+            self.route_fallback(r, current);
+        }
+    }
+
+    /// Second and third steps: hashes the fast-path tuples as one batch,
+    /// then walks the slots in input order, filling each queue's pending
+    /// list (or, while a fragment waits, the delay line) and reporting each
+    /// decision; then fills the holes whose fragment was resolved.
+    fn assign(&mut self) {
+        self.fast_hashes.resize(self.fast.len(), 0);
+        self.policy
+            .scheme()
+            .hash_batch(&self.fast, &mut self.fast_hashes);
+        let mut fast = self.fast_hashes.iter();
+        let first = self.batch_first;
+        if self.delay.is_empty() && !self.step_has_hole {
+            // The common case: no fragment waits, every packet goes
+            // straight to its queue's pending list.
+            for slot in &self.slots {
+                let q = match slot.queue {
+                    FAST => self
+                        .reta
+                        .queue(*fast.next().expect("one hash per fast slot")),
+                    q => q,
+                } as usize;
+                self.pending[q].push(slot.entry);
+                self.account
+                    .steered(q, slot.flow, slot.how, first + u64::from(slot.entry));
+            }
+        } else {
+            // Until the first hole, packets still go to their pending
+            // lists; from it on, every packet waits behind it.
+            for slot in &self.slots {
+                let q = match slot.queue {
+                    FAST => self
+                        .reta
+                        .queue(*fast.next().expect("one hash per fast slot")),
+                    q => q,
+                };
+                if self.delay.is_empty() && q != HOLE {
+                    self.pending[q as usize].push(slot.entry);
+                } else {
+                    if self.delay.is_empty() {
+                        self.delay_front = first + u64::from(slot.entry);
+                    }
+                    self.delay.push_back((PacketRef::Current(slot.entry), q));
+                    if q == HOLE {
+                        continue;
+                    }
+                }
+                self.account.steered(
+                    q as usize,
+                    slot.flow,
+                    slot.how,
+                    first + u64::from(slot.entry),
+                );
+            }
+            self.step_has_hole = false;
+        }
+        // (A hole always lands in the delay line: it starts there.)
+        for f in &self.filled {
+            let place = &mut self.delay[(f.at - self.delay_front) as usize].1;
+            debug_assert_eq!(*place, HOLE);
+            *place = f.queue;
+            self.account.steered(f.queue as usize, f.flow, f.how, f.at);
+        }
+        self.filled.clear();
+        self.slots.clear();
+        self.fast.clear();
+    }
+
+    /// Hands each queue its pending packets of `batch` (being handed off)
+    /// as one chunk, then what can leave the delay line: its front up to
+    /// the first hole, as chunks of consecutive packets of one batch per
+    /// queue. Packets still held keep a share of `batch`.
+    fn emit(&mut self, batch: &Arc<Batch>, deliver: &mut impl FnMut(usize, Chunk)) {
+        self.tracker.for_each_held(|r| r.share(batch));
+        for (q, pending) in self.pending.iter_mut().enumerate() {
+            if pending.is_empty() {
+                continue;
+            }
+            // The next batch's list starts at this one's size, so it
+            // rarely grows (no reallocation per packet).
+            let capacity = pending.len() + pending.len() / 4 + 16;
+            let indices = std::mem::replace(pending, Vec::with_capacity(capacity));
+            deliver(
+                q,
+                Chunk {
+                    batch: Arc::clone(batch),
+                    indices,
+                },
+            );
+        }
+        if self.delay.is_empty() {
+            return;
+        }
+        // This batch's packets keep a share of it.
+        for (r, _) in self.delay.iter_mut().rev() {
+            if matches!(r, PacketRef::Shared(..)) {
+                break;
+            }
+            r.share(batch);
+        }
+        let mut runs: Vec<Option<Chunk>> = (0..self.pending.len()).map(|_| None).collect();
+        while self.delay.front().is_some_and(|(_, q)| *q != HOLE) {
+            let Some((PacketRef::Shared(b, i), q)) = self.delay.pop_front() else {
+                unreachable!("the delay line holds shares once its batch is emitted");
+            };
+            self.delay_front += 1;
+            let q = q as usize;
+            match &mut runs[q] {
+                Some(run) if Arc::ptr_eq(&run.batch, &b) => run.indices.push(i),
+                run => {
+                    let next = Chunk {
+                        batch: b,
+                        indices: vec![i],
+                    };
+                    if let Some(done) = run.replace(next) {
+                        deliver(q, done);
+                    }
+                }
+            }
+        }
+        for (q, run) in runs.into_iter().enumerate() {
+            if let Some(chunk) = run {
+                deliver(q, chunk);
+            }
+        }
+    }
+}
+
+/// Dissection errors of a run: how many, and the first one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DissectErrors {
+    /// Frames with an error.
+    pub count: u64,
+    /// The first: its input position (0-based) and what was wrong (layer,
+    /// offset).
+    pub first: Option<(u64, String)>,
+}
+
+impl DissectErrors {
+    fn record(&mut self, index: u64, e: &symrss_wire::DissectError) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((index, e.to_string()));
+        }
+    }
+}
+
+/// What the steerer saw of one frame, for an observer that wants more than
+/// the decisions (the analyzer's flow direction): its one plain IP layer,
+/// or the full dissection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Seen<'a> {
+    /// One Ethernet/IPv4-or-IPv6 TCP/UDP layer: its tuple.
+    Plain(&'a Tuple),
+    /// Anything else, dissected.
+    Dissected(&'a FlowKey),
+}
+
+/// Packets in, decisions out: the arena, one [`Steering`] per application
+/// (or scheme), and the one dissection per packet they share.
+#[derive(Debug)]
+pub(crate) struct Steerer<A> {
+    arena: Arena,
+    /// The steerings, in application order.
+    pub(crate) cores: Vec<Steering<A>>,
+    dissect: Options,
+    max_delayed: usize,
+    key: FlowKey,
+    /// Packets of the current batch already steered.
+    steered: usize,
+    released: Vec<PacketRef>,
+    /// Frames whose dissection stopped early (they were steered by the
+    /// layers read before the error).
+    pub(crate) dissect_errors: DissectErrors,
+}
+
+impl<A: Account> Steerer<A> {
+    /// A steerer over `cores`, handing off batches from `arena`.
+    pub(crate) fn new(
+        arena: Arena,
+        cores: Vec<Steering<A>>,
+        dissect: Options,
+        frag: FragConfig,
+    ) -> Self {
+        Self {
+            arena,
+            cores,
+            dissect,
+            max_delayed: frag.max_delayed,
+            key: FlowKey::default(),
+            steered: 0,
+            released: Vec::new(),
+            dissect_errors: DissectErrors::default(),
+        }
+    }
+
+    /// Packets pushed so far.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.arena.pushed()
+    }
+
+    /// Takes one packet (copied into the current batch); steers every
+    /// [`STEER_PACKETS`] and hands off a full batch through `deliver`
+    /// (app, queue, chunk). `observe` sees each frame as it is steered.
+    #[inline]
+    pub(crate) fn push(
+        &mut self,
+        ts_ns: i128,
+        orig_len: u32,
+        linktype: u32,
+        data: &[u8],
+        observe: &mut impl FnMut(u64, Seen<'_>),
+        deliver: &mut impl FnMut(usize, usize, Chunk),
+    ) {
+        if self.arena.push(ts_ns, orig_len, linktype, data) {
+            self.flush(observe, deliver);
+        } else if self.arena.current().len() - self.steered >= STEER_PACKETS {
+            self.steer(observe);
+        }
+    }
+
+    /// Steers the packets pushed since the last call: dissect and
+    /// classify each for every steering, then hash and assign per
+    /// steering. The commonest frames (one plain Ethernet/IP TCP/UDP layer)
+    /// skip the full dissection when every steering hashes their tuple as
+    /// it is.
+    fn steer(&mut self, observe: &mut impl FnMut(u64, Seen<'_>)) {
+        let batch = self.arena.current();
+        for core in &mut self.cores {
+            core.batch_first = batch.first_index();
+        }
+        for i in self.steered as u32..batch.len() as u32 {
+            let (meta, data) = batch.packet(i);
+            let plain = plain_tuple(meta.linktype, data, &self.dissect)
+                .map(|(tuple, proto)| (tuple, proto, flow_digest(&tuple, proto)));
+            let mut dissected = false;
+            for core in &mut self.cores {
+                core.received += 1;
+                core.expire_held(meta.ts_ns, batch, &mut self.released);
+                if let Some((tuple, proto, digest)) = plain
+                    && core.policy.hashes_tuple_as_is(&tuple, proto)
+                {
+                    core.push_fast(tuple, digest, i);
+                    continue;
+                }
+                if !dissected {
+                    dissect_into(meta.linktype, data, &self.dissect, &mut self.key);
+                    dissected = true;
+                    if let Some(e) = &self.key.error {
+                        self.dissect_errors.record(meta.index, e);
+                    }
+                }
+                core.classify(&self.key, meta.ts_ns, i);
+            }
+            // (A frame without the plain tuple was dissected above: every
+            // steering took the general path.)
+            match &plain {
+                Some((tuple, _, _)) => observe(meta.index, Seen::Plain(tuple)),
+                None => observe(meta.index, Seen::Dissected(&self.key)),
+            }
+        }
+        for core in &mut self.cores {
+            core.assign();
+            if core.delay.len() > self.max_delayed {
+                core.shorten_delay(batch, &mut self.released);
+                core.assign();
+            }
+        }
+        self.steered = batch.len();
+    }
+
+    /// Steers and hands off the packets pushed so far without waiting for
+    /// a full batch (a live source calls this when its input goes quiet,
+    /// so packets do not wait in a half-full batch).
+    pub(crate) fn flush(
+        &mut self,
+        observe: &mut impl FnMut(u64, Seen<'_>),
+        deliver: &mut impl FnMut(usize, usize, Chunk),
+    ) {
+        if self.arena.current().len() == 0 {
+            return;
+        }
+        self.steer(observe);
+        let batch = self.arena.rotate();
+        self.steered = 0;
+        for (a, core) in self.cores.iter_mut().enumerate() {
+            core.emit(&batch, &mut |q, chunk| deliver(a, q, chunk));
+        }
+    }
+
+    /// End of input: flushes, then every fragment still held falls back
+    /// to its own addresses and everything still delayed is handed off.
+    pub(crate) fn finish(
+        &mut self,
+        observe: &mut impl FnMut(u64, Seen<'_>),
+        deliver: &mut impl FnMut(usize, usize, Chunk),
+    ) {
+        self.flush(observe, deliver);
+        let empty = Arc::new(Batch::default());
+        let current = Batch::default();
+        for (a, core) in self.cores.iter_mut().enumerate() {
+            let mut held = Vec::new();
+            core.tracker.drain(&mut held);
+            for r in held {
+                core.route_fallback(r, &current);
+            }
+            core.assign();
+            core.emit(&empty, &mut |q, chunk| deliver(a, q, chunk));
+        }
+    }
+}

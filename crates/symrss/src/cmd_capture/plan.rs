@@ -1,0 +1,199 @@
+//! The capture's checked settings: everything the configuration asks for,
+//! validated before any socket, file or thread is opened, so a usage
+//! error never leaves half-made outputs behind.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use symrss_engine::Policy;
+use symrss_engine::balancer::{AppConfig, Consumers, EngineConfig, LossPolicy};
+use symrss_engine::frag::FragConfig;
+use symrss_pcap::Rotation;
+use symrss_sinks::SinkKind;
+use symrss_sys::bpf;
+use symrss_sys::packet::RingConfig;
+
+use super::config::{CaptureConfig, Loss, parse_size};
+use super::{LINKTYPE_ETHERNET, SNAPLEN};
+use crate::Failure;
+use crate::outdir::{MAX_QUEUES, check_app_name, check_tap_names};
+
+/// Longest `--duration`.
+const MAX_DURATION_SECONDS: u64 = 1_000_000_000;
+
+/// What the capture will do, checked.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// One per `c.apps`, in order.
+    pub(super) apps: Vec<AppConfig>,
+    /// `--duration`.
+    pub(super) duration: Option<Duration>,
+    /// Pcap file rotation.
+    pub(super) rotation: Rotation,
+    /// The rings, with the compiled filter.
+    pub(super) ring: RingConfig,
+    /// The balancer's settings.
+    pub(super) engine: EngineConfig,
+}
+
+impl Plan {
+    /// Checks `c`; every error is a usage error naming the setting.
+    pub(super) fn validate(c: &CaptureConfig) -> Result<Self, Failure> {
+        let usage = |m: String| Failure::Usage(m);
+        if c.interfaces.is_empty() {
+            return Err(usage("give at least one interface (-i IF)".into()));
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = c.interfaces.iter().find(|i| !seen.insert(i.as_str())) {
+            return Err(usage(format!(
+                "interface {twice} given twice: its packets would be captured twice"
+            )));
+        }
+        if c.inline_sinks && c.consumer_threads.is_some() {
+            return Err(usage(
+                "inline_sinks writes the outputs on the capture thread: consumer_threads does not apply"
+                    .into(),
+            ));
+        }
+        if !(1..=60_000).contains(&c.frag_hold_ms) {
+            return Err(usage(format!(
+                "frag hold {} ms: give 1..=60000",
+                c.frag_hold_ms
+            )));
+        }
+        if c.rotate.files == Some(0) {
+            return Err(usage(
+                "rotate files must be at least 1 (the number of files kept per queue)".into(),
+            ));
+        }
+        let duration = c.duration.map(duration).transpose()?;
+        let rotation = Rotation {
+            max_bytes: c
+                .rotate
+                .size
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .map_err(usage)?,
+            max_packets: None,
+            max_seconds: c.rotate.seconds,
+            ring: c.rotate.files,
+        };
+        let apps = apps(c)?;
+        for i in &c.interfaces {
+            let kind =
+                std::fs::read_to_string(format!("/sys/class/net/{i}/type")).unwrap_or_default();
+            if !kind.trim().is_empty() && kind.trim() != "1" {
+                return Err(usage(format!(
+                    "{i}: only Ethernet-type interfaces are supported (ARPHRD {})",
+                    kind.trim()
+                )));
+            }
+        }
+        let filter = match &c.filter {
+            Some(f) => bpf::compile(f, LINKTYPE_ETHERNET, SNAPLEN)
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let ring = RingConfig {
+            block_size: c.block_size,
+            block_count: c.block_count,
+            filter,
+            ..RingConfig::default()
+        };
+        ring.validate().map_err(usage)?;
+        let engine = EngineConfig {
+            on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
+            consumers: consumers(c),
+            frag: FragConfig {
+                hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        };
+        Ok(Self {
+            apps,
+            duration,
+            rotation,
+            ring,
+            engine,
+        })
+    }
+}
+
+/// `--duration` seconds as a duration.
+fn duration(d: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(d)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() <= MAX_DURATION_SECONDS)
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "duration {d}: give a positive number of seconds, at most \
+                 {MAX_DURATION_SECONDS} (about 31 years)"
+            ))
+        })
+}
+
+/// Each app's name, queues and policy, checked.
+fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
+    let layer = c.layer.hash_layer();
+    let loss = match c.loss {
+        Loss::Drop => LossPolicy::DropNewest,
+        Loss::Lossless => LossPolicy::Lossless,
+    };
+    let mut names = HashSet::new();
+    let mut configs = Vec::with_capacity(c.apps.len());
+    for app in &c.apps {
+        if !names.insert(app.name.as_str()) {
+            return Err(Failure::Usage(format!(
+                "app name `{}` given twice",
+                app.name
+            )));
+        }
+        check_app_name(&app.name).map_err(Failure::Usage)?;
+        if !(1..=MAX_QUEUES).contains(&app.queues) {
+            return Err(Failure::Usage(format!(
+                "app {}: queues must be 1..={MAX_QUEUES}",
+                app.name
+            )));
+        }
+        if app.sink == SinkKind::Tap {
+            check_tap_names(&app.name, app.queues).map_err(Failure::Usage)?;
+        }
+        let policy = Policy::parse(&app.scheme, layer, c.seed)
+            .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
+        configs.push(AppConfig {
+            name: app.name.clone(),
+            queues: app.queues,
+            policy,
+            loss,
+        });
+    }
+    Ok(configs)
+}
+
+/// Which threads write the outputs: the capture thread itself with
+/// [`CaptureConfig::inline_sinks`]; else [`CaptureConfig::consumer_threads`],
+/// or its default: when every app writes files or counts, one thread per
+/// CPU but the one the capture thread keeps busy (at least one: the layout
+/// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
+/// reader lags holds up only its own queue.
+fn consumers(c: &CaptureConfig) -> Consumers {
+    if c.inline_sinks {
+        return Consumers::Inline;
+    }
+    let threads = c.consumer_threads.unwrap_or_else(|| {
+        if c.apps
+            .iter()
+            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Count))
+        {
+            symrss_sys::cpu_count().saturating_sub(1).max(1)
+        } else {
+            0
+        }
+    });
+    match threads {
+        0 => Consumers::PerQueue,
+        n => Consumers::Shared(n),
+    }
+}
