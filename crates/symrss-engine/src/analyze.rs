@@ -6,7 +6,7 @@
 //! flow through the fragment tracker and ICMP errors to the flow they
 //! quote (decided by a software steering at the analysed layer). Each
 //! scheme's queues are decided by the balancer's own steering core
-//! ([`crate::steering`]), so `analyze` predicts exactly what `split` and
+//! (`steering.rs`), so `analyze` predicts exactly what `split` and
 //! `capture` deliver. A flow is *split* under a scheme when its packets reached more
 //! than one queue; each split flow gets a reason class from the first
 //! packet that left the flow's first queue.

@@ -61,6 +61,16 @@ const FAST: u32 = u32::MAX;
 /// queue is not known yet, so its place is kept in the delay line.
 const HOLE: u32 = u32::MAX - 1;
 
+/// A slot's queue: its own, or for a fast-path slot the RETA entry of the
+/// step's next batch hash ([`HOLE`] stays a hole).
+#[inline(always)]
+fn slot_queue(slot: &Slot, reta: &Reta, fast: &mut std::slice::Iter<'_, u32>) -> u32 {
+    match slot.queue {
+        FAST => reta.queue(*fast.next().expect("one hash per fast slot")),
+        q => q,
+    }
+}
+
 /// A hole whose queue became known: its input position, queue, flow and
 /// [`how`] bits.
 #[derive(Clone, Copy, Debug)]
@@ -330,12 +340,7 @@ impl<A: Account> Steering<A> {
             // The common case: no fragment waits, every packet goes
             // straight to its queue's pending list.
             for slot in &self.slots {
-                let q = match slot.queue {
-                    FAST => self
-                        .reta
-                        .queue(*fast.next().expect("one hash per fast slot")),
-                    q => q,
-                } as usize;
+                let q = slot_queue(slot, &self.reta, &mut fast) as usize;
                 self.pending[q].push(slot.entry);
                 self.account
                     .steered(q, slot.flow, slot.how, first + u64::from(slot.entry));
@@ -344,12 +349,7 @@ impl<A: Account> Steering<A> {
             // Until the first hole, packets still go to their pending
             // lists; from it on, every packet waits behind it.
             for slot in &self.slots {
-                let q = match slot.queue {
-                    FAST => self
-                        .reta
-                        .queue(*fast.next().expect("one hash per fast slot")),
-                    q => q,
-                };
+                let q = slot_queue(slot, &self.reta, &mut fast);
                 if self.delay.is_empty() && q != HOLE {
                     self.pending[q as usize].push(slot.entry);
                 } else {

@@ -60,13 +60,7 @@ impl Sink for FifoSink {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        match &mut self.writer {
-            Some(w) => {
-                let r = w.flush();
-                self.reader_check(r)
-            }
-            None => Ok(()),
-        }
+        self.chunk_done()
     }
 
     fn take_unwritten(&mut self) -> Unwritten {

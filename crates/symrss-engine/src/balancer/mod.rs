@@ -10,13 +10,13 @@
 //!
 //! The data flow, one file per stage:
 //!
-//! * [`crate::arena`]: a packet is copied once into a batch; every app and
+//! * `arena.rs`: a packet is copied once into a batch; every app and
 //!   queue that receives it gets an index into the shared batch;
-//! * [`crate::steering`]: where each packet's queue is chosen (the same
+//! * `steering.rs`: where each packet's queue is chosen (the same
 //!   code `analyze` runs): policy, fragments following their first
 //!   fragment, ICMP errors following the flow they quote, hash, RETA, and
 //!   per-queue input order through the delay line;
-//! * [`crate::affinity`]: per app, which queue each flow went to first
+//! * `affinity.rs`: per app, which queue each flow went to first
 //!   (flow counts per queue, affinity violations);
 //! * [`delivery`]: chunks to sinks over bounded channels (or inline), loss
 //!   policy, the [`Sink`] trait;
