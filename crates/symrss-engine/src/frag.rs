@@ -70,6 +70,17 @@ pub struct FragStats {
     pub fallback_full: u64,
 }
 
+impl FragStats {
+    /// Adds another tracker's counts (several workers).
+    pub fn add(&mut self, o: &FragStats) {
+        self.first += o.first;
+        self.followed += o.followed;
+        self.released += o.released;
+        self.fallback_timeout += o.fallback_timeout;
+        self.fallback_full += o.fallback_full;
+    }
+}
+
 /// What to do with a fragment now.
 #[derive(Debug)]
 pub enum Outcome<T, R> {
@@ -153,6 +164,53 @@ impl<T, R: Copy> FragTracker<T, R> {
                 f(t);
             }
         }
+    }
+
+    /// Whether `id`'s first fragment is known here.
+    pub fn knows(&self, id: &DatagramId) -> bool {
+        self.table.get(id).is_some_and(|d| d.known)
+    }
+
+    /// The datagrams whose first fragment is not known yet and that have
+    /// items waiting, with the time the first of them came (their hold
+    /// counts from it).
+    pub fn waiting(&self) -> impl Iterator<Item = (DatagramId, i128)> + '_ {
+        self.table
+            .iter()
+            .filter(|(_, d)| !d.known)
+            .filter_map(|(id, d)| d.held.first().map(|(t, _)| (*id, *t)))
+    }
+
+    /// `id`'s first fragment was seen elsewhere (another worker) and
+    /// resolved to `resolved`: the datagram is known from now on, and the
+    /// items that waited for it are returned, to steer as `resolved`
+    /// (counted as released).
+    pub fn learn(&mut self, id: DatagramId, resolved: Option<R>, now_ns: i128) -> Vec<T> {
+        if let Some(d) = self.table.get_mut(&id) {
+            if d.known {
+                return Vec::new();
+            }
+            d.known = true;
+            d.resolved = resolved;
+            d.last_ns = d.last_ns.max(now_ns);
+            let held: Vec<T> = d.held.drain(..).map(|(_, t)| t).collect();
+            self.held -= held.len();
+            self.stats.released += held.len() as u64;
+            return held;
+        }
+        if self.table.len() < self.cfg.max_datagrams {
+            self.table.insert(
+                id,
+                Datagram {
+                    resolved,
+                    known: true,
+                    last_ns: now_ns,
+                    held: Vec::new(),
+                },
+            );
+            self.order.push_back((id, now_ns));
+        }
+        Vec::new()
     }
 
     /// Handles one fragment. `resolved` is what a first fragment resolves

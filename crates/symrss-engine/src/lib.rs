@@ -43,5 +43,6 @@ pub mod policy;
 pub mod source;
 mod steering;
 pub mod traffic;
+mod workers;
 
 pub use policy::{HashLayer, Policy, PolicyError, Resolved, Subject, software_reta_size};

@@ -349,13 +349,25 @@ impl Policy {
             return subject.tuple.with_ports(None);
         }
         // A later fragment without a resolution is its own addresses: no
-        // ports, so the filter below leaves it addresses-only.
-        let flow = subject.flow(tracked);
+        // ports, so the filter leaves it addresses-only.
+        self.flow_input(&subject.flow(tracked))
+    }
+
+    /// The tuple hashed for a packet of `flow`: its ports only for a
+    /// protocol whose ports this policy hashes.
+    fn flow_input(&self, flow: &Resolved) -> Tuple {
         let ports = flow
             .tuple
             .ports()
             .filter(|_| self.ports.contains(flow.proto));
         flow.tuple.with_ports(ports)
+    }
+
+    /// Hash of a later fragment that follows `flow` (what its first
+    /// fragment resolved to): the same as [`Policy::hash`] gives it with
+    /// `flow` as its tracked resolution.
+    pub fn hash_flow(&self, flow: &Resolved) -> u32 {
+        self.scheme.hash(&self.flow_input(flow))
     }
 
     /// Whether `subject`'s tuple is hashed as it is (the common case: not

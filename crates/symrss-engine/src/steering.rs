@@ -33,6 +33,7 @@ use crate::affinity::{Account, flow_digest, how, resolved_digest};
 use crate::arena::{Arena, Batch, Chunk, PacketRef};
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
 use crate::policy::{Policy, Resolved, Subject};
+use crate::workers::Shared;
 
 /// Packets steered together (dissected, classified and hashed while the
 /// packets are still in the L1 cache); the hand-off unit is the batch.
@@ -115,6 +116,9 @@ pub(crate) struct Steering<A> {
     pub(crate) non_ip: u64,
     /// Where decisions are reported.
     pub(crate) account: A,
+    /// With several workers: the directory of first fragments and this
+    /// steering's app number in it.
+    remote: Option<(Arc<Shared>, u16)>,
 }
 
 impl<A: Account> Steering<A> {
@@ -144,6 +148,55 @@ impl<A: Account> Steering<A> {
             received: 0,
             non_ip: 0,
             account,
+            remote: None,
+        }
+    }
+
+    /// Shares first fragments with the other workers' steerings of app
+    /// `app` through `shared`.
+    pub(crate) fn with_remote(mut self, shared: Arc<Shared>, app: u16) -> Self {
+        self.remote = Some((shared, app));
+        self
+    }
+
+    /// Timestamp of the oldest packet waiting in the delay line.
+    fn delay_front_ts(&self, current: &Batch) -> Option<i64> {
+        self.delay
+            .front()
+            .map(|(r, _)| r.packet(current).0.ts_ns as i64)
+    }
+
+    /// With several workers: the fragments waiting here whose first
+    /// fragment another worker has seen follow it now (their holes are
+    /// filled).
+    fn poll_remote(&mut self) {
+        let Some((shared, app)) = &self.remote else {
+            return;
+        };
+        if self.tracker.held() == 0 {
+            return;
+        }
+        let hold = self.tracker.hold_ns();
+        let waiting: Vec<_> = self.tracker.waiting().collect();
+        for (id, since) in waiting {
+            // A first fragment later than the hold comes too late, as it
+            // would for one worker: the fragments fall back at expiry.
+            let Some((flow, _)) = shared
+                .lookup(*app, &id)
+                .filter(|(_, first)| first - since <= hold)
+            else {
+                continue;
+            };
+            let queue = self.reta.queue(self.policy.hash_flow(&flow));
+            let digest = resolved_digest(&flow);
+            for r in self.tracker.learn(id, Some(flow), i128::MIN) {
+                self.filled.push(Filled {
+                    at: r.index(self.batch_first),
+                    queue,
+                    flow: digest,
+                    how: how::IP | how::FRAGMENT,
+                });
+            }
         }
     }
 
@@ -221,6 +274,18 @@ impl<A: Account> Steering<A> {
         let quote = if subject.icmp_quote { how::QUOTE } else { 0 };
         match subject.frag {
             Some((id, first)) if !policy.is_nic() => {
+                if let Some((shared, app)) = &self.remote {
+                    if first {
+                        shared.publish(*app, id, subject.resolved(), ts_ns);
+                    } else if !self.tracker.knows(&id)
+                        && let Some((flow, _)) = shared
+                            .lookup(*app, &id)
+                            .filter(|(_, first)| ts_ns - first <= self.tracker.hold_ns())
+                    {
+                        // Its first fragment reached another worker.
+                        self.tracker.learn(id, Some(flow), ts_ns);
+                    }
+                }
                 let outcome = self.tracker.fragment(
                     id,
                     first,
@@ -488,6 +553,10 @@ pub(crate) struct Steerer<A> {
     /// Frames whose dissection stopped early (they were steered by the
     /// layers read before the error).
     pub(crate) dissect_errors: DissectErrors,
+    /// Timestamp of the last packet steered (its input is in time order).
+    last_ts: i64,
+    /// With several workers: what they share, and this worker's number.
+    shared: Option<(Arc<Shared>, usize)>,
 }
 
 impl<A: Account> Steerer<A> {
@@ -507,6 +576,37 @@ impl<A: Account> Steerer<A> {
             steered: 0,
             released: Vec::new(),
             dissect_errors: DissectErrors::default(),
+            last_ts: i64::MIN,
+            shared: None,
+        }
+    }
+
+    /// One of several workers: worker `me` of those sharing `shared`.
+    pub(crate) fn with_shared(mut self, shared: Arc<Shared>, me: usize) -> Self {
+        self.shared = Some((shared, me));
+        self
+    }
+
+    /// The least timestamp this steerer may still hand off: every packet
+    /// it emits from now on is at least this old (its input being in time
+    /// order) — what lets a queue fed by several workers merge them in
+    /// time order.
+    pub(crate) fn watermark(&self) -> i64 {
+        let current = self.arena.current();
+        self.cores
+            .iter()
+            .filter_map(|c| c.delay_front_ts(current))
+            .fold(self.last_ts, i64::min)
+    }
+
+    /// No packet older than `ts_ns` will come any more (a live source that
+    /// went quiet): progress for the other workers and the merge.
+    pub(crate) fn advance(&mut self, ts_ns: i64) {
+        if self.arena.current().len() == self.steered {
+            self.last_ts = self.last_ts.max(ts_ns);
+            if let Some((shared, me)) = &self.shared {
+                shared.advance(*me, self.last_ts);
+            }
         }
     }
 
@@ -517,7 +617,8 @@ impl<A: Account> Steerer<A> {
 
     /// Takes one packet (copied into the current batch); steers every
     /// [`STEER_PACKETS`] and hands off a full batch through `deliver`
-    /// (app, queue, chunk). `observe` sees each frame as it is steered.
+    /// (app, queue, chunk), then returns true. `observe` sees each frame
+    /// as it is steered.
     #[inline]
     pub(crate) fn push(
         &mut self,
@@ -527,12 +628,15 @@ impl<A: Account> Steerer<A> {
         data: &[u8],
         observe: &mut impl FnMut(u64, Seen<'_>),
         deliver: &mut impl FnMut(usize, usize, Chunk),
-    ) {
+    ) -> bool {
         if self.arena.push(ts_ns, orig_len, linktype, data) {
             self.flush(observe, deliver);
-        } else if self.arena.current().len() - self.steered >= STEER_PACKETS {
+            return true;
+        }
+        if self.arena.current().len() - self.steered >= STEER_PACKETS {
             self.steer(observe);
         }
+        false
     }
 
     /// Steers the packets pushed since the last call: dissect and
@@ -542,17 +646,27 @@ impl<A: Account> Steerer<A> {
     /// it is.
     fn steer(&mut self, observe: &mut impl FnMut(u64, Seen<'_>)) {
         let batch = self.arena.current();
+        // With several workers, a held fragment may only give up on its
+        // first fragment once every worker is past its hold (read before
+        // the directory, so "past" implies "published").
+        let others = match &self.shared {
+            Some((shared, me)) => i128::from(shared.others(*me)),
+            None => i128::MAX,
+        };
         for core in &mut self.cores {
             core.batch_first = batch.first_index();
+            core.poll_remote();
         }
         for i in self.steered as u32..batch.len() as u32 {
             let (meta, data) = batch.packet(i);
+            self.last_ts = meta.ts_ns as i64;
+            let now = meta.ts_ns.min(others);
             let plain = plain_tuple(meta.linktype, data, &self.dissect)
                 .map(|(tuple, proto)| (tuple, proto, flow_digest(&tuple, proto)));
             let mut dissected = false;
             for core in &mut self.cores {
                 core.received += 1;
-                core.expire_held(meta.ts_ns, batch, &mut self.released);
+                core.expire_held(now, batch, &mut self.released);
                 if let Some((tuple, proto, digest)) = plain
                     && core.policy.hashes_tuple_as_is(&tuple, proto)
                 {
@@ -583,6 +697,9 @@ impl<A: Account> Steerer<A> {
             }
         }
         self.steered = batch.len();
+        if let Some((shared, me)) = &self.shared {
+            shared.advance(*me, self.last_ts);
+        }
     }
 
     /// Steers and hands off the packets pushed so far without waiting for
@@ -612,8 +729,27 @@ impl<A: Account> Steerer<A> {
         deliver: &mut impl FnMut(usize, usize, Chunk),
     ) {
         self.flush(observe, deliver);
-        let empty = Arc::new(Batch::default());
         let current = Batch::default();
+        if let Some((shared, me)) = &self.shared {
+            // This worker publishes nothing more; its held fragments wait
+            // until their first fragment shows up elsewhere or every
+            // worker is past their hold.
+            shared.advance(*me, i64::MAX);
+            loop {
+                let others = shared.others(*me);
+                let mut waiting = false;
+                for core in &mut self.cores {
+                    core.poll_remote();
+                    core.expire_held(i128::from(others), &current, &mut self.released);
+                    waiting |= core.tracker.held() > 0;
+                }
+                if !waiting || others == i64::MAX {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let empty = Arc::new(Batch::default());
         for (a, core) in self.cores.iter_mut().enumerate() {
             let mut held = Vec::new();
             core.tracker.drain(&mut held);

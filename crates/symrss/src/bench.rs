@@ -47,6 +47,11 @@ pub struct BenchArgs {
     /// threads to the other CPUs.
     #[arg(long)]
     pin: bool,
+    /// Engine benches: also measure N steering workers (each steering its
+    /// own share of the frames into the same app queues, merged in time
+    /// order) against one, as aggregate Mpps.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -381,6 +386,154 @@ fn engine_benches(calls: u64, pin: bool, out: &mut Vec<BenchResult>) {
     }
 }
 
+/// CPU time of the calling thread so far, ns (the scheduler's account,
+/// `/proc/thread-self/schedstat`; 0 where it is missing).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time of the whole process so far (every thread, ended ones
+/// included), ns at tick resolution (`/proc/self/stat`, USER_HZ = 100).
+fn process_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces).
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) * 10_000_000)
+        })
+        .unwrap_or(0)
+}
+
+/// One [`workers_run`]: wall ns per packet until every worker pushed its
+/// share and until every consumer finished, packets dropped, and CPU ns
+/// per packet of the workers and of everything else (the consumers).
+struct WorkersRun {
+    pushed: f64,
+    total: f64,
+    dropped: u64,
+    worker_cpu: f64,
+    other_cpu: f64,
+}
+
+/// Pushes `calls` packets through `workers` steering workers (worker w
+/// steers frames w, w + workers, …, each worker on its own thread) into
+/// the same counting queues. Returns (ns per packet of wall time until
+/// every worker pushed its share, the same until every consumer finished,
+/// packets dropped).
+fn workers_run(
+    frames: &[Vec<u8>],
+    calls: u64,
+    apps: &[(&str, u32)],
+    workers: usize,
+    loss: symrss_engine::balancer::LossPolicy,
+) -> WorkersRun {
+    use symrss_engine::balancer::{
+        AppConfig, EngineConfig, FnSink, PacketMeta, Sink, start_workers,
+    };
+    use symrss_engine::{HashLayer, Policy};
+    let configs = apps
+        .iter()
+        .map(|(scheme, queues)| {
+            let sinks: Vec<Box<dyn Sink>> = (0..*queues)
+                .map(|_| {
+                    let mut n = 0u64;
+                    Box::new(FnSink(move |_: &PacketMeta, d: &[u8]| {
+                        n += d.len() as u64;
+                        black_box(n);
+                    })) as Box<dyn Sink>
+                })
+                .collect();
+            let app = AppConfig {
+                name: scheme.to_string(),
+                queues: *queues,
+                policy: Policy::parse(scheme, HashLayer::Outer, 1).expect("built-in scheme"),
+                loss,
+            };
+            (app, sinks)
+        })
+        .collect();
+    let (collector, ws) =
+        start_workers(configs, EngineConfig::default(), workers).expect("threads");
+    let reps = calls.div_ceil(frames.len() as u64);
+    let cpu0 = process_cpu_ns();
+    let start = Instant::now();
+    let shares = std::thread::scope(|s| {
+        let handles: Vec<_> = ws
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut worker)| {
+                s.spawn(move || {
+                    let cpu = thread_cpu_ns();
+                    let mut ts = w as i128;
+                    for _ in 0..reps {
+                        for f in frames.iter().skip(w).step_by(workers) {
+                            ts += 67;
+                            worker.push(ts, 64, 1, f);
+                        }
+                    }
+                    let pushed = start.elapsed();
+                    let share = worker.finish();
+                    (share, pushed, thread_cpu_ns() - cpu)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect::<Vec<_>>()
+    });
+    let pushed = shares.iter().map(|(_, t, _)| *t).max().unwrap_or_default();
+    let worker_cpu: u64 = shares.iter().map(|(_, _, c)| c).sum();
+    let stats = collector.finish(shares.into_iter().map(|(s, _, _)| s).collect());
+    let total = start.elapsed().as_nanos() as f64;
+    let all_cpu = process_cpu_ns() - cpu0;
+    let n = (reps * frames.len() as u64) as f64;
+    WorkersRun {
+        pushed: pushed.as_nanos() as f64 / n,
+        total: total / n,
+        dropped: stats.iter().map(|s| s.dropped()).sum(),
+        worker_cpu: worker_cpu as f64 / n,
+        other_cpu: all_cpu.saturating_sub(worker_cpu) as f64 / n,
+    }
+}
+
+/// `engine.workers<N>_64b`: aggregate steering rate of 1 and `n`
+/// workers, best of three each.
+fn workers_benches(calls: u64, n: usize, out: &mut Vec<BenchResult>) {
+    use symrss_engine::balancer::LossPolicy;
+    let fs = frames_64b();
+    let apps = [("sym", 4u32)];
+    let mut one = None;
+    for w in [1, n.max(1)] {
+        let best = (0..3)
+            .map(|_| workers_run(&fs, calls, &apps, w, LossPolicy::DropNewest))
+            .min_by(|a, b| a.pushed.total_cmp(&b.pushed))
+            .expect("three runs");
+        let mpps = 1000.0 / best.pushed;
+        let speedup = one.map_or(String::new(), |o: f64| {
+            format!(", {:.2}x one worker", mpps / o)
+        });
+        one.get_or_insert(mpps);
+        out.push(BenchResult {
+            name: format!("engine.workers{w}_64b"),
+            ns_per_op: best.pushed,
+            detail: format!(
+                "{w} steering worker(s), wall time per packet: {mpps:.1} Mpps aggregate{speedup}; \
+                 CPU per packet: workers {:.1} ns, consumers {:.1} ns; drain {:.1} ns; drop policy: {} of {} dropped",
+                best.worker_cpu, best.other_cpu, best.total, best.dropped, calls
+            ),
+        });
+        if n <= 1 {
+            break;
+        }
+    }
+}
+
 fn batch_time<const N: usize>(h: &Toeplitz, tuples: &[Tuple], calls: u64) -> f64 {
     let inputs: Vec<[u8; N]> = tuples
         .iter()
@@ -424,6 +577,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
     if matches!(args.group, Group::Engine | Group::All) {
         eprintln!("bench: engine ({} packets per benchmark)...", args.calls);
         engine_benches(args.calls, args.pin, &mut results);
+        if let Some(n) = args.workers {
+            eprintln!("bench: engine with 1 and {n} steering workers...");
+            workers_benches(args.calls, n, &mut results);
+        }
     }
     let report = BenchReport {
         tuples: TUPLES,

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 
 pub use symrss_pcap::Unwritten;
 
+use super::merge::Merge;
 use super::stats::{QueueCounters, Tally};
 use super::{Consumers, LossPolicy};
 use crate::arena::{Chunk, PacketMeta};
@@ -120,20 +121,32 @@ impl SinkState {
     fn deliver(&mut self, chunk: &Chunk) {
         let mut tally = Tally::default();
         for (meta, data) in chunk.packets() {
-            match self.sink.write(&meta, data) {
-                Ok(()) => {
-                    tally.delivered += 1;
-                    tally.bytes += data.len() as u64;
+            self.write_one(&meta, data, &mut tally);
+        }
+        self.end(tally);
+    }
+
+    /// Offers one packet, counting the outcome in `tally`.
+    #[inline]
+    pub(crate) fn write_one(&mut self, meta: &PacketMeta, data: &[u8], tally: &mut Tally) {
+        match self.sink.write(meta, data) {
+            Ok(()) => {
+                tally.delivered += 1;
+                tally.bytes += data.len() as u64;
+            }
+            Err(e) => {
+                match e {
+                    SinkError::NoReader => tally.no_reader += 1,
+                    SinkError::Failed(_) => tally.failed += 1,
                 }
-                Err(e) => {
-                    match e {
-                        SinkError::NoReader => tally.no_reader += 1,
-                        SinkError::Failed(_) => tally.failed += 1,
-                    }
-                    self.failure(&e, &mut tally);
-                }
+                self.failure(&e, tally);
             }
         }
+    }
+
+    /// After a run of packets: the sink's `chunk_done`, then the counts
+    /// are published.
+    pub(crate) fn end(&mut self, mut tally: Tally) {
         if let Err(e) = self.sink.chunk_done() {
             self.failure(&e, &mut tally);
         }
@@ -166,12 +179,47 @@ impl SinkState {
     }
 }
 
-/// A consumer thread: takes (sink, chunk) messages until every queue it
-/// serves is closed, then finishes its sinks; returns each sink's first
-/// error (the counts are in the queues' [`QueueCounters`]).
-fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<String>> {
-    for (k, chunk) in rx {
-        sinks[k as usize].deliver(&chunk);
+/// What a worker sends a queue's consumer: a chunk, or only news of its
+/// progress (with several workers), and its watermark: no packet it sends
+/// the queue later is older.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) worker: u16,
+    pub(crate) chunk: Option<Chunk>,
+    pub(crate) watermark: i64,
+}
+
+/// A message on a consumer thread's channel: the sink (its place among
+/// the thread's sinks) and the envelope.
+type Message = (u32, Envelope);
+
+/// A consumer thread: takes messages until every sender is gone, then
+/// finishes its sinks; returns each sink's first error (the counts are in
+/// the queues' [`QueueCounters`]). With several workers each sink's
+/// messages are merged in time order ([`Merge`]).
+fn consume(
+    rx: Receiver<Message>,
+    mut sinks: Vec<SinkState>,
+    workers: usize,
+) -> Vec<Option<String>> {
+    if workers <= 1 {
+        for (k, env) in rx {
+            if let Some(chunk) = env.chunk {
+                sinks[k as usize].deliver(&chunk);
+            }
+        }
+    } else {
+        let mut merges: Vec<Merge> = (0..sinks.len()).map(|_| Merge::new(workers)).collect();
+        for (k, env) in rx {
+            let k = k as usize;
+            merges[k].push(env);
+            merges[k].release(&mut sinks[k], false);
+        }
+        // Every worker is gone (each sent its last watermark, unless one
+        // panicked): what is left leaves in time order.
+        for (m, sink) in merges.iter_mut().zip(&mut sinks) {
+            m.release(sink, true);
+        }
     }
     sinks.into_iter().map(SinkState::finish).collect()
 }
@@ -180,45 +228,73 @@ fn consume(rx: Receiver<(u32, Chunk)>, mut sinks: Vec<SinkState>) -> Vec<Option<
 enum Route {
     /// The channel of the consumer thread serving the queue, and the
     /// queue's place among that thread's sinks.
-    Channel {
-        tx: SyncSender<(u32, Chunk)>,
-        sink: u32,
-    },
+    Channel { tx: SyncSender<Message>, sink: u32 },
     /// The queue's sink, run by the steering thread ([`Consumers::Inline`]).
     Inline(SinkState),
-    /// Closed by [`Delivery::close`].
+    /// Closed.
     Closed,
 }
 
-/// One queue's way out.
+/// One queue's way out, as one worker sees it.
 pub(crate) struct QueueOut {
     route: Route,
     loss: LossPolicy,
-    pub(crate) counters: Arc<QueueCounters>,
+    worker: u16,
     pub(crate) dropped_queue_full: u64,
 }
 
 impl QueueOut {
-    /// Sends one chunk (on the steering thread).
-    pub(crate) fn send(&mut self, chunk: Chunk) {
+    /// Sends one chunk (on the steering thread); `watermark` is the
+    /// worker's before it.
+    pub(crate) fn send(&mut self, chunk: Chunk, watermark: i64) {
         let (tx, sink) = match &mut self.route {
             Route::Channel { tx, sink } => (tx, *sink),
             Route::Inline(state) => return state.deliver(&chunk),
             Route::Closed => return,
         };
-        match self.loss {
-            LossPolicy::Lossless => {
-                if let Err(e) = tx.send((sink, chunk)) {
-                    // The consumer is gone (it panicked): count as dropped.
-                    self.dropped_queue_full += (e.0).1.indices.len() as u64;
-                }
-            }
-            LossPolicy::DropNewest => match tx.try_send((sink, chunk)) {
-                Ok(()) => {}
-                Err(TrySendError::Full((_, c)) | TrySendError::Disconnected((_, c))) => {
-                    self.dropped_queue_full += c.indices.len() as u64;
-                }
+        let env = Envelope {
+            worker: self.worker,
+            chunk: Some(chunk),
+            watermark,
+        };
+        let unsent = match self.loss {
+            // The consumer is gone (it panicked): count as dropped.
+            LossPolicy::Lossless => tx.send((sink, env)).err().map(|e| (e.0).1),
+            LossPolicy::DropNewest => match tx.try_send((sink, env)) {
+                Ok(()) => None,
+                Err(TrySendError::Full((_, e)) | TrySendError::Disconnected((_, e))) => Some(e),
             },
+        };
+        if let Some(Envelope { chunk: Some(c), .. }) = unsent {
+            self.dropped_queue_full += c.indices.len() as u64;
+        }
+    }
+
+    /// Tells the queue's consumer the worker's new watermark (with several
+    /// workers; the merge waits for it). A full channel skips it — the
+    /// next message carries a newer one — except the last, which waits.
+    pub(crate) fn tick(&mut self, watermark: i64, last: bool) {
+        let Route::Channel { tx, sink } = &self.route else {
+            return;
+        };
+        let env = Envelope {
+            worker: self.worker,
+            chunk: None,
+            watermark,
+        };
+        if last {
+            let _ = tx.send((*sink, env));
+        } else {
+            let _ = tx.try_send((*sink, env));
+        }
+    }
+
+    /// Closes the queue (for this worker); an inline sink is finished and
+    /// its first error returned.
+    pub(crate) fn close(&mut self) -> Option<String> {
+        match std::mem::replace(&mut self.route, Route::Closed) {
+            Route::Inline(state) => state.finish(),
+            Route::Channel { .. } | Route::Closed => None,
         }
     }
 }
@@ -230,7 +306,7 @@ struct Consumer {
     serves: Vec<(usize, usize)>,
 }
 
-/// One application's outputs, as [`Delivery::start`] takes them.
+/// One application's outputs, as [`start`] takes them.
 pub(crate) struct AppSinks {
     /// Its name (for thread names and the start hook).
     pub(crate) name: String,
@@ -248,134 +324,156 @@ struct ThreadPlan {
     serves: Vec<(usize, usize)>,
 }
 
-/// Every queue's way out and the consumer threads.
-pub(crate) struct Delivery {
+/// The consumer threads, and every queue's counters.
+pub(crate) struct ConsumerThreads {
+    threads: Vec<Consumer>,
     /// Per app, per queue.
-    pub(crate) apps: Vec<Vec<QueueOut>>,
-    consumers: Vec<Consumer>,
+    pub(crate) counters: Vec<Vec<Arc<QueueCounters>>>,
 }
 
-impl std::fmt::Debug for Delivery {
+impl std::fmt::Debug for ConsumerThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("threads", &self.consumers.len())
+        f.debug_struct("ConsumerThreads")
+            .field("threads", &self.threads.len())
             .finish()
     }
 }
 
-impl Delivery {
-    /// Starts the consumer threads for `apps` (in app order). Queue k (of
-    /// all apps, in order) goes to thread k mod the thread count; no
-    /// queues, no threads.
-    pub(crate) fn start(
-        apps: Vec<AppSinks>,
-        consumers: Consumers,
-        ring_chunks: usize,
-        hook: Option<ThreadHook>,
-    ) -> io::Result<Self> {
-        let total: usize = apps.iter().map(|a| a.sinks.len()).sum();
-        let threads = match consumers {
-            Consumers::PerQueue => total,
-            Consumers::Shared(n) => n.max(1).min(total),
-            Consumers::Inline => 0,
-        };
-        let mut plan: Vec<ThreadPlan> = (0..threads).map(|_| ThreadPlan::default()).collect();
-        let channels: Vec<_> = (0..threads)
-            .map(|t| {
-                // Room for `ring_chunks` per queue the thread serves.
-                let served = (total - t).div_ceil(threads);
-                sync_channel::<(u32, Chunk)>(ring_chunks.max(1) * served)
-            })
-            .collect();
-        let mut names = Vec::with_capacity(apps.len());
-        let mut out = Vec::with_capacity(apps.len());
-        let mut k = 0;
-        for (a, AppSinks { name, loss, sinks }) in apps.into_iter().enumerate() {
-            let mut queues = Vec::with_capacity(sinks.len());
-            for (q, sink) in sinks.into_iter().enumerate() {
-                let counters = Arc::new(QueueCounters::default());
-                let state = SinkState {
-                    sink,
-                    counters: Arc::clone(&counters),
-                    error: None,
-                };
-                let route = if threads == 0 {
-                    Route::Inline(state)
-                } else {
-                    let thread = &mut plan[k % threads];
-                    thread.serves.push((a, q));
-                    thread.sinks.push(state);
-                    Route::Channel {
+/// Per app, per queue: one worker's ways out.
+pub(crate) type Outs = Vec<Vec<QueueOut>>;
+
+/// Starts the consumer threads for `apps` (in app order) fed by `workers`
+/// workers; returns them and each worker's ways out. Queue k (of all
+/// apps, in order) goes to thread k mod the thread count; no queues, no
+/// threads. Inline sinks need a single worker.
+pub(crate) fn start(
+    apps: Vec<AppSinks>,
+    consumers: Consumers,
+    ring_chunks: usize,
+    hook: Option<ThreadHook>,
+    workers: usize,
+) -> io::Result<(ConsumerThreads, Vec<Outs>)> {
+    let workers = workers.max(1);
+    if consumers == Consumers::Inline && workers > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "inline sinks run on the steering thread: they need a single worker",
+        ));
+    }
+    let total: usize = apps.iter().map(|a| a.sinks.len()).sum();
+    let threads = match consumers {
+        Consumers::PerQueue => total,
+        Consumers::Shared(n) => n.max(1).min(total),
+        Consumers::Inline => 0,
+    };
+    let mut plan: Vec<ThreadPlan> = (0..threads).map(|_| ThreadPlan::default()).collect();
+    let channels: Vec<_> = (0..threads)
+        .map(|t| {
+            // Room for `ring_chunks` per queue the thread serves and worker.
+            let served = (total - t).div_ceil(threads);
+            sync_channel::<Message>(ring_chunks.max(1) * served * workers)
+        })
+        .collect();
+    let mut names = Vec::with_capacity(apps.len());
+    let mut outs: Vec<Outs> = (0..workers)
+        .map(|_| Vec::with_capacity(apps.len()))
+        .collect();
+    let mut counters = Vec::with_capacity(apps.len());
+    let mut k = 0;
+    for (a, AppSinks { name, loss, sinks }) in apps.into_iter().enumerate() {
+        for out in &mut outs {
+            out.push(Vec::with_capacity(sinks.len()));
+        }
+        let mut app_counters = Vec::with_capacity(sinks.len());
+        for (q, sink) in sinks.into_iter().enumerate() {
+            let queue_counters = Arc::new(QueueCounters::default());
+            let mut state = Some(SinkState {
+                sink,
+                counters: Arc::clone(&queue_counters),
+                error: None,
+            });
+            let mut place = None;
+            if threads > 0 {
+                let thread = &mut plan[k % threads];
+                thread.serves.push((a, q));
+                thread.sinks.push(state.take().expect("not yet placed"));
+                place = Some(thread.sinks.len() as u32 - 1);
+            }
+            for (w, out) in outs.iter_mut().enumerate() {
+                let route = match (place, state.take()) {
+                    (Some(sink), _) => Route::Channel {
                         tx: channels[k % threads].0.clone(),
-                        sink: thread.sinks.len() as u32 - 1,
-                    }
+                        sink,
+                    },
+                    (None, Some(state)) => Route::Inline(state),
+                    (None, None) => unreachable!("inline sinks have one worker"),
                 };
-                queues.push(QueueOut {
+                out[a].push(QueueOut {
                     route,
                     loss,
-                    counters,
+                    worker: w as u16,
                     dropped_queue_full: 0,
                 });
-                k += 1;
             }
-            out.push(queues);
-            names.push(name);
+            app_counters.push(queue_counters);
+            k += 1;
         }
-        let mut started = Vec::with_capacity(threads);
-        for (
-            t,
-            (
-                ThreadPlan {
-                    sinks: states,
-                    serves,
-                },
-                (_, rx),
-            ),
-        ) in plan.into_iter().zip(channels).enumerate()
-        {
-            let (a, q) = serves[0];
-            let first = names[a].clone();
-            let name = if serves.len() == 1 {
-                format!("{first}-q{q}")
-            } else {
-                format!("consumer-{t}")
-            };
-            let hook = hook.clone();
-            let handle = std::thread::Builder::new().name(name).spawn(move || {
-                if let Some(h) = hook {
-                    (h.0)(&first, q);
-                }
-                consume(rx, states)
-            })?;
-            started.push(Consumer { handle, serves });
+        counters.push(app_counters);
+        names.push(name);
+    }
+    let mut started = Vec::with_capacity(threads);
+    for (
+        t,
+        (
+            ThreadPlan {
+                sinks: states,
+                serves,
+            },
+            (_, rx),
+        ),
+    ) in plan.into_iter().zip(channels).enumerate()
+    {
+        let (a, q) = serves[0];
+        let first = names[a].clone();
+        let name = if serves.len() == 1 {
+            format!("{first}-q{q}")
+        } else {
+            format!("consumer-{t}")
+        };
+        let hook = hook.clone();
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            if let Some(h) = hook {
+                (h.0)(&first, q);
+            }
+            consume(rx, states, workers)
+        })?;
+        started.push(Consumer { handle, serves });
+    }
+    Ok((
+        ConsumerThreads {
+            threads: started,
+            counters,
+        },
+        outs,
+    ))
+}
+
+impl ConsumerThreads {
+    /// No threads left, only the counters (after [`ConsumerThreads::join`]).
+    pub(crate) fn finished(counters: Vec<Vec<Arc<QueueCounters>>>) -> Self {
+        Self {
+            threads: Vec::new(),
+            counters,
         }
-        Ok(Self {
-            apps: out,
-            consumers: started,
-        })
     }
 
-    /// Closes every queue, finishes the inline sinks, waits for the
-    /// consumer threads; returns per app, per queue, the first sink error.
-    pub(crate) fn close(&mut self) -> Vec<Vec<Option<String>>> {
-        let mut errors: Vec<Vec<Option<String>>> = self
-            .apps
-            .iter_mut()
-            .map(|queues| {
-                queues
-                    .iter_mut()
-                    .map(
-                        |out| match std::mem::replace(&mut out.route, Route::Closed) {
-                            Route::Inline(state) => state.finish(),
-                            Route::Channel { .. } | Route::Closed => None,
-                        },
-                    )
-                    .collect()
-            })
-            .collect();
-        // Once every sender is gone, each consumer thread finishes its
-        // sinks and ends.
-        for Consumer { handle, serves } in std::mem::take(&mut self.consumers) {
+    /// Waits for the consumer threads (each ends once every worker has
+    /// closed its queues); returns per app, per queue, the first sink
+    /// error of the queues they served.
+    pub(crate) fn join(self) -> Vec<Vec<Option<String>>> {
+        let mut errors: Vec<Vec<Option<String>>> =
+            self.counters.iter().map(|q| vec![None; q.len()]).collect();
+        for Consumer { handle, serves } in self.threads {
             let results = handle
                 .join()
                 .unwrap_or_else(|_| vec![Some("consumer thread panicked".into()); serves.len()]);

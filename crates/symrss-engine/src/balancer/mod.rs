@@ -30,9 +30,11 @@
 //! affinity table are bounded. Time comes from packet timestamps only.
 
 pub mod delivery;
+mod merge;
 pub mod stats;
 
 use std::io;
+use std::sync::Arc;
 
 pub use delivery::{FnSink, Sink, SinkError, ThreadHook, ThreadStartFn, Unwritten};
 pub use stats::{AppStats, QueueStats};
@@ -41,11 +43,12 @@ use symrss_wire::Options;
 use crate::affinity::FlowTable;
 pub use crate::arena::PacketMeta;
 use crate::arena::{Arena, Chunk};
-use crate::frag::FragConfig;
+use crate::frag::{FragConfig, FragStats};
 use crate::policy::Policy;
 pub use crate::steering::DissectErrors;
 use crate::steering::{Seen, Steerer, Steering};
-use delivery::{AppSinks, Delivery};
+use crate::workers::Shared;
+use delivery::{AppSinks, ConsumerThreads, Outs, QueueOut};
 
 /// What happens at a full queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,16 +133,46 @@ impl Default for EngineConfig {
     }
 }
 
-/// The running balancer.
-pub struct Balancer {
-    steerer: Steerer<FlowTable>,
-    delivery: Delivery,
-    names: Vec<String>,
+/// One worker's share of the counters: what its steering counted and
+/// what it dropped at full queues (the sinks' counts are the consumers').
+#[derive(Clone, Debug, Default)]
+pub struct WorkerShare {
+    apps: Vec<AppShare>,
+    dissect_errors: DissectErrors,
+    /// Per app, per queue: the first error of a sink this worker ran
+    /// inline.
+    inline_errors: Vec<Vec<Option<String>>>,
 }
 
-impl std::fmt::Debug for Balancer {
+#[derive(Clone, Debug, Default)]
+struct AppShare {
+    received: u64,
+    non_ip: u64,
+    affinity_violations: u64,
+    flows_untracked: u64,
+    fragments: FragStats,
+    /// Per queue.
+    flows: Vec<u64>,
+    dropped_queue_full: Vec<u64>,
+}
+
+/// One steering worker: its input (in time order) in, every flow of every
+/// application on one of its queues. Several workers feed the same
+/// queues ([`start_workers`]); each queue merges them in time order, and a
+/// packet's queue does not depend on which worker it reached (later
+/// fragments follow their first fragment across workers, see the
+/// `workers` module). A worker is `Send`: each runs on its own thread.
+pub struct Worker {
+    steerer: Steerer<FlowTable>,
+    outs: Outs,
+    workers: usize,
+    /// The watermark sent with chunks (updated after each hand-off).
+    watermark: i64,
+}
+
+impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Balancer")
+        f.debug_struct("Worker")
             .field("packets", &self.steerer.pushed())
             .finish()
     }
@@ -149,6 +182,285 @@ impl std::fmt::Debug for Balancer {
 #[inline]
 fn unobserved(_: u64, _: Seen<'_>) {}
 
+impl Worker {
+    /// Takes one packet (copied into the current batch). With several
+    /// workers, each worker's packets must come in time order.
+    #[inline]
+    pub fn push(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
+        let (outs, watermark) = (&mut self.outs, self.watermark);
+        let handed_off = self.steerer.push(
+            ts_ns,
+            orig_len,
+            linktype,
+            data,
+            &mut unobserved,
+            &mut |a, q, chunk: Chunk| outs[a][q].send(chunk, watermark),
+        );
+        if handed_off {
+            self.progressed(false);
+        }
+    }
+
+    /// Steers and hands off the packets pushed so far without waiting for
+    /// a full batch (a live source calls this when its input goes quiet,
+    /// so packets do not wait in a half-full batch).
+    pub fn flush(&mut self) {
+        let (outs, watermark) = (&mut self.outs, self.watermark);
+        self.steerer.flush(&mut unobserved, &mut |a, q, chunk| {
+            outs[a][q].send(chunk, watermark)
+        });
+        self.progressed(false);
+    }
+
+    /// A live input that went quiet: flushes, and promises that no packet
+    /// older than `ts_ns` will come (the other workers' held fragments and
+    /// the queues' merge go on past it).
+    pub fn advance(&mut self, ts_ns: i64) {
+        self.flush();
+        self.steerer.advance(ts_ns);
+        self.progressed(false);
+    }
+
+    /// With several workers: tells every queue how far this worker got.
+    fn progressed(&mut self, last: bool) {
+        if self.workers <= 1 {
+            return;
+        }
+        self.watermark = if last {
+            i64::MAX
+        } else {
+            self.steerer.watermark()
+        };
+        for queues in &mut self.outs {
+            for out in queues {
+                out.tick(self.watermark, last);
+            }
+        }
+    }
+
+    /// This worker's counters so far.
+    pub fn share(&self) -> WorkerShare {
+        WorkerShare {
+            apps: self
+                .steerer
+                .cores
+                .iter()
+                .zip(&self.outs)
+                .map(|(core, outs)| AppShare {
+                    received: core.received,
+                    non_ip: core.non_ip,
+                    affinity_violations: core.account.affinity_violations,
+                    flows_untracked: core.account.untracked,
+                    fragments: core.frag_stats(),
+                    flows: core.account.per_queue.clone(),
+                    dropped_queue_full: outs.iter().map(|o| o.dropped_queue_full).collect(),
+                })
+                .collect(),
+            dissect_errors: self.steerer.dissect_errors.clone(),
+            inline_errors: Vec::new(),
+        }
+    }
+
+    /// End of this worker's input: flushes, lets its held fragments wait
+    /// for the other workers (see the `workers` module), hands off
+    /// everything, closes its side of the queues; returns its counters.
+    pub fn finish(mut self) -> WorkerShare {
+        let (outs, watermark) = (&mut self.outs, self.watermark);
+        self.steerer.finish(&mut unobserved, &mut |a, q, chunk| {
+            outs[a][q].send(chunk, watermark)
+        });
+        self.progressed(true);
+        let mut share = self.share();
+        share.inline_errors = self
+            .outs
+            .iter_mut()
+            .map(|queues| queues.iter_mut().map(QueueOut::close).collect())
+            .collect();
+        share
+    }
+}
+
+/// The consumer side of a balancer: the threads that run the sinks and
+/// every queue's counters.
+#[derive(Debug)]
+pub struct Collector {
+    consumers: ConsumerThreads,
+    names: Vec<String>,
+}
+
+impl Collector {
+    /// The counters of the whole balancer from its workers' shares: while
+    /// running, packets still in a channel are neither delivered nor
+    /// dropped yet, so `received >= delivered + dropped`.
+    pub fn stats(&self, shares: &[WorkerShare]) -> Vec<AppStats> {
+        let mut dissect_errors = DissectErrors::default();
+        for s in shares {
+            dissect_errors.count += s.dissect_errors.count;
+            if dissect_errors.first.is_none() {
+                dissect_errors.first.clone_from(&s.dissect_errors.first);
+            }
+        }
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(a, name)| {
+                let mut total = AppShare {
+                    flows: vec![0; self.consumers.counters[a].len()],
+                    dropped_queue_full: vec![0; self.consumers.counters[a].len()],
+                    ..AppShare::default()
+                };
+                for share in shares {
+                    let s = &share.apps[a];
+                    total.received += s.received;
+                    total.non_ip += s.non_ip;
+                    total.affinity_violations += s.affinity_violations;
+                    total.flows_untracked += s.flows_untracked;
+                    total.fragments.add(&s.fragments);
+                    for (t, v) in total.flows.iter_mut().zip(&s.flows) {
+                        *t += v;
+                    }
+                    for (t, v) in total
+                        .dropped_queue_full
+                        .iter_mut()
+                        .zip(&s.dropped_queue_full)
+                    {
+                        *t += v;
+                    }
+                }
+                AppStats {
+                    name: name.clone(),
+                    received: total.received,
+                    queues: self.consumers.counters[a]
+                        .iter()
+                        .zip(total.flows.iter().zip(&total.dropped_queue_full))
+                        .map(|(c, (&flows, &full))| c.stats(flows, full))
+                        .collect(),
+                    non_ip: total.non_ip,
+                    affinity_violations: total.affinity_violations,
+                    flows_untracked: total.flows_untracked,
+                    fragments: total.fragments,
+                    sink_error: None,
+                    queue_errors: Vec::new(),
+                    dissect_errors: dissect_errors.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits for the consumers (every worker must have finished) and
+    /// returns the final counters: `received = delivered + dropped` per
+    /// app.
+    pub fn finish(self, shares: Vec<WorkerShare>) -> Vec<AppStats> {
+        let (consumers, names) = (self.consumers, self.names);
+        let counters = consumers.counters.clone();
+        let mut errors = consumers.join();
+        let done = Collector {
+            consumers: ConsumerThreads::finished(counters),
+            names,
+        };
+        let mut stats = done.stats(&shares);
+        for share in &shares {
+            for (app, inline) in errors.iter_mut().zip(&share.inline_errors) {
+                for (e, i) in app.iter_mut().zip(inline) {
+                    if e.is_none() {
+                        e.clone_from(i);
+                    }
+                }
+            }
+        }
+        for (st, errors) in stats.iter_mut().zip(errors) {
+            st.sink_error = errors
+                .iter()
+                .enumerate()
+                .find_map(|(q, e)| e.as_ref().map(|e| format!("{} queue {q}: {e}", st.name)));
+            st.queue_errors = errors;
+        }
+        stats
+    }
+}
+
+/// Starts a balancer fed by `workers` steering workers: the consumer
+/// threads (see [`EngineConfig::consumers`]; inline sinks need one
+/// worker) and the workers, each to be moved to its own thread;
+/// `sinks[a][q]` receives app `a`'s queue `q`.
+pub fn start_workers(
+    apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
+    cfg: EngineConfig,
+    workers: usize,
+) -> io::Result<(Collector, Vec<Worker>)> {
+    let workers = workers.max(1);
+    let mut policies = Vec::with_capacity(apps.len());
+    let mut sinks = Vec::with_capacity(apps.len());
+    let mut names = Vec::with_capacity(apps.len());
+    for (app, app_sinks) in apps {
+        assert_eq!(app_sinks.len(), app.queues as usize, "one sink per queue");
+        sinks.push(AppSinks {
+            name: app.name.clone(),
+            loss: app.loss,
+            sinks: app_sinks,
+        });
+        policies.push((app.policy, app.queues));
+        names.push(app.name);
+    }
+    let (consumers, outs) = delivery::start(
+        sinks,
+        cfg.consumers,
+        cfg.ring_chunks,
+        cfg.on_consumer_start.clone(),
+        workers,
+    )?;
+    let shared = (workers > 1).then(|| Arc::new(Shared::new(workers, cfg.frag.hold_ns)));
+    let workers_list = outs
+        .into_iter()
+        .enumerate()
+        .map(|(w, outs)| {
+            let cores = policies
+                .iter()
+                .enumerate()
+                .map(|(a, (policy, queues))| {
+                    let table = FlowTable::new((*queues).max(1) as usize, cfg.max_flows);
+                    let core = Steering::new(policy.clone(), *queues, cfg.frag, cfg.dissect, table);
+                    match &shared {
+                        Some(s) => core.with_remote(Arc::clone(s), a as u16),
+                        None => core,
+                    }
+                })
+                .collect();
+            let arena = Arena::new(
+                cfg.batch_packets,
+                cfg.batch_bytes,
+                2 * cfg.ring_chunks.max(1) + 8,
+            );
+            let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag);
+            let steerer = match &shared {
+                Some(s) => steerer.with_shared(Arc::clone(s), w),
+                None => steerer,
+            };
+            Worker {
+                steerer,
+                outs,
+                workers,
+                watermark: i64::MIN,
+            }
+        })
+        .collect();
+    Ok((Collector { consumers, names }, workers_list))
+}
+
+/// The running balancer with one steering worker (the caller's thread).
+pub struct Balancer {
+    worker: Worker,
+    collector: Collector,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("packets", &self.worker.steerer.pushed())
+            .finish()
+    }
+}
+
 impl Balancer {
     /// Starts the consumer threads (see [`EngineConfig::consumers`]);
     /// `sinks[a][q]` receives app `a`'s queue `q`.
@@ -156,64 +468,22 @@ impl Balancer {
         apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
         cfg: EngineConfig,
     ) -> io::Result<Self> {
-        let mut cores = Vec::with_capacity(apps.len());
-        let mut outs = Vec::with_capacity(apps.len());
-        let mut names = Vec::with_capacity(apps.len());
-        for (app, sinks) in apps {
-            assert_eq!(sinks.len(), app.queues as usize, "one sink per queue");
-            let table = FlowTable::new(app.queues.max(1) as usize, cfg.max_flows);
-            cores.push(Steering::new(
-                app.policy,
-                app.queues,
-                cfg.frag,
-                cfg.dissect,
-                table,
-            ));
-            outs.push(AppSinks {
-                name: app.name.clone(),
-                loss: app.loss,
-                sinks,
-            });
-            names.push(app.name);
-        }
-        let delivery = Delivery::start(
-            outs,
-            cfg.consumers,
-            cfg.ring_chunks,
-            cfg.on_consumer_start.clone(),
-        )?;
-        let arena = Arena::new(
-            cfg.batch_packets,
-            cfg.batch_bytes,
-            2 * cfg.ring_chunks.max(1) + 8,
-        );
-        Ok(Self {
-            steerer: Steerer::new(arena, cores, cfg.dissect, cfg.frag),
-            delivery,
-            names,
-        })
+        let (collector, mut workers) = start_workers(apps, cfg, 1)?;
+        let worker = workers.pop().expect("one worker");
+        Ok(Self { worker, collector })
     }
 
     /// Takes one packet (copied into the current batch).
+    #[inline]
     pub fn push(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
-        let outs = &mut self.delivery.apps;
-        self.steerer.push(
-            ts_ns,
-            orig_len,
-            linktype,
-            data,
-            &mut unobserved,
-            &mut |a, q, chunk: Chunk| outs[a][q].send(chunk),
-        );
+        self.worker.push(ts_ns, orig_len, linktype, data);
     }
 
     /// Steers and hands off the packets pushed so far without waiting for
     /// a full batch (a live source calls this when its input goes quiet,
     /// so packets do not wait in a half-full batch).
     pub fn flush(&mut self) {
-        let outs = &mut self.delivery.apps;
-        self.steerer
-            .flush(&mut unobserved, &mut |a, q, chunk| outs[a][q].send(chunk));
+        self.worker.flush();
     }
 
     /// Counters while running: packets still in a channel are neither
@@ -222,49 +492,13 @@ impl Balancer {
     /// yet steered (fewer than 256, or a batch not yet flushed) are not yet
     /// received.
     pub fn snapshot(&self) -> Vec<AppStats> {
-        (0..self.names.len()).map(|a| self.app_stats(a)).collect()
-    }
-
-    fn app_stats(&self, a: usize) -> AppStats {
-        let core = &self.steerer.cores[a];
-        let table = &core.account;
-        AppStats {
-            name: self.names[a].clone(),
-            received: core.received,
-            queues: self.delivery.apps[a]
-                .iter()
-                .zip(&table.per_queue)
-                .map(|(out, &flows)| out.counters.stats(flows, out.dropped_queue_full))
-                .collect(),
-            non_ip: core.non_ip,
-            affinity_violations: table.affinity_violations,
-            flows_untracked: table.untracked,
-            fragments: core.frag_stats(),
-            sink_error: None,
-            queue_errors: Vec::new(),
-            dissect_errors: self.steerer.dissect_errors.clone(),
-        }
+        self.collector.stats(&[self.worker.share()])
     }
 
     /// Flushes, releases held fragments, closes the queues, waits for the
     /// consumers and returns the counters.
-    pub fn finish(mut self) -> Vec<AppStats> {
-        let outs = &mut self.delivery.apps;
-        self.steerer
-            .finish(&mut unobserved, &mut |a, q, chunk| outs[a][q].send(chunk));
-        let errors = self.delivery.close();
-        errors
-            .into_iter()
-            .enumerate()
-            .map(|(a, errors)| {
-                let mut st = self.app_stats(a);
-                st.sink_error = errors
-                    .iter()
-                    .enumerate()
-                    .find_map(|(q, e)| e.as_ref().map(|e| format!("{} queue {q}: {e}", st.name)));
-                st.queue_errors = errors;
-                st
-            })
-            .collect()
+    pub fn finish(self) -> Vec<AppStats> {
+        let share = self.worker.finish();
+        self.collector.finish(vec![share])
     }
 }

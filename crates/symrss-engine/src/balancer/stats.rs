@@ -96,6 +96,13 @@ pub(crate) struct Tally {
     pub(crate) lost_bytes: u64,
 }
 
+impl Tally {
+    /// Packets the sink was offered.
+    pub(crate) fn offered(&self) -> u64 {
+        self.delivered + self.failed + self.no_reader
+    }
+}
+
 impl QueueCounters {
     /// Adds a chunk's counts; packets lost after delivery move from
     /// delivered to their reason.
