@@ -170,7 +170,7 @@ impl<A: Account> Steering<A> {
     /// fragment another worker has seen follow it now (their holes are
     /// filled).
     fn poll_remote(&mut self) {
-        let Some((shared, app)) = &self.remote else {
+        let Some((shared, app)) = self.remote.clone() else {
             return;
         };
         if self.tracker.held() == 0 {
@@ -182,21 +182,31 @@ impl<A: Account> Steering<A> {
             // A first fragment later than the hold comes too late, as it
             // would for one worker: the fragments fall back at expiry.
             let Some((flow, _)) = shared
-                .lookup(*app, &id)
+                .lookup(app, &id)
                 .filter(|(_, first)| first - since <= hold)
             else {
                 continue;
             };
-            let queue = self.reta.queue(self.policy.hash_flow(&flow));
-            let digest = resolved_digest(&flow);
-            for r in self.tracker.learn(id, Some(flow), i128::MIN) {
-                self.filled.push(Filled {
-                    at: r.index(self.batch_first),
-                    queue,
-                    flow: digest,
-                    how: how::IP | how::FRAGMENT,
-                });
-            }
+            let waited = self.tracker.learn(id, Some(flow), i128::MIN);
+            self.follow(flow, waited);
+        }
+    }
+
+    /// Later fragments that waited (their holes in the delay line) follow
+    /// `flow`, which their first fragment resolved to on another worker.
+    fn follow(&mut self, flow: Resolved, waited: Vec<PacketRef>) {
+        if waited.is_empty() {
+            return;
+        }
+        let queue = self.reta.queue(self.policy.hash_flow(&flow));
+        let digest = resolved_digest(&flow);
+        for r in waited {
+            self.filled.push(Filled {
+                at: r.index(self.batch_first),
+                queue,
+                flow: digest,
+                how: how::IP | how::FRAGMENT,
+            });
         }
     }
 
@@ -282,8 +292,10 @@ impl<A: Account> Steering<A> {
                             .lookup(*app, &id)
                             .filter(|(_, first)| ts_ns - first <= self.tracker.hold_ns())
                     {
-                        // Its first fragment reached another worker.
-                        self.tracker.learn(id, Some(flow), ts_ns);
+                        // Its first fragment reached another worker; the
+                        // fragments of it already waiting here follow it.
+                        let waited = self.tracker.learn(id, Some(flow), ts_ns);
+                        self.follow(flow, waited);
                     }
                 }
                 let outcome = self.tracker.fragment(
