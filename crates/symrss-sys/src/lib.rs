@@ -77,9 +77,30 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// CPU time of the calling thread so far, ns: the scheduler's own account
+/// (`/proc/thread-self/schedstat`, first field), to the nanosecond; 0
+/// where it is missing.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_thread_accrues_cpu_time() {
+        let before = thread_cpu_ns();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu_ns() > before, "{x}");
+    }
 
     #[test]
     fn pins_to_an_existing_cpu_and_rejects_a_missing_one() {

@@ -155,11 +155,33 @@ impl Default for RingConfig {
 /// Fanout modes (`PACKET_FANOUT_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fanout {
-    /// By the kernel's symmetric flow hash.
+    /// By the kernel's flow hash (`skb_get_hash`: its own symmetric hash,
+    /// or the NIC's RSS hash where the driver sets one).
     Hash,
+    /// By the CPU that received the packet.
+    Cpu,
     /// By the hardware receive queue.
     QueueMapping,
 }
+
+impl Fanout {
+    fn mode(self) -> u32 {
+        match self {
+            Self::Hash => 0,
+            Self::Cpu => 2,
+            Self::QueueMapping => 5,
+        }
+    }
+}
+
+/// `PACKET_FANOUT_FLAG_UNIQUEID` (linux/if_packet.h): the kernel picks a
+/// group id no other group uses.
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+
+/// A filter that takes no packet (`ret #0`): a socket joining a fanout
+/// group carries it until the group is complete, so no packet reaches two
+/// members (see [`PacketSocket::set_filter`]).
+pub const DROP_ALL: [(u16, u8, u8, u32); 1] = [(0x06, 0, 0, 0)];
 
 /// One captured packet, borrowed from the ring.
 #[derive(Debug)]
@@ -391,11 +413,7 @@ impl PacketSocket {
     /// Joins fanout group `group` in `mode` (all members must use the same
     /// mode; the first to join creates the group).
     pub fn fanout(&self, group: u16, mode: Fanout) -> io::Result<()> {
-        let m: u32 = match mode {
-            Fanout::Hash => 0,
-            Fanout::QueueMapping => 5,
-        };
-        let arg: u32 = u32::from(group) | m << 16;
+        let arg: u32 = u32::from(group) | mode.mode() << 16;
         setsockopt(
             &self.fd,
             libc::SOL_PACKET,
@@ -403,6 +421,57 @@ impl PacketSocket {
             &arg,
             "PACKET_FANOUT",
         )
+    }
+
+    /// Creates a fanout group in `mode` with an id the kernel picks (no
+    /// other process's group can be joined by mistake) and returns the id,
+    /// for the other members' [`PacketSocket::fanout`].
+    pub fn fanout_new_group(&self, mode: Fanout) -> io::Result<u16> {
+        let arg: u32 = (mode.mode() | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+        setsockopt(
+            &self.fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            &arg,
+            "PACKET_FANOUT (new group)",
+        )?;
+        let mut value: u32 = 0;
+        let mut len = size_of::<u32>() as libc::socklen_t;
+        // SAFETY: `value` is a live, writable u32 and `len` its size, what
+        // getsockopt(PACKET_FANOUT) fills (id | mode << 16).
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&mut value as *mut u32).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(os_err("getsockopt PACKET_FANOUT"));
+        }
+        Ok(value as u16)
+    }
+
+    /// Replaces the socket's filter (an empty program removes it:
+    /// `SO_DETACH_FILTER`). The swap is atomic in the kernel.
+    pub fn set_filter(&self, program: &[(u16, u8, u8, u32)]) -> io::Result<()> {
+        if !program.is_empty() {
+            return self.attach_filter(program);
+        }
+        let zero: libc::c_int = 0;
+        match setsockopt(
+            &self.fd,
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            &zero,
+            "SO_DETACH_FILTER",
+        ) {
+            // No filter attached: nothing to remove.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
     }
 
     /// Attaches a classic BPF program (`SO_ATTACH_FILTER`); each

@@ -386,15 +386,6 @@ fn engine_benches(calls: u64, pin: bool, out: &mut Vec<BenchResult>) {
     }
 }
 
-/// CPU time of the calling thread so far, ns (the scheduler's account,
-/// `/proc/thread-self/schedstat`; 0 where it is missing).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU time of the whole process so far (every thread, ended ones
 /// included), ns at tick resolution (`/proc/self/stat`, USER_HZ = 100).
 fn process_cpu_ns() -> u64 {
@@ -468,7 +459,7 @@ fn workers_run(
             .enumerate()
             .map(|(w, mut worker)| {
                 s.spawn(move || {
-                    let cpu = thread_cpu_ns();
+                    let cpu = symrss_sys::thread_cpu_ns();
                     let mut ts = w as i128;
                     for _ in 0..reps {
                         for f in frames.iter().skip(w).step_by(workers) {
@@ -478,7 +469,7 @@ fn workers_run(
                     }
                     let pushed = start.elapsed();
                     let share = worker.finish();
-                    (share, pushed, thread_cpu_ns() - cpu)
+                    (share, pushed, symrss_sys::thread_cpu_ns() - cpu)
                 })
             })
             .collect();

@@ -19,12 +19,13 @@
 
 use std::fs::File;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use symrss_engine::balancer::Balancer;
+use symrss_engine::balancer::{Collector, Worker, WorkerShare, start_workers};
 use symrss_engine::source::{Frame, Poll, Source, Stage, run as run_source};
-use symrss_sys::packet::PacketSocket;
+use symrss_sys::packet::{DROP_ALL, PacketSocket};
 use symrss_sys::rings::Rings;
 use symrss_sys::{privileges, signals};
 
@@ -38,7 +39,7 @@ mod sinks;
 pub use config::CaptureArgs;
 use config::{CaptureConfig, effective_config};
 use plan::Plan;
-use report::{print_summary, publish, serve_prometheus, stats_line};
+use report::{View, print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
 
 const SNAPLEN: u32 = 262_144;
@@ -46,6 +47,7 @@ const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Per interface, what the report shows: the kernel's counters and what
 /// the capture took.
+#[derive(Clone, Debug, Default)]
 struct Interface {
     name: String,
     /// Received by the kernel's filter (PACKET_STATISTICS).
@@ -69,8 +71,9 @@ impl Interface {
 }
 
 /// Runs `symrss capture`: the validated plan, the setup (rings, outputs,
-/// privileges), the engine's driver loop over the rings, the final drain
-/// and the report.
+/// privileges), the workers (each the engine's driver loop over its share
+/// of the rings, then the final drain), stats on their interval, and the
+/// report.
 pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     let c = effective_config(a)?;
     if a.print_config {
@@ -80,34 +83,13 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     }
     let plan = Plan::validate(&c)?;
     signals::install().map_err(|e| Failure::Runtime(format!("signal handlers: {e}")))?;
-    let (mut rings, mut stage) = setup(&c, plan)?;
-    // A stop request, a capture error (an interface went away) or a stats
-    // error ends the run; then what the rings hold is drained and steered,
-    // written and counted before anything is reported.
-    run_source(&mut rings, &mut stage);
-    drain(&mut rings, &mut stage, &c);
-    rings.read_kernel_stats();
-    let CaptureStage {
-        balancer,
+    let capture = setup(&c, plan)?;
+    let Finished {
+        interfaces,
+        stats,
         captured,
-        over_limit,
-        mut stats_file,
-        metrics,
         error,
-        started,
-        ..
-    } = stage;
-    let interfaces = interface_rows(&rings, &over_limit);
-    let stats = balancer.finish();
-    publish(
-        &mut stats_file,
-        &c,
-        &metrics,
-        started,
-        &interfaces,
-        &stats,
-        captured,
-    )?;
+    } = capture.run(&c)?;
     print_summary(&interfaces, &stats, captured);
     if let Some(e) = error {
         return Err(e);
@@ -125,17 +107,33 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+/// Everything set up, before the workers start.
+struct Capture {
+    /// Per worker: its rings (one per interface).
+    rings: Vec<Rings>,
+    workers: Vec<Worker>,
+    collector: Collector,
+    stats_file: Option<File>,
+    metrics: Arc<Mutex<String>>,
+    duration: Option<Duration>,
+    retire_ms: u32,
+}
+
+/// The outcome of a capture.
+struct Finished {
+    interfaces: Vec<Interface>,
+    stats: Vec<symrss_engine::balancer::AppStats>,
+    captured: u64,
+    error: Option<Failure>,
+}
+
 /// As root: the rings (with the filter attached before each socket is
-/// bound, so nothing unfiltered is captured) and the outputs; then the
-/// privilege drop, pinning and the balancer's threads.
-fn setup<'c>(c: &'c CaptureConfig, plan: Plan) -> Result<(Rings, CaptureStage<'c>), Failure> {
-    let mut sockets = Vec::with_capacity(c.interfaces.len());
-    for name in &c.interfaces {
-        let socket = PacketSocket::open(name, &plan.ring)
-            .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
-        sockets.push((name.clone(), socket));
-    }
-    let rings = Rings::new(sockets);
+/// bound, so nothing unfiltered is captured; with several workers each
+/// interface's sockets form a fanout group, and take no packet until the
+/// group is complete), the outputs; then the privilege drop and the
+/// balancer's threads.
+fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
+    let rings = open_rings(c, &plan)?;
     let mut with_sinks = Vec::with_capacity(plan.apps.len());
     for (app, cfg) in c.apps.iter().zip(plan.apps) {
         with_sinks.push((cfg, make_sinks(c, app, plan.rotation)?));
@@ -157,17 +155,14 @@ fn setup<'c>(c: &'c CaptureConfig, plan: Plan) -> Result<(Rings, CaptureStage<'c
         }
         privileges::drop_to(ids).map_err(|e| Failure::Runtime(e.to_string()))?;
     }
-    if c.pin {
-        crate::pinning::pin_steering();
-    }
-    let balancer = Balancer::start(with_sinks, plan.engine)
+    let (collector, workers) = start_workers(with_sinks, plan.engine, plan.workers)
         .map_err(|e| Failure::Runtime(format!("starting consumer threads: {e}")))?;
     let metrics = Arc::new(Mutex::new(String::new()));
     if let Some(addr) = &c.prometheus {
         serve_prometheus(addr, Arc::clone(&metrics))?;
     }
     eprintln!(
-        "symrss: capturing on {} ({} app(s): {}){}",
+        "symrss: capturing on {} ({} app(s): {}){}{}",
         c.interfaces.join(", "),
         c.apps.len(),
         c.apps
@@ -175,124 +170,356 @@ fn setup<'c>(c: &'c CaptureConfig, plan: Plan) -> Result<(Rings, CaptureStage<'c
             .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink.name()))
             .collect::<Vec<_>>()
             .join(" "),
+        if plan.workers > 1 {
+            format!(", {} workers (fanout {:?})", plan.workers, c.fanout).to_lowercase()
+        } else {
+            String::new()
+        },
         c.filter
             .as_ref()
             .map_or(String::new(), |f| format!(", filter `{f}`"))
     );
-    let started = Instant::now();
-    let stage = CaptureStage {
-        balancer,
-        limit: c.count.unwrap_or(u64::MAX),
-        captured: 0,
-        over_limit: vec![0; c.interfaces.len()],
-        deadline: plan.duration.and_then(|d| started.checked_add(d)),
-        started,
-        next_stats: started + Duration::from_secs(c.stats_interval.max(1)),
-        c,
+    Ok(Capture {
+        rings,
+        workers,
+        collector,
         stats_file,
         metrics,
-        error: None,
+        duration: plan.duration,
         retire_ms: plan.ring.retire_ms,
-    };
-    Ok((rings, stage))
+    })
+}
+
+/// Per worker, one ring per interface. With several workers, each
+/// interface's sockets join one fanout group (the kernel picks its id),
+/// holding a take-nothing filter until every member has joined, so no
+/// packet reaches two workers; then the capture filter replaces it.
+fn open_rings(c: &CaptureConfig, plan: &Plan) -> Result<Vec<Rings>, Failure> {
+    let fail = |e: std::io::Error| Failure::Runtime(format!("capture: {e}"));
+    let several = plan.workers > 1;
+    let mut paused = plan.ring.clone();
+    if several {
+        paused.filter = DROP_ALL.to_vec();
+    }
+    let mut sockets: Vec<Vec<(String, PacketSocket)>> = Vec::with_capacity(plan.workers);
+    for _ in 0..plan.workers {
+        let mut mine = Vec::with_capacity(c.interfaces.len());
+        for name in &c.interfaces {
+            mine.push((
+                name.clone(),
+                PacketSocket::open(name, &paused).map_err(fail)?,
+            ));
+        }
+        sockets.push(mine);
+    }
+    if several {
+        let mode = c.fanout.mode();
+        for i in 0..c.interfaces.len() {
+            let group = sockets[0][i].1.fanout_new_group(mode).map_err(fail)?;
+            for mine in &sockets[1..] {
+                mine[i].1.fanout(group, mode).map_err(fail)?;
+            }
+        }
+        for (_, socket) in sockets.iter().flatten() {
+            socket.set_filter(&plan.ring.filter).map_err(fail)?;
+        }
+    }
+    Ok(sockets.into_iter().map(Rings::new).collect())
+}
+
+/// What each worker publishes for the stats while it runs.
+#[derive(Debug, Default)]
+struct Published {
+    share: WorkerShare,
+    interfaces: Vec<Interface>,
+    cpu_ns: u64,
+}
+
+/// One worker's row in the stats: what its sockets received and the
+/// kernel dropped, and its thread's CPU time.
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkerRow {
+    received: u64,
+    drops: u64,
+    cpu_ns: u64,
+}
+
+impl Published {
+    fn row(&self) -> WorkerRow {
+        WorkerRow {
+            received: self
+                .interfaces
+                .iter()
+                .map(|i| i.captured + i.over_limit)
+                .sum(),
+            drops: self.interfaces.iter().map(|i| i.drops).sum(),
+            cpu_ns: self.cpu_ns,
+        }
+    }
+}
+
+/// What the workers share: the `--count` limit and the packets taken.
+#[derive(Debug)]
+struct Taken {
+    limit: u64,
+    count: AtomicU64,
+}
+
+impl Capture {
+    /// Runs the workers on their threads; this thread keeps the deadline
+    /// and the stats interval until every worker has stopped (a stop
+    /// request, `--count`, an interface error), then collects.
+    fn run(self, c: &CaptureConfig) -> Result<Finished, Failure> {
+        let Capture {
+            rings,
+            workers,
+            collector,
+            mut stats_file,
+            metrics,
+            duration,
+            retire_ms,
+        } = self;
+        let taken = Arc::new(Taken {
+            limit: c.count.unwrap_or(u64::MAX),
+            count: AtomicU64::new(0),
+        });
+        let published: Vec<Arc<Mutex<Published>>> =
+            workers.iter().map(|_| Arc::default()).collect();
+        let started = Instant::now();
+        let cpus = symrss_sys::cpu_count();
+        let mut handles = Vec::with_capacity(workers.len());
+        for (w, (worker, mut rings)) in workers.into_iter().zip(rings).enumerate() {
+            let mut stage = WorkerStage {
+                worker,
+                taken: Arc::clone(&taken),
+                over_limit: vec![0; c.interfaces.len()],
+                idle_slack_ns: i64::from(retire_ms) * 2_000_000 + 20_000_000,
+                published: Arc::clone(&published[w]),
+                next_publish: started,
+                cpu_start: 0,
+                error: None,
+            };
+            let (pin, block_count) = (c.pin, c.block_count);
+            let handle = std::thread::Builder::new()
+                .name(format!("worker-{w}"))
+                .spawn(move || {
+                    if pin && let Err(e) = symrss_sys::pin_current_thread(w % cpus) {
+                        eprintln!(
+                            "symrss: warning: cannot pin worker {w} to CPU {}: {e}",
+                            w % cpus
+                        );
+                    }
+                    let cpu = symrss_sys::thread_cpu_ns();
+                    stage.cpu_start = cpu;
+                    run_source(&mut rings, &mut stage);
+                    drain(&mut rings, &mut stage, block_count, retire_ms);
+                    rings.read_kernel_stats();
+                    let share = stage.worker.finish();
+                    let done = Published {
+                        share,
+                        interfaces: interface_rows(&rings, &stage.over_limit),
+                        cpu_ns: symrss_sys::thread_cpu_ns() - cpu,
+                    };
+                    (done, stage.error)
+                })
+                .map_err(|e| Failure::Runtime(format!("starting a worker: {e}")))?;
+            handles.push(handle);
+        }
+        let deadline = duration.and_then(|d| started.checked_add(d));
+        let interval = Duration::from_secs(c.stats_interval.max(1));
+        let mut next_stats = started + interval;
+        let mut error = None;
+        while !handles.iter().all(|h| h.is_finished()) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                signals::request_stop();
+            }
+            if now >= next_stats {
+                next_stats = now + interval;
+                let (interfaces, rows, shares) = {
+                    let latest: Vec<_> = published
+                        .iter()
+                        .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()))
+                        .collect();
+                    gather(latest.iter().map(|p| &**p))
+                };
+                let snap = collector.stats(&shares);
+                let captured = interfaces.iter().map(|i| i.captured).sum();
+                if c.stats_interval > 0 {
+                    eprintln!("{}", stats_line(started, &interfaces, &snap));
+                }
+                let view = View {
+                    interfaces: &interfaces,
+                    workers: &rows,
+                    apps: &snap,
+                    captured,
+                };
+                if let Err(e) = publish(&mut stats_file, c, &metrics, started, view) {
+                    error.get_or_insert(e);
+                    signals::request_stop();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut done = Vec::with_capacity(handles.len());
+        for h in handles {
+            let (p, e) = h
+                .join()
+                .map_err(|_| Failure::Runtime("a capture worker panicked".into()))?;
+            done.push(p);
+            if let Some(e) = e {
+                error.get_or_insert(Failure::Runtime(e));
+            }
+        }
+        let (interfaces, rows, shares) = gather(done.iter());
+        let captured = interfaces.iter().map(|i| i.captured).sum();
+        let stats = collector.finish(shares);
+        let view = View {
+            interfaces: &interfaces,
+            workers: &rows,
+            apps: &stats,
+            captured,
+        };
+        publish(&mut stats_file, c, &metrics, started, view)?;
+        Ok(Finished {
+            interfaces,
+            stats,
+            captured,
+            error,
+        })
+    }
+}
+
+/// The workers' counters: interface rows summed over workers, each
+/// worker's row, and each worker's share.
+fn gather<'a>(
+    published: impl Iterator<Item = &'a Published>,
+) -> (Vec<Interface>, Vec<WorkerRow>, Vec<WorkerShare>) {
+    let mut interfaces = Vec::new();
+    let mut rows = Vec::new();
+    let mut shares = Vec::new();
+    for p in published {
+        interfaces.push(p.interfaces.clone());
+        rows.push(p.row());
+        shares.push(p.share.clone());
+    }
+    (sum_rows(interfaces), rows, shares)
+}
+
+/// Per interface, the sum of the workers' rows (each worker has a socket
+/// on every interface).
+fn sum_rows(rows: Vec<Vec<Interface>>) -> Vec<Interface> {
+    let mut total: Vec<Interface> = Vec::new();
+    for worker in rows {
+        if total.is_empty() {
+            total = worker;
+            continue;
+        }
+        for (t, r) in total.iter_mut().zip(worker) {
+            t.received += r.received;
+            t.drops += r.drops;
+            t.captured += r.captured;
+            t.over_limit += r.over_limit;
+        }
+    }
+    total
 }
 
 /// After the loop: the block the kernel is filling is handed over when
 /// its retire timer fires, so wait that long (a few times over) for the
 /// last blocks, at most one ring's worth of rounds so steady traffic
 /// cannot keep the capture alive.
-fn drain(rings: &mut Rings, stage: &mut CaptureStage<'_>, c: &CaptureConfig) {
-    let patience = Duration::from_millis(u64::from(stage.retire_ms) * 3 + 20);
+fn drain(rings: &mut Rings, stage: &mut WorkerStage, block_count: u32, retire_ms: u32) {
+    let patience = Duration::from_millis(u64::from(retire_ms) * 3 + 20);
     let mut quiet_since = Instant::now();
-    for _ in 0..c.block_count.saturating_mul(2) {
+    for _ in 0..block_count.saturating_mul(2) {
         match rings.poll(&mut |f| stage.frame(f)) {
             Poll::Ready(_) => quiet_since = Instant::now(),
-            _ if quiet_since.elapsed() >= patience || stage.captured >= stage.limit => break,
+            _ if quiet_since.elapsed() >= patience || stage.taken.reached() => break,
             _ => std::thread::sleep(Duration::from_millis(2)),
         }
     }
 }
 
-/// The capture's side of the driver loop: every frame to the balancer (up
-/// to `--count`), the stats line, JSON and Prometheus text on their
-/// interval, the `--duration` deadline, a hand-off and a wait when the
-/// rings have nothing ready.
-struct CaptureStage<'a> {
-    balancer: Balancer,
-    limit: u64,
-    captured: u64,
+impl Taken {
+    /// Takes one packet if the limit allows.
+    #[inline]
+    fn take(&self) -> bool {
+        self.limit == u64::MAX || self.count.fetch_add(1, Ordering::Relaxed) < self.limit
+    }
+
+    /// Whether `--count` packets were taken.
+    fn reached(&self) -> bool {
+        self.limit != u64::MAX && self.count.load(Ordering::Relaxed) >= self.limit
+    }
+}
+
+/// One worker's side of the driver loop: every frame to its steering (up
+/// to `--count` over all workers), its counters published for the stats,
+/// and when its rings have nothing ready a hand-off, a promise of
+/// progress to the other workers, and a wait.
+struct WorkerStage {
+    worker: Worker,
+    taken: Arc<Taken>,
     /// Per interface: frames read past the `--count` limit (the rest of
     /// what the source handed over was captured).
     over_limit: Vec<u64>,
-    deadline: Option<Instant>,
-    started: Instant,
-    next_stats: Instant,
-    c: &'a CaptureConfig,
-    stats_file: Option<File>,
-    metrics: Arc<Mutex<String>>,
-    /// What ended the run early (an interface error, a poll or stats
-    /// error).
-    error: Option<Failure>,
-    /// The rings' block retire timeout (how long the final drain waits).
-    retire_ms: u32,
+    /// How far behind the wall clock a packet still in a ring can be (its
+    /// block not yet retired).
+    idle_slack_ns: i64,
+    published: Arc<Mutex<Published>>,
+    next_publish: Instant,
+    /// The thread's CPU time when it started.
+    cpu_start: u64,
+    /// What ended the run early (an interface or poll error).
+    error: Option<String>,
 }
 
-impl CaptureStage<'_> {
-    /// The deadline and the stats interval.
-    fn tick(&mut self, rings: &mut Rings) {
+impl WorkerStage {
+    /// Every quarter second: the counters for the stats thread.
+    fn publish(&mut self, rings: &mut Rings) {
         let now = Instant::now();
-        if self.deadline.is_some_and(|d| now >= d) {
-            signals::request_stop();
-        }
-        if now < self.next_stats {
+        if now < self.next_publish {
             return;
         }
-        self.next_stats = now + Duration::from_secs(self.c.stats_interval.max(1));
+        self.next_publish = now + Duration::from_millis(250);
         rings.read_kernel_stats();
-        let interfaces = interface_rows(rings, &self.over_limit);
-        let snap = self.balancer.snapshot();
-        if self.c.stats_interval > 0 {
-            eprintln!("{}", stats_line(self.started, &interfaces, &snap));
-        }
-        if let Err(e) = publish(
-            &mut self.stats_file,
-            self.c,
-            &self.metrics,
-            self.started,
-            &interfaces,
-            &snap,
-            self.captured,
-        ) {
-            self.error.get_or_insert(e);
-        }
+        let p = Published {
+            share: self.worker.share(),
+            interfaces: interface_rows(rings, &self.over_limit),
+            cpu_ns: symrss_sys::thread_cpu_ns() - self.cpu_start,
+        };
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
 }
 
-impl Stage<Rings> for CaptureStage<'_> {
+impl Stage<Rings> for WorkerStage {
     #[inline]
     fn frame(&mut self, f: Frame<'_>) {
-        if self.captured >= self.limit {
+        if !self.taken.take() {
             self.over_limit[f.input] += 1;
             return;
         }
-        self.captured += 1;
-        self.balancer.push(f.ts_ns, f.orig_len, f.linktype, f.data);
+        self.worker.push(f.ts_ns, f.orig_len, f.linktype, f.data);
     }
 
     fn polled(&mut self, rings: &mut Rings) {
-        self.tick(rings);
+        self.publish(rings);
     }
 
     fn idle(&mut self, rings: &mut Rings) {
         // Nothing more is ready: hand off what was read before waiting, so
-        // no packet sits in a half-full batch while the capture sleeps.
-        // While blocks keep coming, batches fill (and go) by size: fewer,
-        // larger chunks, fewer consumer wake-ups.
-        self.balancer.flush();
-        self.tick(rings);
+        // no packet sits in a half-full batch while the capture sleeps,
+        // and tell the other workers (and the queues' merge) that nothing
+        // older than the ring's retire delay can still come from here.
+        // While blocks keep coming, batches fill (and go) by size.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        self.worker.advance(now - self.idle_slack_ns);
+        self.publish(rings);
         if let Err(e) = rings.wait(100) {
-            self.error
-                .get_or_insert(Failure::Runtime(format!("poll: {e}")));
+            self.error.get_or_insert(format!("poll: {e}"));
         }
     }
 
@@ -301,9 +528,14 @@ impl Stage<Rings> for CaptureStage<'_> {
             && let Some(i) = rings.inputs().iter().find(|i| i.error.is_some())
         {
             let e = i.error.as_deref().unwrap_or_default();
-            self.error = Some(Failure::Runtime(format!("{}: {e}", i.name)));
+            self.error = Some(format!("{}: {e}", i.name));
         }
-        self.error.is_some() || self.captured >= self.limit || signals::stop_requested()
+        if self.error.is_some() {
+            // One worker's interface went away: the capture ends.
+            signals::request_stop();
+            return true;
+        }
+        self.taken.reached() || signals::stop_requested()
     }
 }
 

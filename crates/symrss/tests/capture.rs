@@ -194,6 +194,126 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
     }
 }
 
+/// Several capture workers (one AF_PACKET fanout member each) write
+/// exactly what `split` writes: the kernel's flow hash sends a flow's
+/// fragments (hashed by addresses) and its other packets to different
+/// workers, so later fragments find their first fragment on another
+/// worker, and each queue merges its workers in time order.
+#[test]
+fn workers_capture_exactly_what_split_writes() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let Some(corpus) = shared("pcaps") else {
+        return;
+    };
+    let (a, b) = (Netns::create("wrka"), Netns::create("wrkb"));
+    veth_pair(&a, "wva", &b, "wvb", 4);
+    for (name, workers, fanout) in [
+        ("PcapPlusPlus__ip4_fragments.pcap", "2", "hash"),
+        ("PcapPlusPlus__ip6_fragments.pcap", "4", "hash"),
+        ("PcapPlusPlus__DnsPackets.pcap", "4", "hash"),
+        ("zeek__http-qinq-0.pcap", "2", "cpu"),
+        ("nDPI__viber.pcap", "2", "hash"),
+    ] {
+        let dir = TempDir::new("wrk");
+        let trace = dir.path().join("trace.pcap");
+        rewrite(&corpus.join(name), &trace);
+        let sent = frames(&trace).len() as u64;
+        let out = dir.path().join("cap");
+        let stats_json = dir.path().join("stats.json");
+        let sent_text = sent.to_string();
+        let cap = Capture::start(
+            &b,
+            &[
+                "-i",
+                "wvb",
+                "--workers",
+                workers,
+                "--fanout",
+                fanout,
+                "--app",
+                "ids:4",
+                "--app",
+                "rec:3:keyed",
+                "-w",
+                out.to_str().unwrap(),
+                "--stats-interval",
+                "0",
+                "--count",
+                &sent_text,
+                "--duration",
+                "60",
+                "--stats-json",
+                stats_json.to_str().unwrap(),
+            ],
+        );
+        replay(&a, "wva", &trace);
+        let (status, err) = cap.wait();
+        let what = format!("{name}, {workers} workers, fanout {fanout}");
+        assert!(status.success(), "{what}: {err}");
+        assert_eq!(
+            summary_count(&err, "packets captured"),
+            sent,
+            "{what}: {err}"
+        );
+        assert_eq!(
+            summary_count(&err, "packets dropped by kernel"),
+            0,
+            "{what}"
+        );
+        let split_dir = dir.path().join("split");
+        run(Command::new(SYMRSS)
+            .args([
+                "split",
+                "-o",
+                split_dir.to_str().unwrap(),
+                "--app",
+                "ids:4",
+                "--app",
+                "rec:3:keyed",
+            ])
+            .arg(&trace));
+        for (app, queues) in [("ids", 4), ("rec", 3)] {
+            for q in 0..queues {
+                let file = out.join(app).join(format!("q{q}.pcap"));
+                let live = frames(&file);
+                let offline = frames(&split_dir.join(app).join(format!("q{q}.pcap")));
+                assert_eq!(live.len(), offline.len(), "{what}: {app} q{q}");
+                assert!(live == offline, "{what}: {app} q{q}: frames differ");
+                let mut r = CaptureReader::open(&file).unwrap();
+                let mut last = i128::MIN;
+                while let Some(p) = r.next_packet().unwrap() {
+                    assert!(p.ts_ns >= last, "{what}: {app} q{q} out of time order");
+                    last = p.ts_ns;
+                }
+            }
+        }
+        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+        assert_eq!(stats["captured"], sent);
+        for app in stats["apps"].as_array().unwrap() {
+            assert_eq!(app["received"], sent, "{what}");
+            assert_eq!(app["delivered"], sent, "{what}");
+            assert_eq!(app["dropped"], 0, "{what}");
+        }
+        // One row per worker; between them they received every packet,
+        // and the flow hash spread the DNS trace's many flows over them.
+        let rows = stats["workers"].as_array().unwrap();
+        assert_eq!(rows.len().to_string(), workers, "{what}");
+        let per: Vec<u64> = rows
+            .iter()
+            .map(|r| r["received"].as_u64().unwrap())
+            .collect();
+        assert_eq!(per.iter().sum::<u64>(), sent, "{what}: {per:?}");
+        if name.contains("DnsPackets") {
+            assert!(
+                per.iter().filter(|&&n| n > 0).count() >= 2,
+                "{what}: {per:?}"
+            );
+        }
+    }
+}
+
 /// Two-way flows, each direction in its own file.
 fn direction_traces(dir: &Path, flows: u16, per_direction: u16) -> (PathBuf, PathBuf, u64) {
     use symrss_wire::build::*;
@@ -297,6 +417,118 @@ fn two_interfaces_with_one_direction_each_merge_without_splitting_flows() {
                 .iter()
                 .copied()
                 .fold(0u32, |acc, b| acc ^ u32::from(b));
+            let ports = u16::from_be_bytes([f[34], f[35]]) ^ u16::from_be_bytes([f[36], f[37]]);
+            assert_eq!(
+                *home.entry((flow, ports)).or_insert(q),
+                q,
+                "flow on two queues"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, total);
+    assert_eq!(home.len(), 50);
+}
+
+/// Each direction of every flow sent from its own CPU, so that with
+/// `--fanout cpu` the two directions reach different workers (the stats'
+/// per-worker rows show one direction each): every flow, both
+/// directions, is still in exactly one queue, and each queue is in time
+/// order.
+#[test]
+fn two_directions_on_two_workers_stay_in_one_queue() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let Some(taskset) = tool("taskset") else {
+        return;
+    };
+    let two_cpus = (symrss_sys::cpu_count() >= 2).then_some(());
+    if symrss_testdata::prerequisite(two_cpus, || {
+        "needs two CPUs (one sender per direction)".into()
+    })
+    .is_none()
+    {
+        return;
+    }
+    let (a, b) = (Netns::create("dira"), Netns::create("dirb"));
+    veth_pair(&a, "da", &b, "db", 1);
+    let dir = TempDir::new("dirs");
+    let (ab, ba, total) = direction_traces(dir.path(), 50, 4);
+    let out = dir.path().join("cap");
+    let stats_json = dir.path().join("stats.json");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "db",
+            "--workers",
+            "2",
+            "--fanout",
+            "cpu",
+            "--app",
+            "ids:4",
+            "-w",
+            out.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--count",
+            &total.to_string(),
+            "--duration",
+            "60",
+            "--stats-json",
+            stats_json.to_str().unwrap(),
+        ],
+    );
+    let senders: Vec<_> = [(0, &ab), (1, &ba)]
+        .into_iter()
+        .map(|(cpu, trace)| {
+            let mut c = a.exec(taskset.to_str().unwrap());
+            c.args([
+                "-c",
+                &cpu.to_string(),
+                "tcpreplay",
+                "-q",
+                "--pps",
+                "2000",
+                "-i",
+                "da",
+            ])
+            .arg(trace);
+            c.spawn().unwrap()
+        })
+        .collect();
+    for mut t in senders {
+        assert!(t.wait().unwrap().success());
+    }
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    assert_eq!(summary_count(&err, "packets captured"), total, "{err}");
+    assert!(
+        err.contains(
+            "ids: received 400 = delivered 400 + dropped 0; flows seen on a second queue: 0"
+        ),
+        "{err}"
+    );
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+    let per: Vec<u64> = stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["received"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per, [total / 2, total / 2], "one direction per worker");
+    let mut home = std::collections::HashMap::new();
+    let mut seen = 0;
+    for q in 0..4 {
+        let file = out.join("ids").join(format!("q{q}.pcap"));
+        let mut r = CaptureReader::open(&file).unwrap();
+        let mut last = i128::MIN;
+        while let Some(p) = r.next_packet().unwrap() {
+            assert!(p.ts_ns >= last, "q{q} out of time order");
+            last = p.ts_ns;
+            let f = p.data;
+            let flow = f[26..34].iter().fold(0u32, |acc, b| acc ^ u32::from(*b));
             let ports = u16::from_be_bytes([f[34], f[35]]) ^ u16::from_be_bytes([f[36], f[37]]);
             assert_eq!(
                 *home.entry((flow, ports)).or_insert(q),

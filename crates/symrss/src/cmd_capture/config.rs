@@ -78,10 +78,22 @@ pub struct CaptureArgs {
     /// Drop to this user after setup.
     #[arg(long)]
     user: Option<String>,
-    /// Pin the capture (steering) thread to CPU 0 and the consumer threads
-    /// to the other CPUs.
+    /// Pin the capture (steering) threads: worker i to CPU i; consumer
+    /// threads to the CPUs after the workers'.
     #[arg(long)]
     pin: bool,
+    /// Capture threads ("workers"): each reads its share of every
+    /// interface (one member of an AF_PACKET fanout group per interface)
+    /// and steers it itself; flows stay whole whichever worker a packet
+    /// reaches, and each queue merges its workers in time order. Default:
+    /// the interfaces' receive-queue count, at most the CPUs.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How the kernel spreads packets over the workers: `hash` (the flow
+    /// hash), `cpu` (the receiving CPU), `qm` (the receive queue; give as
+    /// many workers as queues).
+    #[arg(long, value_enum)]
+    fanout: Option<FanoutMode>,
     /// Threads that write the queues' outputs. 0: one per queue, so a slow
     /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
     /// but the capture thread's (at least one) when every app writes pcap
@@ -137,6 +149,32 @@ pub enum Loss {
     Drop,
     /// Wait for the consumer: back-pressure into the kernel ring.
     Lossless,
+}
+
+/// How packets are spread over the capture workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutMode {
+    /// `PACKET_FANOUT_HASH`: the kernel's flow hash (symmetric when the
+    /// kernel computes it; a NIC's RSS hash when the driver supplies one).
+    #[default]
+    Hash,
+    /// `PACKET_FANOUT_CPU`: the CPU the packet was received on.
+    Cpu,
+    /// `PACKET_FANOUT_QM`: the NIC receive queue.
+    Qm,
+}
+
+impl FanoutMode {
+    /// The socket layer's mode.
+    pub fn mode(self) -> symrss_sys::packet::Fanout {
+        use symrss_sys::packet::Fanout;
+        match self {
+            Self::Hash => Fanout::Hash,
+            Self::Cpu => Fanout::Cpu,
+            Self::Qm => Fanout::QueueMapping,
+        }
+    }
 }
 
 /// IP layer hashed.
@@ -200,6 +238,9 @@ pub struct CaptureConfig {
     pub(super) user: Option<String>,
     pub(super) pin: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) workers: Option<usize>,
+    pub(super) fanout: FanoutMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) consumer_threads: Option<usize>,
     pub(super) inline_sinks: bool,
     pub(super) frag_hold_ms: u64,
@@ -227,6 +268,8 @@ impl Default for CaptureConfig {
             block_count: ring.block_count,
             user: None,
             pin: false,
+            workers: None,
+            fanout: FanoutMode::Hash,
             consumer_threads: None,
             inline_sinks: false,
             frag_hold_ms: 1000,
@@ -327,6 +370,8 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         prometheus <- a.prometheus,
         user <- a.user,
         consumer_threads <- a.consumer_threads,
+        workers <- a.workers,
+        fanout <- a.fanout,
         frag_hold_ms <- a.frag_hold_ms,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,

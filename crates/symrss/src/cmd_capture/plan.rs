@@ -18,6 +18,28 @@ use super::{LINKTYPE_ETHERNET, SNAPLEN};
 use crate::Failure;
 use crate::outdir::{MAX_QUEUES, check_app_name, check_tap_names};
 
+/// Most capture workers.
+const MAX_WORKERS: usize = 256;
+
+/// The default worker count: the interfaces' receive queues (the most of
+/// any), at most the CPUs, at least one.
+fn default_workers(interfaces: &[String]) -> usize {
+    let queues = interfaces
+        .iter()
+        .map(|i| {
+            std::fs::read_dir(format!("/sys/class/net/{i}/queues"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                        .count()
+                })
+                .unwrap_or(1)
+        })
+        .max()
+        .unwrap_or(1);
+    queues.min(symrss_sys::cpu_count()).max(1)
+}
+
 /// Longest `--duration`.
 const MAX_DURATION_SECONDS: u64 = 1_000_000_000;
 
@@ -34,6 +56,8 @@ pub(super) struct Plan {
     pub(super) ring: RingConfig,
     /// The balancer's settings.
     pub(super) engine: EngineConfig,
+    /// Capture workers.
+    pub(super) workers: usize,
 }
 
 impl Plan {
@@ -80,6 +104,19 @@ impl Plan {
             ring: c.rotate.files,
         };
         let apps = apps(c)?;
+        let workers = match c.workers {
+            Some(0) => return Err(usage("workers must be at least 1".into())),
+            Some(n) if n > MAX_WORKERS => {
+                return Err(usage(format!("workers {n}: at most {MAX_WORKERS}")));
+            }
+            Some(n) => n,
+            None => default_workers(&c.interfaces),
+        };
+        if workers > 1 && c.inline_sinks {
+            return Err(usage(
+                "inline_sinks writes the outputs on the capture thread: give --workers 1".into(),
+            ));
+        }
         for i in &c.interfaces {
             let kind =
                 std::fs::read_to_string(format!("/sys/class/net/{i}/type")).unwrap_or_default();
@@ -103,8 +140,8 @@ impl Plan {
         };
         ring.validate().map_err(usage)?;
         let engine = EngineConfig {
-            on_consumer_start: c.pin.then(crate::pinning::consumer_hook),
-            consumers: consumers(c),
+            on_consumer_start: c.pin.then(|| crate::pinning::consumers_after(workers)),
+            consumers: consumers(c, workers),
             frag: FragConfig {
                 hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
                 ..Default::default()
@@ -117,6 +154,7 @@ impl Plan {
             rotation,
             ring,
             engine,
+            workers,
         })
     }
 }
@@ -175,10 +213,10 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
 /// Which threads write the outputs: the capture thread itself with
 /// [`CaptureConfig::inline_sinks`]; else [`CaptureConfig::consumer_threads`],
 /// or its default: when every app writes files or counts, one thread per
-/// CPU but the one the capture thread keeps busy (at least one: the layout
+/// CPU but those the capture workers keep busy (at least one: the layout
 /// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
 /// reader lags holds up only its own queue.
-fn consumers(c: &CaptureConfig) -> Consumers {
+fn consumers(c: &CaptureConfig, workers: usize) -> Consumers {
     if c.inline_sinks {
         return Consumers::Inline;
     }
@@ -187,7 +225,7 @@ fn consumers(c: &CaptureConfig) -> Consumers {
             .iter()
             .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Count))
         {
-            symrss_sys::cpu_count().saturating_sub(1).max(1)
+            symrss_sys::cpu_count().saturating_sub(workers).max(1)
         } else {
             0
         }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use symrss_engine::balancer::AppStats;
 
-use super::Interface;
 use super::config::CaptureConfig;
+use super::{Interface, WorkerRow};
 use crate::Failure;
 use crate::output::Table;
 
@@ -50,12 +50,21 @@ pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[App
 fn stats_json(
     started: Instant,
     interfaces: &[Interface],
+    workers: &[WorkerRow],
     apps: &[AppStats],
     captured: u64,
 ) -> serde_json::Value {
+    let elapsed = started.elapsed().as_secs_f64();
     json!({
-        "elapsed_s": started.elapsed().as_secs_f64(),
+        "elapsed_s": elapsed,
         "captured": captured,
+        "workers": workers.iter().enumerate().map(|(w, r)| json!({
+            "worker": w,
+            "received": r.received,
+            "kernel_drops": r.drops,
+            "cpu_s": r.cpu_ns as f64 / 1e9,
+            "busy": if elapsed > 0.0 { r.cpu_ns as f64 / 1e9 / elapsed } else { 0.0 },
+        })).collect::<Vec<_>>(),
         "interfaces": interfaces.iter().map(|i| json!({
             "name": i.name,
             "captured": i.captured,
@@ -94,8 +103,23 @@ fn stats_json(
     })
 }
 
-fn prometheus_text(interfaces: &[Interface], apps: &[AppStats]) -> String {
+fn prometheus_text(interfaces: &[Interface], workers: &[WorkerRow], apps: &[AppStats]) -> String {
     let mut s = String::new();
+    s.push_str("# TYPE symrss_worker_received_total counter\n# TYPE symrss_worker_kernel_drops_total counter\n# TYPE symrss_worker_cpu_seconds_total counter\n");
+    for (w, r) in workers.iter().enumerate() {
+        s.push_str(&format!(
+            "symrss_worker_received_total{{worker=\"{w}\"}} {}\n",
+            r.received
+        ));
+        s.push_str(&format!(
+            "symrss_worker_kernel_drops_total{{worker=\"{w}\"}} {}\n",
+            r.drops
+        ));
+        s.push_str(&format!(
+            "symrss_worker_cpu_seconds_total{{worker=\"{w}\"}} {}\n",
+            r.cpu_ns as f64 / 1e9
+        ));
+    }
     s.push_str("# TYPE symrss_interface_captured_total counter\n# TYPE symrss_interface_kernel_drops_total counter\n");
     for i in interfaces {
         s.push_str(&format!(
@@ -131,22 +155,37 @@ fn prometheus_text(interfaces: &[Interface], apps: &[AppStats]) -> String {
     s
 }
 
+/// What a stats report shows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct View<'a> {
+    pub(super) interfaces: &'a [Interface],
+    pub(super) workers: &'a [WorkerRow],
+    pub(super) apps: &'a [AppStats],
+    pub(super) captured: u64,
+}
+
 pub(super) fn publish(
     stats_file: &mut Option<File>,
     c: &CaptureConfig,
     metrics: &Mutex<String>,
     started: Instant,
-    interfaces: &[Interface],
-    apps: &[AppStats],
-    captured: u64,
+    view: View<'_>,
 ) -> Result<(), Failure> {
+    let View {
+        interfaces,
+        workers,
+        apps,
+        captured,
+    } = view;
     if c.prometheus.is_some() {
-        *metrics.lock().unwrap_or_else(|p| p.into_inner()) = prometheus_text(interfaces, apps);
+        *metrics.lock().unwrap_or_else(|p| p.into_inner()) =
+            prometheus_text(interfaces, workers, apps);
     }
     if let (Some(f), Some(path)) = (stats_file, &c.stats_json) {
         use std::io::Seek;
-        let text = serde_json::to_string_pretty(&stats_json(started, interfaces, apps, captured))
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&stats_json(started, interfaces, workers, apps, captured))
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
         // Rewritten in place through the handle opened before dropping
         // privileges (so `--user` needs no write access to its directory).
         f.set_len(0)
