@@ -92,6 +92,8 @@ run_tool() {
     symrss-1x4-pcap) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 ;;
     symrss-2x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed --inline-sinks ;;
     symrss-2x4-count-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count --inline-sinks ;;
+    symrss-2x4-count-w2) measure "$1" 1 "$symrss" "${s[@]}" --workers 2 --app ids:4:sym:count --app rec:4:keyed:count ;;
+    symrss-2x4-count-w1) measure "$1" 1 "$symrss" "${s[@]}" --workers 1 --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-1x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --inline-sinks ;;
     tcpdump) measure "$1" 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap" ;;
     tcpdump-x2) measure "$1" 2 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump-{n}.pcap" ;;
@@ -100,7 +102,7 @@ run_tool() {
   rm -rf "${out:?}/$1" "$out"/*.pcap
 }
 all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-2x4-pcap-inline symrss-2x4-count-inline
-  symrss-1x4-pcap-inline tcpdump tcpdump-x2 netsniff-ng)
+  symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 tcpdump tcpdump-x2 netsniff-ng)
 # ROUNDS=N: N rounds, each tool once per round, the order rotated by one
 # each round. A run is cheaper or dearer by its place in a sequence on this
 # VM (measured: the second of two alternating binaries read 10-20 ns per

@@ -8,10 +8,12 @@
 //! flushes and closes every output, prints tcpdump's summary and the
 //! per-queue table. SIGHUP rotates the pcap files.
 //!
-//! Here: the capture's stage of the engine's driver loop
-//! ([`symrss_engine::source::run`] over [`Rings`]: frames → balancer, the
-//! `--count` limit, stats on their interval, the deadline, the hand-off
-//! and wait when the rings are idle) and the final drain. [`config`]: the
+//! Here: the workers (`--workers`; each a thread running the engine's
+//! driver loop, [`symrss_engine::source::run`], over its own [`Rings`] —
+//! one fanout member per interface: frames → its steering worker, the
+//! `--count` limit, the hand-off, progress and wait when its rings are
+//! idle — then the final drain), and on the main thread the deadline and
+//! the stats on their interval. [`config`]: the
 //! flags and the TOML file they mirror; [`plan`]: the checked settings
 //! (every usage error is found before anything is opened); [`sinks`]: the
 //! outputs (from `symrss-sinks`); [`report`]: stats line, JSON, Prometheus
@@ -258,11 +260,13 @@ impl Published {
     }
 }
 
-/// What the workers share: the `--count` limit and the packets taken.
+/// What the workers share: the `--count` limit and the packets taken
+/// (counted in one atomic only when several workers share the limit).
 #[derive(Debug)]
 struct Taken {
     limit: u64,
     count: AtomicU64,
+    shared: bool,
 }
 
 impl Capture {
@@ -282,6 +286,7 @@ impl Capture {
         let taken = Arc::new(Taken {
             limit: c.count.unwrap_or(u64::MAX),
             count: AtomicU64::new(0),
+            shared: workers.len() > 1,
         });
         let published: Vec<Arc<Mutex<Published>>> =
             workers.iter().map(|_| Arc::default()).collect();
@@ -292,6 +297,7 @@ impl Capture {
             let mut stage = WorkerStage {
                 worker,
                 taken: Arc::clone(&taken),
+                local: 0,
                 over_limit: vec![0; c.interfaces.len()],
                 idle_slack_ns: i64::from(retire_ms) * 2_000_000 + 20_000_000,
                 published: Arc::clone(&published[w]),
@@ -435,22 +441,9 @@ fn drain(rings: &mut Rings, stage: &mut WorkerStage, block_count: u32, retire_ms
     for _ in 0..block_count.saturating_mul(2) {
         match rings.poll(&mut |f| stage.frame(f)) {
             Poll::Ready(_) => quiet_since = Instant::now(),
-            _ if quiet_since.elapsed() >= patience || stage.taken.reached() => break,
+            _ if quiet_since.elapsed() >= patience || stage.reached() => break,
             _ => std::thread::sleep(Duration::from_millis(2)),
         }
-    }
-}
-
-impl Taken {
-    /// Takes one packet if the limit allows.
-    #[inline]
-    fn take(&self) -> bool {
-        self.limit == u64::MAX || self.count.fetch_add(1, Ordering::Relaxed) < self.limit
-    }
-
-    /// Whether `--count` packets were taken.
-    fn reached(&self) -> bool {
-        self.limit != u64::MAX && self.count.load(Ordering::Relaxed) >= self.limit
     }
 }
 
@@ -461,6 +454,8 @@ impl Taken {
 struct WorkerStage {
     worker: Worker,
     taken: Arc<Taken>,
+    /// Packets taken, when this is the only worker.
+    local: u64,
     /// Per interface: frames read past the `--count` limit (the rest of
     /// what the source handed over was captured).
     over_limit: Vec<u64>,
@@ -476,6 +471,31 @@ struct WorkerStage {
 }
 
 impl WorkerStage {
+    /// Takes one packet if `--count` allows.
+    #[inline]
+    fn take(&mut self) -> bool {
+        let t = &self.taken;
+        if t.limit == u64::MAX {
+            true
+        } else if t.shared {
+            t.count.fetch_add(1, Ordering::Relaxed) < t.limit
+        } else {
+            self.local += 1;
+            self.local <= t.limit
+        }
+    }
+
+    /// Whether `--count` packets were taken (by all workers).
+    fn reached(&self) -> bool {
+        let t = &self.taken;
+        t.limit != u64::MAX
+            && if t.shared {
+                t.count.load(Ordering::Relaxed) >= t.limit
+            } else {
+                self.local >= t.limit
+            }
+    }
+
     /// Every quarter second: the counters for the stats thread.
     fn publish(&mut self, rings: &mut Rings) {
         let now = Instant::now();
@@ -496,7 +516,7 @@ impl WorkerStage {
 impl Stage<Rings> for WorkerStage {
     #[inline]
     fn frame(&mut self, f: Frame<'_>) {
-        if !self.taken.take() {
+        if !self.take() {
             self.over_limit[f.input] += 1;
             return;
         }
@@ -535,7 +555,7 @@ impl Stage<Rings> for WorkerStage {
             signals::request_stop();
             return true;
         }
-        self.taken.reached() || signals::stop_requested()
+        self.reached() || signals::stop_requested()
     }
 }
 

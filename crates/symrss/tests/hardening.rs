@@ -559,7 +559,10 @@ fn unbounded_or_malformed_options_are_usage_errors() {
     ];
     // `capture -i symrss-none0 -w DIR` and then each of these: refused
     // before any interface is opened.
-    let capture: [&[&str]; 8] = [
+    let capture: [&[&str]; 11] = [
+        &["--workers", "0"],
+        &["--workers", "100000"],
+        &["--workers", "2", "--inline-sinks"],
         &["--block-size", "1000"],
         &["--block-count", "0"],
         &["--duration", "1e19"],

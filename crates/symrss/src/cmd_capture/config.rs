@@ -24,6 +24,7 @@ use crate::Failure;
     Examples:\n  symrss capture -i eth0 --app ids:4 --app rec:1:keyed -w /var/cap\n  \
     symrss capture -i tap-a -i tap-b --app zeek:8:sym:fifo -w /run/symrss 'not port 22'\n  \
     symrss capture -i eth0 --app suricata:4:sym:tap --user nobody\n  \
+    symrss capture -i eth0 --workers 2 --fanout qm --pin --app ids:4 -w /var/cap\n  \
     symrss capture --config sensor.toml --print-config"
 )]
 pub struct CaptureArgs {

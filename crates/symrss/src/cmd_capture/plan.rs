@@ -110,6 +110,8 @@ impl Plan {
                 return Err(usage(format!("workers {n}: at most {MAX_WORKERS}")));
             }
             Some(n) => n,
+            // Inline sinks run on the one capture thread.
+            None if c.inline_sinks => 1,
             None => default_workers(&c.interfaces),
         };
         if workers > 1 && c.inline_sinks {
