@@ -24,6 +24,8 @@ pub mod rings;
 pub mod signals;
 #[cfg(target_os = "linux")]
 pub mod tap;
+#[cfg(target_os = "linux")]
+pub mod xdp;
 
 /// Restores the default action for SIGPIPE, so `symrss ... | head` ends
 /// quietly when the reader goes away, as C command-line tools do. (Rust

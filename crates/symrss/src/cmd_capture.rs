@@ -29,17 +29,20 @@ use symrss_engine::balancer::{Collector, Worker, WorkerShare, start_workers};
 use symrss_engine::source::{Frame, Poll, Source, Stage, run as run_source};
 use symrss_sys::packet::{DROP_ALL, PacketSocket};
 use symrss_sys::rings::Rings;
+use symrss_sys::xdp::{XdpConfig, XdpProgram, XdpRings, XdpSocket};
 use symrss_sys::{privileges, signals};
 
 use crate::Failure;
 
 mod config;
+mod live;
 mod plan;
 mod report;
 mod sinks;
 
 pub use config::CaptureArgs;
-use config::{CaptureConfig, effective_config};
+use config::{CaptureConfig, SourceKind, effective_config};
+use live::Live;
 use plan::Plan;
 use report::{View, print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
@@ -111,8 +114,11 @@ pub fn run(a: &CaptureArgs) -> Result<ExitCode, Failure> {
 
 /// Everything set up, before the workers start.
 struct Capture {
-    /// Per worker: its rings (one per interface).
-    rings: Vec<Rings>,
+    /// Per worker: its input.
+    rings: Vec<Live>,
+    /// AF_XDP: each interface's redirect program (detached when dropped,
+    /// after the workers).
+    programs: Vec<XdpProgram>,
     workers: Vec<Worker>,
     collector: Collector,
     stats_file: Option<File>,
@@ -135,7 +141,16 @@ struct Finished {
 /// group is complete), the outputs; then the privilege drop and the
 /// balancer's threads.
 fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
-    let rings = open_rings(c, &plan)?;
+    let (rings, programs) = match c.source {
+        SourceKind::Afpacket => (
+            open_rings(c, &plan)?
+                .into_iter()
+                .map(Live::Packet)
+                .collect(),
+            Vec::new(),
+        ),
+        SourceKind::Afxdp => open_xdp(c, &plan)?,
+    };
     let mut with_sinks = Vec::with_capacity(plan.apps.len());
     for (app, cfg) in c.apps.iter().zip(plan.apps) {
         with_sinks.push((cfg, make_sinks(c, app, plan.rotation)?));
@@ -172,10 +187,19 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
             .map(|a| format!("{}:{}:{}:{}", a.name, a.queues, a.scheme, a.sink.name()))
             .collect::<Vec<_>>()
             .join(" "),
-        if plan.workers > 1 {
-            format!(", {} workers (fanout {:?})", plan.workers, c.fanout).to_lowercase()
-        } else {
-            String::new()
+        match (c.source, plan.workers) {
+            (SourceKind::Afxdp, w) => format!(
+                ", AF_XDP: {}, {w} worker(s)",
+                programs
+                    .iter()
+                    .zip(&c.interfaces)
+                    .map(|(p, i)| format!("{i} {:?} mode", p.mode()).to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (SourceKind::Afpacket, 1) => String::new(),
+            (SourceKind::Afpacket, w) =>
+                format!(", {w} workers (fanout {:?})", c.fanout).to_lowercase(),
         },
         c.filter
             .as_ref()
@@ -183,6 +207,7 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
     );
     Ok(Capture {
         rings,
+        programs,
         workers,
         collector,
         stats_file,
@@ -227,6 +252,50 @@ fn open_rings(c: &CaptureConfig, plan: &Plan) -> Result<Vec<Rings>, Failure> {
         }
     }
     Ok(sockets.into_iter().map(Rings::new).collect())
+}
+
+/// AF_XDP: per interface the redirect program; per worker one socket on
+/// every receive queue it owns (queues `w`, `w + workers`, …, of each
+/// interface), so every queue has a reader (a queue without one would
+/// pass its packets to the kernel stack, uncaptured).
+fn open_xdp(c: &CaptureConfig, plan: &Plan) -> Result<(Vec<Live>, Vec<XdpProgram>), Failure> {
+    // (What was attached is shown on the "capturing on" line.)
+    let fail = |e: std::io::Error| Failure::Runtime(format!("capture (AF_XDP): {e}"));
+    let cfg = XdpConfig {
+        bind: c.xdp_bind.bind(),
+        ..XdpConfig::default()
+    };
+    let mut programs = Vec::with_capacity(c.interfaces.len());
+    let mut per_worker: Vec<Vec<(String, XdpSocket)>> =
+        (0..plan.workers).map(|_| Vec::new()).collect();
+    for name in &c.interfaces {
+        let queues = rx_queues(name);
+        let program = XdpProgram::attach(name, queues, c.xdp_mode.mode()).map_err(fail)?;
+        for q in 0..queues {
+            let socket = XdpSocket::open(name, q, &cfg).map_err(fail)?;
+            program.register(q, &socket).map_err(fail)?;
+            per_worker[q as usize % plan.workers].push((format!("{name}:q{q}"), socket));
+        }
+        programs.push(program);
+    }
+    let live = per_worker
+        .into_iter()
+        .map(|sockets| Live::Xdp(XdpRings::new(sockets, plan.ring.filter.clone())))
+        .collect();
+    Ok((live, programs))
+}
+
+/// The receive queues of `interface` (`/sys/class/net/IF/queues/rx-*`, at
+/// least 1).
+fn rx_queues(interface: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{interface}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// What each worker publishes for the stats while it runs.
@@ -276,6 +345,7 @@ impl Capture {
     fn run(self, c: &CaptureConfig) -> Result<Finished, Failure> {
         let Capture {
             rings,
+            programs,
             workers,
             collector,
             mut stats_file,
@@ -298,7 +368,7 @@ impl Capture {
                 worker,
                 taken: Arc::clone(&taken),
                 local: 0,
-                over_limit: vec![0; c.interfaces.len()],
+                over_limit: vec![0; rings.inputs().len()],
                 idle_slack_ns: i64::from(retire_ms) * 2_000_000 + 20_000_000,
                 published: Arc::clone(&published[w]),
                 next_publish: started,
@@ -377,6 +447,8 @@ impl Capture {
                 error.get_or_insert(Failure::Runtime(e));
             }
         }
+        // Every worker is done: the XDP programs come off the interfaces.
+        drop(programs);
         let (interfaces, rows, shares) = gather(done.iter());
         let captured = interfaces.iter().map(|i| i.captured).sum();
         let stats = collector.finish(shares);
@@ -412,20 +484,23 @@ fn gather<'a>(
     (sum_rows(interfaces), rows, shares)
 }
 
-/// Per interface, the sum of the workers' rows (each worker has a socket
-/// on every interface).
+/// Per interface, the sum of the workers' rows (by name: an AF_PACKET
+/// worker has one socket per interface, an AF_XDP one a socket per queue
+/// it owns, `IF:q<N>`), in the order interfaces first appear.
 fn sum_rows(rows: Vec<Vec<Interface>>) -> Vec<Interface> {
     let mut total: Vec<Interface> = Vec::new();
-    for worker in rows {
-        if total.is_empty() {
-            total = worker;
-            continue;
+    for mut r in rows.into_iter().flatten() {
+        if let Some((interface, _)) = r.name.rsplit_once(":q") {
+            r.name = interface.to_string();
         }
-        for (t, r) in total.iter_mut().zip(worker) {
-            t.received += r.received;
-            t.drops += r.drops;
-            t.captured += r.captured;
-            t.over_limit += r.over_limit;
+        match total.iter_mut().find(|t| t.name == r.name) {
+            Some(t) => {
+                t.received += r.received;
+                t.drops += r.drops;
+                t.captured += r.captured;
+                t.over_limit += r.over_limit;
+            }
+            None => total.push(r),
         }
     }
     total
@@ -435,7 +510,7 @@ fn sum_rows(rows: Vec<Vec<Interface>>) -> Vec<Interface> {
 /// its retire timer fires, so wait that long (a few times over) for the
 /// last blocks, at most one ring's worth of rounds so steady traffic
 /// cannot keep the capture alive.
-fn drain(rings: &mut Rings, stage: &mut WorkerStage, block_count: u32, retire_ms: u32) {
+fn drain(rings: &mut Live, stage: &mut WorkerStage, block_count: u32, retire_ms: u32) {
     let patience = Duration::from_millis(u64::from(retire_ms) * 3 + 20);
     let mut quiet_since = Instant::now();
     for _ in 0..block_count.saturating_mul(2) {
@@ -497,7 +572,7 @@ impl WorkerStage {
     }
 
     /// Every quarter second: the counters for the stats thread.
-    fn publish(&mut self, rings: &mut Rings) {
+    fn publish(&mut self, rings: &mut Live) {
         let now = Instant::now();
         if now < self.next_publish {
             return;
@@ -513,7 +588,7 @@ impl WorkerStage {
     }
 }
 
-impl Stage<Rings> for WorkerStage {
+impl Stage<Live> for WorkerStage {
     #[inline]
     fn frame(&mut self, f: Frame<'_>) {
         if !self.take() {
@@ -523,11 +598,11 @@ impl Stage<Rings> for WorkerStage {
         self.worker.push(f.ts_ns, f.orig_len, f.linktype, f.data);
     }
 
-    fn polled(&mut self, rings: &mut Rings) {
+    fn polled(&mut self, rings: &mut Live) {
         self.publish(rings);
     }
 
-    fn idle(&mut self, rings: &mut Rings) {
+    fn idle(&mut self, rings: &mut Live) {
         // Nothing more is ready: hand off what was read before waiting, so
         // no packet sits in a half-full batch while the capture sleeps,
         // and tell the other workers (and the queues' merge) that nothing
@@ -543,7 +618,7 @@ impl Stage<Rings> for WorkerStage {
         }
     }
 
-    fn stop(&mut self, rings: &Rings) -> bool {
+    fn stop(&mut self, rings: &Live) -> bool {
         if self.error.is_none()
             && let Some(i) = rings.inputs().iter().find(|i| i.error.is_some())
         {
@@ -561,7 +636,7 @@ impl Stage<Rings> for WorkerStage {
 
 /// The report rows: the rings' kernel counters beside what was taken
 /// (what each ring handed over, less what was past the limit).
-fn interface_rows(rings: &Rings, over_limit: &[u64]) -> Vec<Interface> {
+fn interface_rows(rings: &Live, over_limit: &[u64]) -> Vec<Interface> {
     rings
         .inputs()
         .iter()

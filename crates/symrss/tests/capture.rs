@@ -430,6 +430,104 @@ fn two_interfaces_with_one_direction_each_merge_without_splitting_flows() {
     assert_eq!(home.len(), 50);
 }
 
+/// `--source afxdp`: an XDP program redirects each of the veth's four
+/// receive queues to an AF_XDP socket; with 1, 2 and 4 workers every
+/// queue file holds exactly the frames `split` puts there, in time order,
+/// and the program is gone from the interface afterwards. (AF_XDP has no
+/// receive timestamps: frames are stamped when read, so frames that
+/// different receive queues delivered at the same moment may be ordered
+/// by read; the comparison is of each queue's frames as a set.)
+#[test]
+fn afxdp_captures_what_split_writes_and_detaches() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let Some(corpus) = shared("pcaps") else {
+        return;
+    };
+    let (a, b) = (Netns::create("xdpa"), Netns::create("xdpb"));
+    veth_pair(&a, "xa", &b, "xb", 4);
+    for (name, workers) in [
+        ("PcapPlusPlus__ip4_fragments.pcap", "1"),
+        ("PcapPlusPlus__DnsPackets.pcap", "2"),
+        ("zeek__http-qinq-0.pcap", "4"),
+    ] {
+        let dir = TempDir::new("xdp");
+        let trace = dir.path().join("trace.pcap");
+        rewrite(&corpus.join(name), &trace);
+        let sent = frames(&trace).len() as u64;
+        let out = dir.path().join("cap");
+        let stats_json = dir.path().join("stats.json");
+        let sent_text = sent.to_string();
+        let cap = Capture::start(
+            &b,
+            &[
+                "-i",
+                "xb",
+                "--source",
+                "afxdp",
+                "--workers",
+                workers,
+                "--app",
+                "ids:4",
+                "-w",
+                out.to_str().unwrap(),
+                "--stats-interval",
+                "0",
+                "--count",
+                &sent_text,
+                "--duration",
+                "60",
+                "--stats-json",
+                stats_json.to_str().unwrap(),
+            ],
+        );
+        replay(&a, "xa", &trace);
+        let (status, err) = cap.wait();
+        let what = format!("{name}, AF_XDP, {workers} workers");
+        assert!(status.success(), "{what}: {err}");
+        assert_eq!(
+            summary_count(&err, "packets captured"),
+            sent,
+            "{what}: {err}"
+        );
+        let split_dir = dir.path().join("split");
+        run(Command::new(SYMRSS)
+            .args(["split", "-o", split_dir.to_str().unwrap(), "--app", "ids:4"])
+            .arg(&trace));
+        for q in 0..4 {
+            let file = out.join("ids").join(format!("q{q}.pcap"));
+            let mut live = frames(&file);
+            let mut offline = frames(&split_dir.join("ids").join(format!("q{q}.pcap")));
+            live.sort();
+            offline.sort();
+            assert!(
+                live == offline,
+                "{what}: q{q}: {} vs {} frames",
+                live.len(),
+                offline.len()
+            );
+            let mut r = CaptureReader::open(&file).unwrap();
+            let mut last = i128::MIN;
+            while let Some(p) = r.next_packet().unwrap() {
+                assert!(p.ts_ns >= last, "{what}: q{q} out of time order");
+                last = p.ts_ns;
+            }
+        }
+        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+        let app = &stats["apps"][0];
+        assert_eq!(app["received"], sent, "{what}");
+        assert_eq!(app["delivered"], sent, "{what}");
+        let shown = String::from_utf8_lossy(&run(b.exec("ip").args(["link", "show", "xb"])).stdout)
+            .to_string();
+        // Attached, `ip link` shows `xdp`/`xdpgeneric` and `prog/xdp id N`.
+        assert!(
+            !shown.contains("prog/xdp") && !shown.contains(" xdp") && !shown.contains("xdpgeneric"),
+            "{what}: XDP left attached: {shown}"
+        );
+    }
+}
+
 /// Each direction of every flow sent from its own CPU, so that with
 /// `--fanout cpu` the two directions reach different workers (the stats'
 /// per-worker rows show one direction each): every flow, both
@@ -569,35 +667,45 @@ fn a_filter_passes_exactly_what_tcpdump_passes() {
         "{}",
         want.len()
     );
-    let out = dir.path().join("cap");
-    let cap = Capture::start(
-        &b,
-        &[
-            "-i",
-            "fb",
-            "--app",
-            "all:1",
-            "-w",
-            out.to_str().unwrap(),
-            "--stats-interval",
-            "0",
-            "--duration",
-            "60",
-            "--count",
-            &want.len().to_string(),
-            filter,
-        ],
-    );
-    replay(&a, "fa", &trace);
-    let (status, err) = cap.wait();
-    assert!(status.success(), "{err}");
-    let got = frames(&out.join("all/q0.pcap"));
-    assert_eq!(got.len(), want.len(), "{err}");
-    assert!(got == want, "the filtered frames differ from tcpdump's");
-    assert_eq!(
-        summary_count(&err, "packets received by filter"),
-        want.len() as u64
-    );
+    // In the kernel (AF_PACKET socket filter) and in user space (AF_XDP:
+    // symrss's interpreter of the same compiled program).
+    for source in ["afpacket", "afxdp"] {
+        let out = dir.path().join(format!("cap-{source}"));
+        let cap = Capture::start(
+            &b,
+            &[
+                "-i",
+                "fb",
+                "--source",
+                source,
+                "--app",
+                "all:1",
+                "-w",
+                out.to_str().unwrap(),
+                "--stats-interval",
+                "0",
+                "--duration",
+                "60",
+                "--count",
+                &want.len().to_string(),
+                filter,
+            ],
+        );
+        replay(&a, "fa", &trace);
+        let (status, err) = cap.wait();
+        assert!(status.success(), "{source}: {err}");
+        let got = frames(&out.join("all/q0.pcap"));
+        assert_eq!(got.len(), want.len(), "{source}: {err}");
+        assert!(
+            got == want,
+            "{source}: the filtered frames differ from tcpdump's"
+        );
+        assert_eq!(
+            summary_count(&err, "packets received by filter"),
+            want.len() as u64,
+            "{source}"
+        );
+    }
     // A filter libpcap cannot compile is a usage error naming it.
     let bad = b
         .exec(SYMRSS)

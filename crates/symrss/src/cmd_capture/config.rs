@@ -95,6 +95,19 @@ pub struct CaptureArgs {
     /// many workers as queues).
     #[arg(long, value_enum)]
     fanout: Option<FanoutMode>,
+    /// How packets are read: `afpacket` (TPACKET_V3 rings, the default)
+    /// or `afxdp` (an XDP program redirects each receive queue to an
+    /// AF_XDP socket; worker i reads queues i, i + workers, …; a filter
+    /// then runs in user space, symrss's classic-BPF interpreter on
+    /// libpcap's compiled program).
+    #[arg(long, value_enum)]
+    source: Option<SourceKind>,
+    /// AF_XDP: where the XDP program runs (`auto`: native, else generic).
+    #[arg(long, value_enum)]
+    xdp_mode: Option<XdpModeArg>,
+    /// AF_XDP: how sockets bind (`auto`: zero-copy, else copy).
+    #[arg(long, value_enum)]
+    xdp_bind: Option<XdpBindArg>,
     /// Threads that write the queues' outputs. 0: one per queue, so a slow
     /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
     /// but the capture thread's (at least one) when every app writes pcap
@@ -150,6 +163,67 @@ pub enum Loss {
     Drop,
     /// Wait for the consumer: back-pressure into the kernel ring.
     Lossless,
+}
+
+/// How a live capture reads packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// AF_PACKET TPACKET_V3 rings.
+    #[default]
+    Afpacket,
+    /// AF_XDP sockets fed by an XDP redirect program.
+    Afxdp,
+}
+
+/// Where the XDP program runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Native if the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// In the driver.
+    Native,
+    /// In the generic receive path (any driver).
+    Generic,
+}
+
+/// How AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpBindArg {
+    /// Zero-copy if the driver supports it, else copy.
+    #[default]
+    Auto,
+    /// Copy mode (any driver).
+    Copy,
+    /// Zero-copy.
+    Zerocopy,
+}
+
+impl XdpModeArg {
+    /// The socket layer's mode.
+    pub fn mode(self) -> symrss_sys::xdp::XdpMode {
+        use symrss_sys::xdp::XdpMode;
+        match self {
+            Self::Auto => XdpMode::Auto,
+            Self::Native => XdpMode::Native,
+            Self::Generic => XdpMode::Generic,
+        }
+    }
+}
+
+impl XdpBindArg {
+    /// The socket layer's bind.
+    pub fn bind(self) -> symrss_sys::xdp::XdpBind {
+        use symrss_sys::xdp::XdpBind;
+        match self {
+            Self::Auto => XdpBind::Auto,
+            Self::Copy => XdpBind::Copy,
+            Self::Zerocopy => XdpBind::ZeroCopy,
+        }
+    }
 }
 
 /// How packets are spread over the capture workers.
@@ -241,6 +315,9 @@ pub struct CaptureConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) workers: Option<usize>,
     pub(super) fanout: FanoutMode,
+    pub(super) source: SourceKind,
+    pub(super) xdp_mode: XdpModeArg,
+    pub(super) xdp_bind: XdpBindArg,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) consumer_threads: Option<usize>,
     pub(super) inline_sinks: bool,
@@ -271,6 +348,9 @@ impl Default for CaptureConfig {
             pin: false,
             workers: None,
             fanout: FanoutMode::Hash,
+            source: SourceKind::Afpacket,
+            xdp_mode: XdpModeArg::Auto,
+            xdp_bind: XdpBindArg::Auto,
             consumer_threads: None,
             inline_sinks: false,
             frag_hold_ms: 1000,
@@ -373,6 +453,9 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         consumer_threads <- a.consumer_threads,
         workers <- a.workers,
         fanout <- a.fanout,
+        source <- a.source,
+        xdp_mode <- a.xdp_mode,
+        xdp_bind <- a.xdp_bind,
         frag_hold_ms <- a.frag_hold_ms,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,
