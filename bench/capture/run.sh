@@ -22,8 +22,9 @@ for n in "$a" "$b"; do
   ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
 ip link add bva netns "$a" type veth peer name bvb netns "$b"
-ip -n "$a" link set bva mtu 9000 up
-ip -n "$b" link set bvb mtu 9000 up
+# MTU=1500: veth runs XDP natively only with frames that fit a page.
+ip -n "$a" link set bva mtu "${MTU:-9000}" up
+ip -n "$b" link set bvb mtu "${MTU:-9000}" up
 packets=$(( $(capinfos -c -M "$trace" | awk '/Number of packets/ {print $NF}') * loops ))
 
 # CPU time in ns of every thread of a process: the scheduler's own account
@@ -93,6 +94,7 @@ run_tool() {
     symrss-2x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed --inline-sinks ;;
     symrss-2x4-count-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count --inline-sinks ;;
     symrss-2x4-count-w2) measure "$1" 1 "$symrss" "${s[@]}" --workers 2 --app ids:4:sym:count --app rec:4:keyed:count ;;
+    symrss-2x4-count-xdp) measure "$1" 1 "$symrss" "${s[@]}" --source afxdp --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-2x4-count-w1) measure "$1" 1 "$symrss" "${s[@]}" --workers 1 --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-1x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --inline-sinks ;;
     tcpdump) measure "$1" 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap" ;;
@@ -102,7 +104,8 @@ run_tool() {
   rm -rf "${out:?}/$1" "$out"/*.pcap
 }
 all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-2x4-pcap-inline symrss-2x4-count-inline
-  symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 tcpdump tcpdump-x2 netsniff-ng)
+  symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 symrss-2x4-count-xdp tcpdump
+  tcpdump-x2 netsniff-ng)
 # ROUNDS=N: N rounds, each tool once per round, the order rotated by one
 # each round. A run is cheaper or dearer by its place in a sequence on this
 # VM (measured: the second of two alternating binaries read 10-20 ns per

@@ -4,7 +4,9 @@
 //! records and hands the OS whole records: a file is valid after every
 //! [`PcapWriter::flush`], after drop, and — as far as the OS allows — after
 //! the process is killed mid-run (a kill between two `write(2)` calls
-//! leaves whole records). When a write fails (a full disk), the file is
+//! leaves whole records; a SIGKILL during one may end the file at a page
+//! boundary inside a record, since the kernel checks for a fatal signal
+//! before copying each page). When a write fails (a full disk), the file is
 //! cut back to the last complete record, and the records that were
 //! accepted but never reached the OS are counted ([`Unwritten`]) so the
 //! caller's "delivered" count stays the number of records in the file.
