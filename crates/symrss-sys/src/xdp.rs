@@ -749,7 +749,23 @@ pub struct XdpRings {
     filter: Vec<(u16, u8, u8, u32)>,
     filtered: Vec<u64>,
     last_ts: i128,
+    /// While frames keep coming: when the next read may start, and the
+    /// interval between reads (adapted to the rate, see the `Source` impl).
+    next_read: Option<std::time::Instant>,
+    interval: std::time::Duration,
+    /// Descriptors of the smallest RX ring.
+    ring: usize,
 }
+
+/// Bounds of the sleep between reads while frames keep coming. An AF_XDP
+/// socket is readable again with the very next frame, and on a VM every
+/// wake-up costs microseconds (measured on veth: ~2.3 µs per packet at
+/// 0.3 Mpps when woken per batch the kernel delivers, BENCHMARKS.md); so
+/// while frames come, the worker sleeps between reads, as long as lets a
+/// read find about a quarter of the RX ring (at most 1 ms: the latency of
+/// an AF_PACKET block).
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_micros(10);
+const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl XdpRings {
     /// The sockets, each named after its interface, with `filter` (a
@@ -764,6 +780,11 @@ impl XdpRings {
             })
             .collect();
         let n = sockets.len();
+        let ring = sockets
+            .iter()
+            .map(|(_, s)| s.rx.mask as usize + 1)
+            .min()
+            .unwrap_or(4096);
         Self {
             sockets: sockets.into_iter().map(|(_, s)| s).collect(),
             stats,
@@ -771,6 +792,9 @@ impl XdpRings {
             filter,
             filtered: vec![0; n],
             last_ts: 0,
+            next_read: None,
+            interval: MIN_INTERVAL,
+            ring,
         }
     }
 
@@ -812,7 +836,18 @@ impl XdpRings {
 }
 
 impl Source for XdpRings {
+    /// While frames keep coming, a read starts no sooner than the interval
+    /// after the last one (sleeping the rest): the interval doubles while
+    /// reads find less than a sixteenth of the RX ring and halves when
+    /// they find more than a quarter, between 10 µs and 1 ms. A read that finds nothing ends the spell (the
+    /// capture then waits in `poll(2)` for the next frame).
     fn poll(&mut self, on_frame: &mut impl FnMut(Frame<'_>)) -> Poll {
+        if let Some(next) = self.next_read {
+            let now = std::time::Instant::now();
+            if now < next {
+                std::thread::sleep(next - now);
+            }
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
@@ -848,11 +883,18 @@ impl Source for XdpRings {
             filtered[input] += dropped;
             got += n;
         }
+        let got = got as usize;
         if got == 0 {
-            Poll::Idle
-        } else {
-            Poll::Ready(got as usize)
+            self.next_read = None;
+            return Poll::Idle;
         }
+        if got > self.ring / 4 {
+            self.interval = (self.interval / 2).max(MIN_INTERVAL);
+        } else if got < self.ring / 16 {
+            self.interval = (self.interval * 2).min(MAX_INTERVAL);
+        }
+        self.next_read = Some(std::time::Instant::now() + self.interval);
+        Poll::Ready(got)
     }
 
     fn inputs(&self) -> &[InputStats] {

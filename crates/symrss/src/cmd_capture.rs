@@ -373,6 +373,7 @@ impl Capture {
                 published: Arc::clone(&published[w]),
                 next_publish: started,
                 cpu_start: 0,
+                busy: false,
                 error: None,
             };
             let (pin, block_count) = (c.pin, c.block_count);
@@ -541,6 +542,8 @@ struct WorkerStage {
     next_publish: Instant,
     /// The thread's CPU time when it started.
     cpu_start: u64,
+    /// Frames came since the last idle round.
+    busy: bool,
     /// What ended the run early (an interface or poll error).
     error: Option<String>,
 }
@@ -599,10 +602,20 @@ impl Stage<Live> for WorkerStage {
     }
 
     fn polled(&mut self, rings: &mut Live) {
+        self.busy = true;
         self.publish(rings);
     }
 
     fn idle(&mut self, rings: &mut Live) {
+        if std::mem::take(&mut self.busy) {
+            // Frames just came: wait a moment before handing off a
+            // half-full batch (an AF_XDP socket wakes for every frame; a
+            // hand-off per wake-up would wake a consumer per packet).
+            if let Err(e) = rings.wait(1) {
+                self.error.get_or_insert(format!("poll: {e}"));
+            }
+            return;
+        }
         // Nothing more is ready: hand off what was read before waiting, so
         // no packet sits in a half-full batch while the capture sleeps,
         // and tell the other workers (and the queues' merge) that nothing

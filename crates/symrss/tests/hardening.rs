@@ -288,7 +288,9 @@ fn whole_until_killed(path: &Path) -> usize {
         match r.next_packet() {
             Ok(Some(_)) => n += 1,
             Ok(None) => return n,
-            Err(e) if len % 4096 == 0 && e.to_string().contains("file ends inside") => return n,
+            Err(e) if len.is_multiple_of(4096) && e.to_string().contains("file ends inside") => {
+                return n;
+            }
             Err(e) => panic!("{}: not whole: {e} (file size {len})", path.display()),
         }
     }
