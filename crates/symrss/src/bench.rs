@@ -277,20 +277,18 @@ fn frames_64b() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Pushes `calls` packets through a balancer with counting consumers.
-/// Returns (ns per packet for the pushing loop, ns per packet until every
-/// consumer finished, packets dropped).
-fn engine_run(
-    frames: &[Vec<u8>],
-    calls: u64,
+/// Apps `(scheme, queues)` on the outer layer whose queues only count
+/// bytes (the cost of a consumer that does nothing but read the packet).
+fn counting_apps(
     apps: &[(&str, u32)],
     loss: symrss_engine::balancer::LossPolicy,
-    pin: bool,
-) -> (f64, f64, u64) {
-    use symrss_engine::balancer::{AppConfig, Balancer, EngineConfig, FnSink, PacketMeta, Sink};
+) -> Vec<(
+    symrss_engine::balancer::AppConfig,
+    Vec<Box<dyn symrss_engine::balancer::Sink>>,
+)> {
+    use symrss_engine::balancer::{AppConfig, FnSink, PacketMeta, Sink};
     use symrss_engine::{HashLayer, Policy};
-    let configs = apps
-        .iter()
+    apps.iter()
         .map(|(scheme, queues)| {
             let sinks: Vec<Box<dyn Sink>> = (0..*queues)
                 .map(|_| {
@@ -309,7 +307,21 @@ fn engine_run(
             };
             (app, sinks)
         })
-        .collect();
+        .collect()
+}
+
+/// Pushes `calls` packets through a balancer with counting consumers.
+/// Returns (ns per packet for the pushing loop, ns per packet until every
+/// consumer finished, packets dropped).
+fn engine_run(
+    frames: &[Vec<u8>],
+    calls: u64,
+    apps: &[(&str, u32)],
+    loss: symrss_engine::balancer::LossPolicy,
+    pin: bool,
+) -> (f64, f64, u64) {
+    use symrss_engine::balancer::{Balancer, EngineConfig};
+    let configs = counting_apps(apps, loss);
     let cfg = EngineConfig {
         on_consumer_start: pin.then(crate::pinning::consumer_hook),
         ..EngineConfig::default()
@@ -423,31 +435,8 @@ fn workers_run(
     workers: usize,
     loss: symrss_engine::balancer::LossPolicy,
 ) -> WorkersRun {
-    use symrss_engine::balancer::{
-        AppConfig, EngineConfig, FnSink, PacketMeta, Sink, start_workers,
-    };
-    use symrss_engine::{HashLayer, Policy};
-    let configs = apps
-        .iter()
-        .map(|(scheme, queues)| {
-            let sinks: Vec<Box<dyn Sink>> = (0..*queues)
-                .map(|_| {
-                    let mut n = 0u64;
-                    Box::new(FnSink(move |_: &PacketMeta, d: &[u8]| {
-                        n += d.len() as u64;
-                        black_box(n);
-                    })) as Box<dyn Sink>
-                })
-                .collect();
-            let app = AppConfig {
-                name: scheme.to_string(),
-                queues: *queues,
-                policy: Policy::parse(scheme, HashLayer::Outer, 1).expect("built-in scheme"),
-                loss,
-            };
-            (app, sinks)
-        })
-        .collect();
+    use symrss_engine::balancer::{EngineConfig, start_workers};
+    let configs = counting_apps(apps, loss);
     let (collector, ws) =
         start_workers(configs, EngineConfig::default(), workers).expect("threads");
     let reps = calls.div_ceil(frames.len() as u64);

@@ -99,14 +99,111 @@ fn summary_count(stderr: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{what}` in {stderr}"))
 }
 
+/// How a capture's queue files must match `split`'s.
+#[derive(Clone, Copy, PartialEq)]
+enum Same {
+    /// The same frames in the same order.
+    Order,
+    /// The same frames (AF_XDP stamps frames when read: frames different
+    /// receive queues delivered at once may be ordered by read).
+    Frames,
+}
+
+/// Captures corpus trace `name` (rewritten into the namespaces' range)
+/// replayed from `a`'s `send` on `b`'s `recv` with `args` and `apps`
+/// (`NAME:QUEUES[:SCHEME]`), then checks: every packet captured, no kernel
+/// drop, each queue file as `split` writes it (`same`) and in time order,
+/// and per app received = delivered, nothing dropped. Returns the stats
+/// JSON and the packets sent.
+fn capture_equals_split(
+    (a, send): (&Netns, &str),
+    (b, recv): (&Netns, &str),
+    name: &str,
+    args: &[&str],
+    apps: &[&str],
+    same: Same,
+) -> (Value, u64) {
+    let corpus = shared("pcaps").expect("checked by the caller");
+    let dir = TempDir::new("eq");
+    let trace = dir.path().join("trace.pcap");
+    rewrite(&corpus.join(name), &trace);
+    let sent = frames(&trace).len() as u64;
+    let out = dir.path().join("cap");
+    let stats_json = dir.path().join("stats.json");
+    let sent_text = sent.to_string();
+    let mut all = vec!["-i", recv, "-w", out.to_str().unwrap()];
+    for app in apps {
+        all.extend(["--app", app]);
+    }
+    all.extend([
+        "--stats-interval",
+        "0",
+        "--count",
+        &sent_text,
+        "--duration",
+        "60",
+        "--stats-json",
+        stats_json.to_str().unwrap(),
+    ]);
+    all.extend_from_slice(args);
+    let cap = Capture::start(b, &all);
+    replay(a, send, &trace);
+    let (status, err) = cap.wait();
+    let what = format!("{name} {args:?}");
+    assert!(status.success(), "{what}: {err}");
+    assert_eq!(
+        summary_count(&err, "packets captured"),
+        sent,
+        "{what}: {err}"
+    );
+    assert_eq!(
+        summary_count(&err, "packets dropped by kernel"),
+        0,
+        "{what}"
+    );
+    let split_dir = dir.path().join("split");
+    let mut split = Command::new(SYMRSS);
+    split.args(["split", "-o", split_dir.to_str().unwrap()]);
+    for app in apps {
+        split.args(["--app", app]);
+    }
+    run(split.arg(&trace));
+    for app in apps {
+        let mut parts = app.split(':');
+        let (app, queues) = (parts.next().unwrap(), parts.next().unwrap());
+        for q in 0..queues.parse::<u32>().unwrap() {
+            let file = out.join(app).join(format!("q{q}.pcap"));
+            let mut live = frames(&file);
+            let mut offline = frames(&split_dir.join(app).join(format!("q{q}.pcap")));
+            if same == Same::Frames {
+                live.sort();
+                offline.sort();
+            }
+            assert_eq!(live.len(), offline.len(), "{what}: {app} q{q}");
+            assert!(live == offline, "{what}: {app} q{q}: frames differ");
+            let mut r = CaptureReader::open(&file).unwrap();
+            let mut last = i128::MIN;
+            while let Some(p) = r.next_packet().unwrap() {
+                assert!(p.ts_ns >= last, "{what}: {app} q{q} out of time order");
+                last = p.ts_ns;
+            }
+        }
+    }
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+    assert_eq!(stats["captured"], sent, "{what}");
+    for app in stats["apps"].as_array().unwrap() {
+        assert_eq!(app["received"], sent, "{what}");
+        assert_eq!(app["delivered"], sent, "{what}");
+        assert_eq!(app["dropped"], 0, "{what}");
+    }
+    (stats, sent)
+}
+
 #[test]
 fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
-    if prerequisites().is_none() {
+    if prerequisites().is_none() || shared("pcaps").is_none() {
         return;
     }
-    let Some(corpus) = shared("pcaps") else {
-        return;
-    };
     let (a, b) = (Netns::create("capa"), Netns::create("capb"));
     veth_pair(&a, "cva", &b, "cvb", 1);
     // Every other trace with the outputs written on the capture thread
@@ -120,75 +217,16 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
     .into_iter()
     .enumerate()
     {
-        let dir = TempDir::new("eq");
-        let trace = dir.path().join("trace.pcap");
-        rewrite(&corpus.join(name), &trace);
-        let sent = frames(&trace).len() as u64;
-        let out = dir.path().join("cap");
-        let stats_json = dir.path().join("stats.json");
-        let sent_text = sent.to_string();
-        let mut args = vec![
-            "-i",
-            "cvb",
-            "--app",
-            "ids:4",
-            "--app",
-            "rec:2:keyed",
-            "-w",
-            out.to_str().unwrap(),
-            "--stats-interval",
-            "0",
-            "--count",
-            &sent_text,
-            "--duration",
-            "60",
-            "--stats-json",
-            stats_json.to_str().unwrap(),
-        ];
-        if k % 2 == 1 {
-            args.push("--inline-sinks");
-        }
-        let cap = Capture::start(&b, &args);
-        replay(&a, "cva", &trace);
-        let (status, err) = cap.wait();
-        assert!(status.success(), "{name}: {err}");
-        assert_eq!(
-            summary_count(&err, "packets captured"),
-            sent,
-            "{name}: {err}"
+        let args: &[&str] = if k % 2 == 1 { &["--inline-sinks"] } else { &[] };
+        let (stats, _) = capture_equals_split(
+            (&a, "cva"),
+            (&b, "cvb"),
+            name,
+            args,
+            &["ids:4", "rec:2:keyed"],
+            Same::Order,
         );
-        assert_eq!(
-            summary_count(&err, "packets dropped by kernel"),
-            0,
-            "{name}"
-        );
-        let split_dir = dir.path().join("split");
-        run(Command::new(SYMRSS)
-            .args([
-                "split",
-                "-o",
-                split_dir.to_str().unwrap(),
-                "--app",
-                "ids:4",
-                "--app",
-                "rec:2:keyed",
-            ])
-            .arg(&trace));
-        for (app, queues) in [("ids", 4), ("rec", 2)] {
-            for q in 0..queues {
-                let live = frames(&out.join(app).join(format!("q{q}.pcap")));
-                let offline = frames(&split_dir.join(app).join(format!("q{q}.pcap")));
-                assert_eq!(live.len(), offline.len(), "{name} {app} q{q}");
-                assert!(live == offline, "{name} {app} q{q}: frames differ");
-            }
-        }
-        let stats: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("stats.json")).unwrap()).unwrap();
-        assert_eq!(stats["captured"], sent);
         for app in stats["apps"].as_array().unwrap() {
-            assert_eq!(app["received"], sent, "{name}");
-            assert_eq!(app["delivered"], sent, "{name}");
-            assert_eq!(app["dropped"], 0);
             assert_eq!(app["affinity_violations"], 0, "{name}");
         }
     }
@@ -201,12 +239,9 @@ fn capture_writes_exactly_what_split_writes_for_the_same_trace() {
 /// worker, and each queue merges its workers in time order.
 #[test]
 fn workers_capture_exactly_what_split_writes() {
-    if prerequisites().is_none() {
+    if prerequisites().is_none() || shared("pcaps").is_none() {
         return;
     }
-    let Some(corpus) = shared("pcaps") else {
-        return;
-    };
     let (a, b) = (Netns::create("wrka"), Netns::create("wrkb"));
     veth_pair(&a, "wva", &b, "wvb", 4);
     for (name, workers, fanout) in [
@@ -216,88 +251,17 @@ fn workers_capture_exactly_what_split_writes() {
         ("zeek__http-qinq-0.pcap", "2", "cpu"),
         ("nDPI__viber.pcap", "2", "hash"),
     ] {
-        let dir = TempDir::new("wrk");
-        let trace = dir.path().join("trace.pcap");
-        rewrite(&corpus.join(name), &trace);
-        let sent = frames(&trace).len() as u64;
-        let out = dir.path().join("cap");
-        let stats_json = dir.path().join("stats.json");
-        let sent_text = sent.to_string();
-        let cap = Capture::start(
-            &b,
-            &[
-                "-i",
-                "wvb",
-                "--workers",
-                workers,
-                "--fanout",
-                fanout,
-                "--app",
-                "ids:4",
-                "--app",
-                "rec:3:keyed",
-                "-w",
-                out.to_str().unwrap(),
-                "--stats-interval",
-                "0",
-                "--count",
-                &sent_text,
-                "--duration",
-                "60",
-                "--stats-json",
-                stats_json.to_str().unwrap(),
-            ],
+        let (stats, sent) = capture_equals_split(
+            (&a, "wva"),
+            (&b, "wvb"),
+            name,
+            &["--workers", workers, "--fanout", fanout],
+            &["ids:4", "rec:3:keyed"],
+            Same::Order,
         );
-        replay(&a, "wva", &trace);
-        let (status, err) = cap.wait();
-        let what = format!("{name}, {workers} workers, fanout {fanout}");
-        assert!(status.success(), "{what}: {err}");
-        assert_eq!(
-            summary_count(&err, "packets captured"),
-            sent,
-            "{what}: {err}"
-        );
-        assert_eq!(
-            summary_count(&err, "packets dropped by kernel"),
-            0,
-            "{what}"
-        );
-        let split_dir = dir.path().join("split");
-        run(Command::new(SYMRSS)
-            .args([
-                "split",
-                "-o",
-                split_dir.to_str().unwrap(),
-                "--app",
-                "ids:4",
-                "--app",
-                "rec:3:keyed",
-            ])
-            .arg(&trace));
-        for (app, queues) in [("ids", 4), ("rec", 3)] {
-            for q in 0..queues {
-                let file = out.join(app).join(format!("q{q}.pcap"));
-                let live = frames(&file);
-                let offline = frames(&split_dir.join(app).join(format!("q{q}.pcap")));
-                assert_eq!(live.len(), offline.len(), "{what}: {app} q{q}");
-                assert!(live == offline, "{what}: {app} q{q}: frames differ");
-                let mut r = CaptureReader::open(&file).unwrap();
-                let mut last = i128::MIN;
-                while let Some(p) = r.next_packet().unwrap() {
-                    assert!(p.ts_ns >= last, "{what}: {app} q{q} out of time order");
-                    last = p.ts_ns;
-                }
-            }
-        }
-        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
-        assert_eq!(stats["captured"], sent);
-        for app in stats["apps"].as_array().unwrap() {
-            assert_eq!(app["received"], sent, "{what}");
-            assert_eq!(app["delivered"], sent, "{what}");
-            assert_eq!(app["dropped"], 0, "{what}");
-        }
         // One row per worker; between them they received every packet,
         // and the flow hash spread the DNS trace's many flows over them.
+        let what = format!("{name}, {workers} workers, fanout {fanout}");
         let rows = stats["workers"].as_array().unwrap();
         assert_eq!(rows.len().to_string(), workers, "{what}");
         let per: Vec<u64> = rows
@@ -439,12 +403,9 @@ fn two_interfaces_with_one_direction_each_merge_without_splitting_flows() {
 /// by read; the comparison is of each queue's frames as a set.)
 #[test]
 fn afxdp_captures_what_split_writes_and_detaches() {
-    if prerequisites().is_none() {
+    if prerequisites().is_none() || shared("pcaps").is_none() {
         return;
     }
-    let Some(corpus) = shared("pcaps") else {
-        return;
-    };
     let (a, b) = (Netns::create("xdpa"), Netns::create("xdpb"));
     veth_pair(&a, "xa", &b, "xb", 4);
     for (name, workers) in [
@@ -452,78 +413,20 @@ fn afxdp_captures_what_split_writes_and_detaches() {
         ("PcapPlusPlus__DnsPackets.pcap", "2"),
         ("zeek__http-qinq-0.pcap", "4"),
     ] {
-        let dir = TempDir::new("xdp");
-        let trace = dir.path().join("trace.pcap");
-        rewrite(&corpus.join(name), &trace);
-        let sent = frames(&trace).len() as u64;
-        let out = dir.path().join("cap");
-        let stats_json = dir.path().join("stats.json");
-        let sent_text = sent.to_string();
-        let cap = Capture::start(
-            &b,
-            &[
-                "-i",
-                "xb",
-                "--source",
-                "afxdp",
-                "--workers",
-                workers,
-                "--app",
-                "ids:4",
-                "-w",
-                out.to_str().unwrap(),
-                "--stats-interval",
-                "0",
-                "--count",
-                &sent_text,
-                "--duration",
-                "60",
-                "--stats-json",
-                stats_json.to_str().unwrap(),
-            ],
+        capture_equals_split(
+            (&a, "xa"),
+            (&b, "xb"),
+            name,
+            &["--source", "afxdp", "--workers", workers],
+            &["ids:4"],
+            Same::Frames,
         );
-        replay(&a, "xa", &trace);
-        let (status, err) = cap.wait();
-        let what = format!("{name}, AF_XDP, {workers} workers");
-        assert!(status.success(), "{what}: {err}");
-        assert_eq!(
-            summary_count(&err, "packets captured"),
-            sent,
-            "{what}: {err}"
-        );
-        let split_dir = dir.path().join("split");
-        run(Command::new(SYMRSS)
-            .args(["split", "-o", split_dir.to_str().unwrap(), "--app", "ids:4"])
-            .arg(&trace));
-        for q in 0..4 {
-            let file = out.join("ids").join(format!("q{q}.pcap"));
-            let mut live = frames(&file);
-            let mut offline = frames(&split_dir.join("ids").join(format!("q{q}.pcap")));
-            live.sort();
-            offline.sort();
-            assert!(
-                live == offline,
-                "{what}: q{q}: {} vs {} frames",
-                live.len(),
-                offline.len()
-            );
-            let mut r = CaptureReader::open(&file).unwrap();
-            let mut last = i128::MIN;
-            while let Some(p) = r.next_packet().unwrap() {
-                assert!(p.ts_ns >= last, "{what}: q{q} out of time order");
-                last = p.ts_ns;
-            }
-        }
-        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
-        let app = &stats["apps"][0];
-        assert_eq!(app["received"], sent, "{what}");
-        assert_eq!(app["delivered"], sent, "{what}");
         let shown = String::from_utf8_lossy(&run(b.exec("ip").args(["link", "show", "xb"])).stdout)
             .to_string();
         // Attached, `ip link` shows `xdp`/`xdpgeneric` and `prog/xdp id N`.
         assert!(
             !shown.contains("prog/xdp") && !shown.contains(" xdp") && !shown.contains("xdpgeneric"),
-            "{what}: XDP left attached: {shown}"
+            "{name}: XDP left attached: {shown}"
         );
     }
 }
