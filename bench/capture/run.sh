@@ -7,7 +7,10 @@
 # Needs root, iproute2, tcpreplay, tcpdump, netsniff-ng; runs entirely in two
 # network namespaces it creates and deletes. Output: one line per tool.
 #   usage: [TOOLS="tcpdump symrss-2x4-pcap ..."] [ROUNDS=N] [THREADS=1] \
-#          bench/capture/run.sh [TRACE] [LOOPS]
+#          [MTU=1500] [GEN=trafgen [RATE=500kpps]] bench/capture/run.sh [TRACE] [LOOPS]
+# GEN=trafgen sends as many 64-byte UDP frames as TRACE x LOOPS has, each
+# (almost) a new flow (bench/capture/udp-flows.trafgen), as fast as trafgen
+# goes or at RATE.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 symrss=${SYMRSS:-$here/target/release/symrss}
@@ -15,7 +18,12 @@ trace=${1:-$here/../shared/pcaps/PcapPlusPlus__DnsPackets.pcap}
 loops=${2:-2000}
 a=symrss-bench-a-$$ b=symrss-bench-b-$$
 out=$(mktemp -d /dev/shm/symrss-bench.XXXXXX)
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$out"; }
+# The tools this run started (ended on exit, also when a generator fails).
+started=()
+cleanup() {
+  for p in "${started[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$out"
+}
 trap cleanup EXIT
 ip netns add "$a"; ip netns add "$b"
 for n in "$a" "$b"; do
@@ -41,6 +49,7 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   for n in $(seq 1 "$copies"); do
     ip netns exec "$b" "${@//\{n\}/$n}" >"$out/$name.$n.out" 2>"$out/$name.$n.err" &
     pids+=($!)
+    started+=($!)
   done
   sleep 1.5
   local t0=0 t1=0 p
@@ -51,7 +60,12 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
     done >"$out/threads-$name.t0"
   fi
   local start; start=$(date +%s.%N)
-  ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1
+  if [ "${GEN:-tcpreplay}" = trafgen ]; then
+    ip netns exec "$a" trafgen -q --dev bva --conf "$here/bench/capture/udp-flows.trafgen" \
+      -n "$packets" ${RATE:+--rate "$RATE"} >"$out/replay-$name.txt" 2>&1
+  else
+    ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1
+  fi
   local end; end=$(date +%s.%N)
   sleep 1
   for p in "${pids[@]}"; do t1=$((t1 + $(cpu_ns "$p"))); done

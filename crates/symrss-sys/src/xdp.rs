@@ -337,11 +337,16 @@ pub struct XdpConfig {
 }
 
 impl Default for XdpConfig {
+    /// 16,384 frames of 4 KiB (64 MiB of UMEM per socket, half of it in
+    /// the fill ring) and an 8,192-descriptor RX ring: about 11 ms of
+    /// 64-byte frames at 0.75 Mpps before the kernel drops — what a
+    /// worker descheduled on a busy 2-vCPU machine needed (4,096 frames
+    /// dropped 17–23 % at that rate, BENCHMARKS.md).
     fn default() -> Self {
         Self {
-            frames: 8192,
+            frames: 16_384,
             frame_size: 4096,
-            rx_ring: 4096,
+            rx_ring: 8192,
             bind: XdpBind::Auto,
         }
     }
@@ -814,11 +819,12 @@ impl XdpRings {
     /// Refreshes the counters, as AF_PACKET's mean them: received by the
     /// filter (frames that passed it, plus what the kernel dropped before
     /// they could be read) and dropped by the kernel (`rx_dropped +
-    /// rx_ring_full + rx_fill_ring_empty_descs`).
+    /// rx_ring_full`; `rx_fill_ring_empty_descs` is not added: a frame
+    /// dropped for want of a fill entry counts in `rx_dropped` too).
     pub fn read_kernel_stats(&mut self) {
         for (i, s) in self.sockets.iter().enumerate() {
             if let Ok(st) = s.stats() {
-                let drops = st.rx_dropped + st.rx_ring_full + st.rx_fill_ring_empty_descs;
+                let drops = st.rx_dropped + st.rx_ring_full;
                 self.kernel[i] = (self.stats[i].frames + drops, drops);
             }
         }

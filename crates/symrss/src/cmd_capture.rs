@@ -263,6 +263,8 @@ fn open_xdp(c: &CaptureConfig, plan: &Plan) -> Result<(Vec<Live>, Vec<XdpProgram
     let fail = |e: std::io::Error| Failure::Runtime(format!("capture (AF_XDP): {e}"));
     let cfg = XdpConfig {
         bind: c.xdp_bind.bind(),
+        frames: c.xdp_frames,
+        rx_ring: c.xdp_ring,
         ..XdpConfig::default()
     };
     let mut programs = Vec::with_capacity(c.interfaces.len());

@@ -579,7 +579,9 @@ fn unbounded_or_malformed_options_are_usage_errors() {
     ];
     // `capture -i symrss-none0 -w DIR` and then each of these: refused
     // before any interface is opened.
-    let capture: [&[&str]; 11] = [
+    let capture: [&[&str]; 13] = [
+        &["--xdp-frames", "1000"],
+        &["--xdp-ring", "32"],
         &["--workers", "0"],
         &["--workers", "100000"],
         &["--workers", "2", "--inline-sinks"],

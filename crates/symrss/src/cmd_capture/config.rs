@@ -108,6 +108,13 @@ pub struct CaptureArgs {
     /// AF_XDP: how sockets bind (`auto`: zero-copy, else copy).
     #[arg(long, value_enum)]
     xdp_bind: Option<XdpBindArg>,
+    /// AF_XDP: UMEM frames (4 KiB each) per socket, a power of two; half
+    /// of them wait in the fill ring (default 16384: 64 MiB).
+    #[arg(long)]
+    xdp_frames: Option<u32>,
+    /// AF_XDP: RX ring descriptors per socket, a power of two (default 8192).
+    #[arg(long)]
+    xdp_ring: Option<u32>,
     /// Threads that write the queues' outputs. 0: one per queue, so a slow
     /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
     /// but the capture thread's (at least one) when every app writes pcap
@@ -318,6 +325,8 @@ pub struct CaptureConfig {
     pub(super) source: SourceKind,
     pub(super) xdp_mode: XdpModeArg,
     pub(super) xdp_bind: XdpBindArg,
+    pub(super) xdp_frames: u32,
+    pub(super) xdp_ring: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) consumer_threads: Option<usize>,
     pub(super) inline_sinks: bool,
@@ -351,6 +360,8 @@ impl Default for CaptureConfig {
             source: SourceKind::Afpacket,
             xdp_mode: XdpModeArg::Auto,
             xdp_bind: XdpBindArg::Auto,
+            xdp_frames: symrss_sys::xdp::XdpConfig::default().frames,
+            xdp_ring: symrss_sys::xdp::XdpConfig::default().rx_ring,
             consumer_threads: None,
             inline_sinks: false,
             frag_hold_ms: 1000,
@@ -456,6 +467,8 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         source <- a.source,
         xdp_mode <- a.xdp_mode,
         xdp_bind <- a.xdp_bind,
+        xdp_frames <- a.xdp_frames,
+        xdp_ring <- a.xdp_ring,
         frag_hold_ms <- a.frag_hold_ms,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,

@@ -103,6 +103,13 @@ impl Plan {
             max_seconds: c.rotate.seconds,
             ring: c.rotate.files,
         };
+        for (what, n) in [("xdp frames", c.xdp_frames), ("xdp ring", c.xdp_ring)] {
+            if !(64..=1 << 20).contains(&n) || !n.is_power_of_two() {
+                return Err(usage(format!(
+                    "{what} {n}: give a power of two from 64 to 1048576"
+                )));
+            }
+        }
         let apps = apps(c)?;
         let workers = match c.workers {
             Some(0) => return Err(usage("workers must be at least 1".into())),
