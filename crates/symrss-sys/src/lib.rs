@@ -79,6 +79,36 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The CPU that serves `interface`'s receive queue `queue`'s interrupt,
+/// when the driver names its IRQs by interface and queue (`eth0-TxRx-3`,
+/// `i40e-eth0-TxRx-3`, `eth0-rx-3` in `/proc/interrupts`): the first CPU
+/// of `/proc/irq/N/smp_affinity_list`. `None` when no IRQ matches (veth,
+/// virtio, drivers naming IRQs by PCI address).
+pub fn queue_irq_cpu(interface: &str, queue: u32) -> Option<usize> {
+    let interrupts = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let irq = irq_for_queue(&interrupts, interface, queue)?;
+    let list = std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list")).ok()?;
+    first_cpu(&list)
+}
+
+/// The IRQ of `interface`'s queue `queue` in a `/proc/interrupts` text:
+/// a line whose name (last field) has `interface` as one of its
+/// `-`-separated parts and ends in `-<queue>`.
+fn irq_for_queue(interrupts: &str, interface: &str, queue: u32) -> Option<u32> {
+    let tail = format!("-{queue}");
+    interrupts.lines().find_map(|line| {
+        let (irq, rest) = line.trim_start().split_once(':')?;
+        let irq: u32 = irq.parse().ok()?;
+        let name = rest.split_whitespace().last()?;
+        (name.ends_with(&tail) && name.split('-').any(|part| part == interface)).then_some(irq)
+    })
+}
+
+/// The first CPU of an affinity list (`0-3,8` → 0).
+fn first_cpu(list: &str) -> Option<usize> {
+    list.trim().split([',', '-']).next()?.trim().parse().ok()
+}
+
 /// CPU time of the calling thread so far, ns: the scheduler's own account
 /// (`/proc/thread-self/schedstat`, first field), to the nanosecond; 0
 /// where it is missing.
@@ -92,6 +122,27 @@ pub fn thread_cpu_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_irqs_are_found_by_interface_and_queue() {
+        let text = "           CPU0       CPU1
+  24:          0          0  PCI-MSI 524288-edge      eth0
+  25:        100          0  PCI-MSI 524289-edge      i40e-eth0-TxRx-0
+  26:          0        200  PCI-MSI 524290-edge      i40e-eth0-TxRx-1
+  27:          0        300  PCI-MSI 524291-edge      i40e-eth10-TxRx-2
+  28:          0          0  PCI-MSI 524292-edge      eth0-rx-2
+ NMI:          0          0   Non-maskable interrupts
+";
+        assert_eq!(irq_for_queue(text, "eth0", 0), Some(25));
+        assert_eq!(irq_for_queue(text, "eth0", 1), Some(26));
+        // eth10 is not eth0; eth0-rx-2 is.
+        assert_eq!(irq_for_queue(text, "eth0", 2), Some(28));
+        assert_eq!(irq_for_queue(text, "eth0", 7), None);
+        assert_eq!(irq_for_queue(text, "veth0", 0), None);
+        assert_eq!(first_cpu("0-3,8\n"), Some(0));
+        assert_eq!(first_cpu("5\n"), Some(5));
+        assert_eq!(first_cpu(""), None);
+    }
 
     #[test]
     fn a_busy_thread_accrues_cpu_time() {

@@ -378,15 +378,18 @@ impl Capture {
                 busy: false,
                 error: None,
             };
+            // Worker w's first receive queue is w (AF_XDP, fanout qm): on
+            // its IRQ's CPU when the driver names it; else CPU w.
+            let queue_cpu = (c.source == SourceKind::Afxdp || c.fanout == config::FanoutMode::Qm)
+                .then(|| symrss_sys::queue_irq_cpu(&c.interfaces[0], w as u32))
+                .flatten();
+            let cpu = queue_cpu.unwrap_or(w % cpus);
             let (pin, block_count) = (c.pin, c.block_count);
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{w}"))
                 .spawn(move || {
-                    if pin && let Err(e) = symrss_sys::pin_current_thread(w % cpus) {
-                        eprintln!(
-                            "symrss: warning: cannot pin worker {w} to CPU {}: {e}",
-                            w % cpus
-                        );
+                    if pin && let Err(e) = symrss_sys::pin_current_thread(cpu) {
+                        eprintln!("symrss: warning: cannot pin worker {w} to CPU {cpu}: {e}");
                     }
                     let cpu = symrss_sys::thread_cpu_ns();
                     stage.cpu_start = cpu;

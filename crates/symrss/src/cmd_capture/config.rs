@@ -79,8 +79,10 @@ pub struct CaptureArgs {
     /// Drop to this user after setup.
     #[arg(long)]
     user: Option<String>,
-    /// Pin the capture (steering) threads: worker i to CPU i; consumer
-    /// threads to the CPUs after the workers'.
+    /// Pin the capture (steering) threads: worker i to the CPU of its
+    /// receive queue's IRQ when known (AF_XDP or `--fanout qm`, drivers
+    /// that name IRQs `IF-…-<queue>` in /proc/interrupts), else CPU i;
+    /// consumer threads to the CPUs after the workers'.
     #[arg(long)]
     pin: bool,
     /// Capture threads ("workers"): each reads its share of every
