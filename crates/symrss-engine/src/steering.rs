@@ -232,15 +232,16 @@ impl<A: Account> Steering<A> {
         }
     }
 
-    /// The slot of a packet hashed with the step (the fast path).
+    /// The slot of a packet hashed with the step (the fast path); `how`
+    /// says whether it is an ICMP error steered as the flow it quotes.
     #[inline]
-    fn push_fast(&mut self, tuple: Tuple, digest: u64, i: u32) {
+    fn push_fast(&mut self, tuple: Tuple, digest: u64, i: u32, how: u8) {
         self.fast.push(tuple);
         self.slots.push(Slot {
             queue: FAST,
             entry: i,
             flow: digest,
-            how: how::IP,
+            how,
         });
     }
 
@@ -251,7 +252,7 @@ impl<A: Account> Steering<A> {
         if let Some(l) = Subject::plain(key, policy.layer)
             && policy.hashes_tuple_as_is(&l.tuple, l.proto)
         {
-            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i);
+            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i, how::IP);
             return;
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
@@ -264,24 +265,12 @@ impl<A: Account> Steering<A> {
             });
             return;
         };
+        let quote = if subject.icmp_quote { how::QUOTE } else { 0 };
         if policy.hashes_as_is(&subject) {
             let digest = flow_digest(&subject.tuple, subject.proto);
-            if subject.icmp_quote {
-                // Hashed with the step all the same; marked for the
-                // analyzer.
-                self.fast.push(subject.tuple);
-                self.slots.push(Slot {
-                    queue: FAST,
-                    entry: i,
-                    flow: digest,
-                    how: how::IP | how::QUOTE,
-                });
-            } else {
-                self.push_fast(subject.tuple, digest, i);
-            }
+            self.push_fast(subject.tuple, digest, i, how::IP | quote);
             return;
         }
-        let quote = if subject.icmp_quote { how::QUOTE } else { 0 };
         match subject.frag {
             Some((id, first)) if !policy.is_nic() => {
                 if let Some((shared, app)) = &self.remote {
@@ -682,7 +671,7 @@ impl<A: Account> Steerer<A> {
                 if let Some((tuple, proto, digest)) = plain
                     && core.policy.hashes_tuple_as_is(&tuple, proto)
                 {
-                    core.push_fast(tuple, digest, i);
+                    core.push_fast(tuple, digest, i, how::IP);
                     continue;
                 }
                 if !dissected {

@@ -79,6 +79,19 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The receive queues of `interface` (`/sys/class/net/IF/queues/rx-*`), at
+/// least 1 (also when the interface has no such directory).
+pub fn rx_queue_count(interface: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{interface}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The CPU that serves `interface`'s receive queue `queue`'s interrupt,
 /// when the driver names its IRQs by interface and queue (`eth0-TxRx-3`,
 /// `i40e-eth0-TxRx-3`, `eth0-rx-3` in `/proc/interrupts`): the first CPU

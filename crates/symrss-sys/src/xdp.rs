@@ -748,11 +748,10 @@ const LINKTYPE_ETHERNET: u32 = 1;
 pub struct XdpRings {
     sockets: Vec<XdpSocket>,
     stats: Vec<InputStats>,
-    /// Per input: (received by the socket = frames read + dropped, kernel drops).
+    /// Per input: (received by the filter, dropped by the kernel).
     kernel: Vec<(u64, u64)>,
     /// Filter run in user space (AF_XDP has no socket filter).
     filter: Vec<(u16, u8, u8, u32)>,
-    filtered: Vec<u64>,
     last_ts: i128,
     /// While frames keep coming: when the next read may start, and the
     /// interval between reads (adapted to the rate, see the `Source` impl).
@@ -795,7 +794,6 @@ impl XdpRings {
             stats,
             kernel: vec![(0, 0); n],
             filter,
-            filtered: vec![0; n],
             last_ts: 0,
             next_read: None,
             interval: MIN_INTERVAL,
@@ -830,11 +828,6 @@ impl XdpRings {
         }
     }
 
-    /// Per input: frames the user-space filter rejected.
-    pub fn filtered(&self) -> &[u64] {
-        &self.filtered
-    }
-
     /// Per input: (received by the filter, dropped by the kernel).
     pub fn kernel_counters(&self) -> &[(u64, u64)] {
         &self.kernel
@@ -862,16 +855,13 @@ impl Source for XdpRings {
             sockets,
             stats,
             filter,
-            filtered,
             last_ts,
             ..
         } = self;
         for (input, socket) in sockets.iter_mut().enumerate() {
             let mut n = 0u64;
-            let mut dropped = 0u64;
             socket.recv(|data| {
                 if !filter.is_empty() && crate::bpf::run(filter, data) == 0 {
-                    dropped += 1;
                     return;
                 }
                 // Read order, strictly increasing times.
@@ -886,7 +876,6 @@ impl Source for XdpRings {
                 });
             });
             stats[input].frames += n;
-            filtered[input] += dropped;
             got += n;
         }
         let got = got as usize;

@@ -271,7 +271,7 @@ fn open_xdp(c: &CaptureConfig, plan: &Plan) -> Result<(Vec<Live>, Vec<XdpProgram
     let mut per_worker: Vec<Vec<(String, XdpSocket)>> =
         (0..plan.workers).map(|_| Vec::new()).collect();
     for name in &c.interfaces {
-        let queues = rx_queues(name);
+        let queues = symrss_sys::rx_queue_count(name);
         let program = XdpProgram::attach(name, queues, c.xdp_mode.mode()).map_err(fail)?;
         for q in 0..queues {
             let socket = XdpSocket::open(name, q, &cfg).map_err(fail)?;
@@ -285,19 +285,6 @@ fn open_xdp(c: &CaptureConfig, plan: &Plan) -> Result<(Vec<Live>, Vec<XdpProgram
         .map(|sockets| Live::Xdp(XdpRings::new(sockets, plan.ring.filter.clone())))
         .collect();
     Ok((live, programs))
-}
-
-/// The receive queues of `interface` (`/sys/class/net/IF/queues/rx-*`, at
-/// least 1).
-fn rx_queues(interface: &str) -> u32 {
-    std::fs::read_dir(format!("/sys/class/net/{interface}/queues"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count() as u32
-        })
-        .unwrap_or(1)
-        .max(1)
 }
 
 /// What each worker publishes for the stats while it runs.

@@ -459,21 +459,13 @@ pub(crate) fn start(
 }
 
 impl ConsumerThreads {
-    /// No threads left, only the counters (after [`ConsumerThreads::join`]).
-    pub(crate) fn finished(counters: Vec<Vec<Arc<QueueCounters>>>) -> Self {
-        Self {
-            threads: Vec::new(),
-            counters,
-        }
-    }
-
     /// Waits for the consumer threads (each ends once every worker has
     /// closed its queues); returns per app, per queue, the first sink
-    /// error of the queues they served.
-    pub(crate) fn join(self) -> Vec<Vec<Option<String>>> {
+    /// error of the queues they served. The counters stay, final.
+    pub(crate) fn join(&mut self) -> Vec<Vec<Option<String>>> {
         let mut errors: Vec<Vec<Option<String>>> =
             self.counters.iter().map(|q| vec![None; q.len()]).collect();
-        for Consumer { handle, serves } in self.threads {
+        for Consumer { handle, serves } in std::mem::take(&mut self.threads) {
             let results = handle
                 .join()
                 .unwrap_or_else(|_| vec![Some("consumer thread panicked".into()); serves.len()]);

@@ -350,15 +350,9 @@ impl Collector {
     /// Waits for the consumers (every worker must have finished) and
     /// returns the final counters: `received = delivered + dropped` per
     /// app.
-    pub fn finish(self, shares: Vec<WorkerShare>) -> Vec<AppStats> {
-        let (consumers, names) = (self.consumers, self.names);
-        let counters = consumers.counters.clone();
-        let mut errors = consumers.join();
-        let done = Collector {
-            consumers: ConsumerThreads::finished(counters),
-            names,
-        };
-        let mut stats = done.stats(&shares);
+    pub fn finish(mut self, shares: Vec<WorkerShare>) -> Vec<AppStats> {
+        let mut errors = self.consumers.join();
+        let mut stats = self.stats(&shares);
         for share in &shares {
             for (app, inline) in errors.iter_mut().zip(&share.inline_errors) {
                 for (e, i) in app.iter_mut().zip(inline) {

@@ -26,15 +26,7 @@ const MAX_WORKERS: usize = 256;
 fn default_workers(interfaces: &[String]) -> usize {
     let queues = interfaces
         .iter()
-        .map(|i| {
-            std::fs::read_dir(format!("/sys/class/net/{i}/queues"))
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                        .count()
-                })
-                .unwrap_or(1)
-        })
+        .map(|i| symrss_sys::rx_queue_count(i) as usize)
         .max()
         .unwrap_or(1);
     queues.min(symrss_sys::cpu_count()).max(1)
