@@ -39,7 +39,7 @@ packets=$(( $(capinfos -c -M "$trace" | awk '/Number of packets/ {print $NF}') *
 # (/proc/PID/task/*/schedstat, first field), not the 10 ms ticks of
 # /proc/PID/stat, so a 0.2 s run is measured to the microsecond. Every tool's
 # threads live until it is stopped, after the second reading.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 
 measure() { # name, copies, then the command (run inside namespace b; `{n}`
   # in an argument becomes the copy's number, 1..copies). CPU is summed over

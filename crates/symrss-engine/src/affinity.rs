@@ -1,16 +1,14 @@
-//! Affinity accounting: which queue each flow went to first, how many
-//! flows each queue has, and packets of a known flow that reached another
-//! queue (affinity violations).
+//! Affinity accounting: how a steering reports its decisions (which
+//! queue each flow went to first, how many flows each queue has, and
+//! packets of a known flow that reached another queue).
 //!
-//! Contract: [`Account::steered`] is called exactly once per packet, when
-//! its queue is decided (for a fragment that waited, when its first
+//! Contract: [`Account::steered`] (or [`Account::steered_common`]) is
+//! called exactly once per packet and steering, when its queue is decided (for a fragment that waited, when its first
 //! fragment came or its hold ended), with the flow's direction-independent
 //! digest. A steering core ([`crate::steering::Steering`]) reports to any
 //! [`Account`]; the balancer's is the [`FlowTable`] here, the analyzer's
-//! records each decision to compare schemes.
-//!
-//! The table is bounded (`max_flows`; beyond it flows are counted as
-//! untracked, never stored), so a flood cannot grow it.
+//! records each decision to compare schemes. The balancer's table is
+//! the one of every app ([`crate::flowtable`]).
 
 use symrss_hash::Tuple;
 
@@ -29,13 +27,41 @@ pub(crate) mod how {
     pub(crate) const FALLBACK: u8 = 4;
     /// An ICMP error steered as the flow it quotes.
     pub(crate) const QUOTE: u8 = 8;
+    /// A TCP FIN from the endpoint that sorts first (address, port).
+    pub(crate) const FIN_LOW: u8 = 16;
+    /// A TCP FIN from the other endpoint.
+    pub(crate) const FIN_HIGH: u8 = 32;
+    /// A TCP RST (from either end).
+    pub(crate) const RST: u8 = 64;
+    /// Any of the end bits.
+    pub(crate) const ENDS: u8 = FIN_LOW | FIN_HIGH | RST;
 }
 
-/// Receives each packet's steering decision.
+/// Receives each packet's steering decision, for every steering of a
+/// steerer (`app` is the steering's position).
 pub(crate) trait Account {
+    /// Before a step's decisions: `common` are the flow digests of its
+    /// common packets (looked up once for every app), `decisions` bounds
+    /// the calls to come before the next `prepare`, `ts_ns` is the packet
+    /// time.
+    fn prepare(&mut self, common: &[u64], decisions: usize, ts_ns: i128);
     /// The packet at input position `index` went to `queue`; `flow` is its
     /// flow digest ([`flow_digest`]), `how` a set of [`how`] bits.
-    fn steered(&mut self, queue: usize, flow: u64, how: u8, index: u64);
+    fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, index: u64);
+    /// [`Account::steered`] for the `k`-th common packet of the step
+    /// (whose digest is `flow`).
+    fn steered_common(
+        &mut self,
+        app: usize,
+        queue: usize,
+        k: usize,
+        flow: u64,
+        how: u8,
+        index: u64,
+    );
+    /// Every steering has reported the step: `common` as in
+    /// [`Account::prepare`].
+    fn settle(&mut self, common: &[u64]);
 }
 
 /// Direction-independent id of a flow for the affinity table.
@@ -50,74 +76,26 @@ pub(crate) fn resolved_digest(flow: &Resolved) -> u64 {
     flow_digest(&flow.tuple, flow.proto)
 }
 
-/// Entries of the recent-flow cache (a power of two).
-const RECENT: usize = 4096;
-/// Marks a used [`FlowTable::recent`] entry.
-const RECENT_USED: u32 = 1 << 31;
-
-/// The balancer's per-app flow table.
-#[derive(Debug)]
-pub(crate) struct FlowTable {
-    max_flows: usize,
-    /// Flow (64-bit digest of its direction-independent id) → first queue.
-    /// FxHash: bounded by `max_flows`, so a flood cannot grow it; a digest
-    /// collision between two live flows (~n²/2⁶⁵) could at worst miscount
-    /// one affinity check.
-    flows: rustc_hash::FxHashMap<u64, u32>,
-    /// Recently seen flows (digest, first queue | [`RECENT_USED`]), a
-    /// direct-mapped cache in front of `flows`: the map stays the record,
-    /// the cache saves its lookup for the flows of the last packets.
-    recent: Box<[(u64, u32)]>,
-    /// Flows first seen on each queue.
-    pub(crate) per_queue: Vec<u64>,
-    /// Packets of a known flow on another queue than its first.
-    pub(crate) affinity_violations: u64,
-    /// Packets of flows not tracked (bound reached).
-    pub(crate) untracked: u64,
-}
-
-impl FlowTable {
-    /// A table for `queues` queues remembering at most `max_flows` flows
-    /// (0: accounting off).
-    pub(crate) fn new(queues: usize, max_flows: usize) -> Self {
-        Self {
-            max_flows,
-            flows: rustc_hash::FxHashMap::default(),
-            recent: vec![(0, 0); RECENT].into_boxed_slice(),
-            per_queue: vec![0; queues],
-            affinity_violations: 0,
-            untracked: 0,
-        }
+impl Account for crate::flowtable::FlowTable {
+    #[inline]
+    fn prepare(&mut self, common: &[u64], decisions: usize, ts_ns: i128) {
+        self.prepare(ts_ns, common.len(), decisions);
     }
-}
 
-impl Account for FlowTable {
+    #[inline]
+    fn settle(&mut self, common: &[u64]) {
+        self.settle(common);
+    }
+
     // Always inlined into the steering loop: as a call it cost ~1.5×
     // its instructions (callgrind, BENCHMARKS.md).
     #[inline(always)]
-    fn steered(&mut self, q: usize, id: u64, how: u8, _index: u64) {
-        if how & how::IP == 0 || self.max_flows == 0 {
-            return;
-        }
-        // The digest is well mixed: its low bits index the cache.
-        let cached = &mut self.recent[id as usize & (RECENT - 1)];
-        let first = if cached.1 & RECENT_USED != 0 && cached.0 == id {
-            Some(cached.1 & !RECENT_USED)
-        } else {
-            let known = self.flows.get(&id).copied();
-            match known {
-                Some(f) => *cached = (id, f | RECENT_USED),
-                None if self.flows.len() < self.max_flows => {
-                    self.flows.insert(id, q as u32);
-                    self.per_queue[q] += 1;
-                    *cached = (id, q as u32 | RECENT_USED);
-                }
-                None => self.untracked += 1,
-            }
-            known
-        };
-        if first.is_some_and(|f| f as usize != q) {
-            self.affinity_violations += 1;
-        }
+    fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, _index: u64) {
+        self.steered(app, queue, flow, how);
+    }
+
+    #[inline(always)]
+    fn steered_common(&mut self, app: usize, queue: usize, k: usize, _: u64, how: u8, _: u64) {
+        self.steered_common(app, queue, k, how);
     }
 }

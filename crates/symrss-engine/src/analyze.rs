@@ -196,13 +196,19 @@ struct Record {
 /// fragment came, so not in input order).
 #[derive(Debug, Default)]
 struct Recorder {
-    decisions: Vec<(u64, Decision)>,
+    /// (steering, input position, decision).
+    decisions: Vec<(usize, u64, Decision)>,
 }
 
 impl Account for Recorder {
+    fn prepare(&mut self, _: &[u64], _: usize, _: i128) {}
+
+    fn settle(&mut self, _: &[u64]) {}
+
     #[inline]
-    fn steered(&mut self, queue: usize, flow: u64, how: u8, index: u64) {
+    fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, index: u64) {
         self.decisions.push((
+            app,
             index,
             Decision {
                 queue: queue as u32,
@@ -210,6 +216,19 @@ impl Account for Recorder {
                 how,
             },
         ));
+    }
+
+    #[inline]
+    fn steered_common(
+        &mut self,
+        app: usize,
+        queue: usize,
+        _: usize,
+        flow: u64,
+        how: u8,
+        index: u64,
+    ) {
+        self.steered(app, queue, flow, how, index);
     }
 }
 
@@ -265,11 +284,11 @@ impl Analyzer {
             .into_iter()
             .map(|p| (p, queues))
             .chain([(identity, 1)])
-            .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect, Recorder::default()))
+            .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect))
             .collect();
         let arena = Arena::new(4096, 1 << 20, 8);
         Self {
-            steerer: Steerer::new(arena, cores, dissect, cfg.frag),
+            steerer: Steerer::new(arena, cores, dissect, cfg.frag, Recorder::default()),
             cfg,
             schemes,
             records: VecDeque::new(),
@@ -318,12 +337,10 @@ impl Analyzer {
     /// packet at the front whose decisions are all in.
     fn join(&mut self) {
         let stride = self.schemes + 1;
-        for (c, core) in self.steerer.cores.iter_mut().enumerate() {
-            for (index, d) in core.account.decisions.drain(..) {
-                let at = (index - self.base) as usize;
-                self.decided[at * stride + c] = d;
-                self.records[at].missing -= 1;
-            }
+        for (c, index, d) in self.steerer.account.decisions.drain(..) {
+            let at = (index - self.base) as usize;
+            self.decided[at * stride + c] = d;
+            self.records[at].missing -= 1;
         }
         while self.records.front().is_some_and(|r| r.missing == 0) {
             let r = self.records.pop_front().expect("checked");

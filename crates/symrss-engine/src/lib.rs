@@ -37,6 +37,7 @@ mod affinity;
 pub mod analyze;
 mod arena;
 pub mod balancer;
+mod flowtable;
 pub mod frag;
 pub mod nic;
 pub mod policy;

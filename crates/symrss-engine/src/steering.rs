@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use symrss_hash::{Reta, Tuple};
-use symrss_wire::{FlowKey, Options, dissect_into, plain_tuple};
+use symrss_wire::{FlowKey, Options, dissect_into, plain_flow};
 
 use crate::affinity::{Account, flow_digest, how, resolved_digest};
 use crate::arena::{Arena, Batch, Chunk, PacketRef};
@@ -61,15 +61,65 @@ const FAST: u32 = u32::MAX;
 /// [`Slot::queue`] of a later fragment waiting for its first fragment: its
 /// queue is not known yet, so its place is kept in the delay line.
 const HOLE: u32 = u32::MAX - 1;
+/// [`Slot::queue`] of one of the step's common packets ([`Common`]): hashed
+/// once per scheme for every steering, looked up once in the flow table;
+/// [`Slot::flow`] is then its position among them.
+const COMMON: u32 = u32::MAX - 2;
 
-/// A slot's queue: its own, or for a fast-path slot the RETA entry of the
-/// step's next batch hash ([`HOLE`] stays a hole).
+/// A slot's queue: its own, for a fast-path slot the RETA entry of the
+/// step's next batch hash, for a common packet the RETA entry of its
+/// scheme's hash ([`HOLE`] stays a hole).
 #[inline(always)]
-fn slot_queue(slot: &Slot, reta: &Reta, fast: &mut std::slice::Iter<'_, u32>) -> u32 {
+fn slot_queue(
+    slot: &Slot,
+    reta: &Reta,
+    fast: &mut std::slice::Iter<'_, u32>,
+    common: &[u32],
+) -> u32 {
     match slot.queue {
+        COMMON => reta.queue(common[slot.flow as usize]),
         FAST => reta.queue(*fast.next().expect("one hash per fast slot")),
         q => q,
     }
+}
+
+/// The step's common packets: plain frames (one Ethernet/IPv4 TCP/UDP
+/// layer) that steerings hash as they are. Their tuples are hashed once
+/// per distinct scheme and their flows looked up once for all apps, so an
+/// app beyond the first costs only its RETA lookup and its hand-off.
+#[derive(Debug, Default)]
+struct Common {
+    tuples: Vec<Tuple>,
+    digests: Vec<u64>,
+    /// Per scheme group, the hash of each tuple.
+    hashes: Vec<Vec<u32>>,
+}
+
+/// TCP end bits ([`how::FIN_LOW`], [`how::FIN_HIGH`], [`how::RST`]) of a
+/// packet with these flags.
+#[inline]
+fn end_bits(tuple: &Tuple, proto: u8, tcp_flags: u8) -> u8 {
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+    if proto != 6 || tcp_flags & (FIN | RST) == 0 {
+        0
+    } else if tcp_flags & RST != 0 {
+        how::RST
+    } else if tuple.src_sorts_first() {
+        how::FIN_LOW
+    } else {
+        how::FIN_HIGH
+    }
+}
+
+/// [`end_bits`] of a dissected layer whose TCP header is in `frame`.
+#[inline]
+fn layer_end_bits(frame: &[u8], l: &symrss_wire::IpLayer) -> u8 {
+    if l.proto != 6 || l.frag.is_some_and(|f| !f.is_first()) || l.quoted.is_some() {
+        return 0;
+    }
+    let flags = frame.get(l.l4_offset as usize + 13).copied().unwrap_or(0);
+    end_bits(&l.tuple, l.proto, flags)
 }
 
 /// A hole whose queue became known: its input position, queue, flow and
@@ -84,8 +134,11 @@ struct Filled {
 
 /// The steering of one application (or analyzed scheme).
 #[derive(Debug)]
-pub(crate) struct Steering<A> {
+pub(crate) struct Steering {
     policy: Policy,
+    /// Its scheme's group in the steerer (steerings of one scheme share
+    /// the hashes of the common packets).
+    group: usize,
     reta: Reta,
     dissect: Options,
     tracker: FragTracker<PacketRef, Resolved>,
@@ -114,26 +167,19 @@ pub(crate) struct Steering<A> {
     pub(crate) received: u64,
     /// Non-IP frames (steered to queue 0).
     pub(crate) non_ip: u64,
-    /// Where decisions are reported.
-    pub(crate) account: A,
     /// With several workers: the directory of first fragments and this
     /// steering's app number in it.
     remote: Option<(Arc<Shared>, u16)>,
 }
 
-impl<A: Account> Steering<A> {
+impl Steering {
     /// Steering by `policy` over `queues` queues.
-    pub(crate) fn new(
-        policy: Policy,
-        queues: u32,
-        frag: FragConfig,
-        dissect: Options,
-        account: A,
-    ) -> Self {
+    pub(crate) fn new(policy: Policy, queues: u32, frag: FragConfig, dissect: Options) -> Self {
         let queues = queues.max(1);
         Self {
             reta: policy.reta(queues),
             policy,
+            group: 0,
             dissect,
             tracker: FragTracker::new(frag),
             slots: Vec::with_capacity(STEER_PACKETS),
@@ -147,7 +193,6 @@ impl<A: Account> Steering<A> {
             pending: vec![Vec::new(); queues as usize],
             received: 0,
             non_ip: 0,
-            account,
             remote: None,
         }
     }
@@ -245,14 +290,27 @@ impl<A: Account> Steering<A> {
         });
     }
 
-    /// First step for one dissected packet: its slot, with the queue
-    /// decided now unless it takes the fast path (hashed with the step).
-    fn classify(&mut self, key: &FlowKey, ts_ns: i128, i: u32) {
+    /// The slot of one of the step's common packets (the `k`-th).
+    #[inline]
+    fn push_common(&mut self, k: usize, i: u32, how: u8) {
+        self.slots.push(Slot {
+            queue: COMMON,
+            entry: i,
+            flow: k as u64,
+            how,
+        });
+    }
+
+    /// First step for one dissected packet (`frame`): its slot, with the
+    /// queue decided now unless it takes the fast path (hashed with the
+    /// step).
+    fn classify(&mut self, key: &FlowKey, frame: &[u8], ts_ns: i128, i: u32) {
         let policy = &self.policy;
         if let Some(l) = Subject::plain(key, policy.layer)
             && policy.hashes_tuple_as_is(&l.tuple, l.proto)
         {
-            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i, how::IP);
+            let ends = layer_end_bits(frame, l);
+            self.push_fast(l.tuple, flow_digest(&l.tuple, l.proto), i, how::IP | ends);
             return;
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
@@ -268,7 +326,11 @@ impl<A: Account> Steering<A> {
         let quote = if subject.icmp_quote { how::QUOTE } else { 0 };
         if policy.hashes_as_is(&subject) {
             let digest = flow_digest(&subject.tuple, subject.proto);
-            self.push_fast(subject.tuple, digest, i, how::IP | quote);
+            let ends = match policy.layer.pick(key) {
+                Some(l) if !subject.icmp_quote => layer_end_bits(frame, l),
+                _ => 0,
+            };
+            self.push_fast(subject.tuple, digest, i, how::IP | quote | ends);
             return;
         }
         match subject.frag {
@@ -395,27 +457,37 @@ impl<A: Account> Steering<A> {
     /// then walks the slots in input order, filling each queue's pending
     /// list (or, while a fragment waits, the delay line) and reporting each
     /// decision; then fills the holes whose fragment was resolved.
-    fn assign(&mut self) {
+    fn assign<A: Account>(&mut self, app: usize, account: &mut A, common: &Common) {
         self.fast_hashes.resize(self.fast.len(), 0);
         self.policy
             .scheme()
             .hash_batch(&self.fast, &mut self.fast_hashes);
         let mut fast = self.fast_hashes.iter();
+        let hashes = common.hashes.get(self.group).map_or(&[][..], Vec::as_slice);
         let first = self.batch_first;
+        // Reports one decision (a common packet's flow by its position).
+        let mut report = |slot: &Slot, q: usize| {
+            let index = first + u64::from(slot.entry);
+            if slot.queue == COMMON {
+                let k = slot.flow as usize;
+                account.steered_common(app, q, k, common.digests[k], slot.how, index);
+            } else {
+                account.steered(app, q, slot.flow, slot.how, index);
+            }
+        };
         if self.delay.is_empty() && !self.step_has_hole {
             // The common case: no fragment waits, every packet goes
             // straight to its queue's pending list.
             for slot in &self.slots {
-                let q = slot_queue(slot, &self.reta, &mut fast) as usize;
+                let q = slot_queue(slot, &self.reta, &mut fast, hashes) as usize;
                 self.pending[q].push(slot.entry);
-                self.account
-                    .steered(q, slot.flow, slot.how, first + u64::from(slot.entry));
+                report(slot, q);
             }
         } else {
             // Until the first hole, packets still go to their pending
             // lists; from it on, every packet waits behind it.
             for slot in &self.slots {
-                let q = slot_queue(slot, &self.reta, &mut fast);
+                let q = slot_queue(slot, &self.reta, &mut fast, hashes);
                 if self.delay.is_empty() && q != HOLE {
                     self.pending[q as usize].push(slot.entry);
                 } else {
@@ -427,12 +499,7 @@ impl<A: Account> Steering<A> {
                         continue;
                     }
                 }
-                self.account.steered(
-                    q as usize,
-                    slot.flow,
-                    slot.how,
-                    first + u64::from(slot.entry),
-                );
+                report(slot, q as usize);
             }
             self.step_has_hole = false;
         }
@@ -441,7 +508,7 @@ impl<A: Account> Steering<A> {
             let place = &mut self.delay[(f.at - self.delay_front) as usize].1;
             debug_assert_eq!(*place, HOLE);
             *place = f.queue;
-            self.account.steered(f.queue as usize, f.flow, f.how, f.at);
+            account.steered(app, f.queue as usize, f.flow, f.how, f.at);
         }
         self.filled.clear();
         self.slots.clear();
@@ -544,7 +611,13 @@ pub(crate) enum Seen<'a> {
 pub(crate) struct Steerer<A> {
     arena: Arena,
     /// The steerings, in application order.
-    pub(crate) cores: Vec<Steering<A>>,
+    pub(crate) cores: Vec<Steering>,
+    /// Where every steering's decisions are reported.
+    pub(crate) account: A,
+    /// The distinct schemes of the steerings ([`Steering::group`]).
+    schemes: Vec<symrss_hash::Scheme>,
+    /// The current step's common packets.
+    common: Common,
     dissect: Options,
     max_delayed: usize,
     key: FlowKey,
@@ -564,13 +637,33 @@ impl<A: Account> Steerer<A> {
     /// A steerer over `cores`, handing off batches from `arena`.
     pub(crate) fn new(
         arena: Arena,
-        cores: Vec<Steering<A>>,
+        mut cores: Vec<Steering>,
         dissect: Options,
         frag: FragConfig,
+        account: A,
     ) -> Self {
+        let mut schemes: Vec<symrss_hash::Scheme> = Vec::new();
+        for core in &mut cores {
+            let scheme = core.policy.scheme();
+            core.group = match schemes.iter().position(|s| s.same_hash(scheme)) {
+                Some(g) => g,
+                None => {
+                    schemes.push(scheme.clone());
+                    schemes.len() - 1
+                }
+            };
+        }
+        let common = Common {
+            hashes: vec![Vec::with_capacity(STEER_PACKETS); schemes.len()],
+            tuples: Vec::with_capacity(STEER_PACKETS),
+            digests: Vec::with_capacity(STEER_PACKETS),
+        };
         Self {
             arena,
             cores,
+            account,
+            schemes,
+            common,
             dissect,
             max_delayed: frag.max_delayed,
             key: FlowKey::default(),
@@ -662,16 +755,29 @@ impl<A: Account> Steerer<A> {
             let (meta, data) = batch.packet(i);
             self.last_ts = meta.ts_ns as i64;
             let now = meta.ts_ns.min(others);
-            let plain = plain_tuple(meta.linktype, data, &self.dissect)
-                .map(|(tuple, proto)| (tuple, proto, flow_digest(&tuple, proto)));
+            let plain = plain_flow(meta.linktype, data, &self.dissect);
+            // This packet's position among the common ones, once some
+            // steering hashes its plain tuple as it is.
+            let mut common = None;
             let mut dissected = false;
             for core in &mut self.cores {
                 core.received += 1;
                 core.expire_held(now, batch, &mut self.released);
-                if let Some((tuple, proto, digest)) = plain
-                    && core.policy.hashes_tuple_as_is(&tuple, proto)
+                if let Some(p) = &plain
+                    && core.policy.hashes_tuple_as_is(&p.tuple, p.proto)
                 {
-                    core.push_fast(tuple, digest, i, how::IP);
+                    let k = match common {
+                        Some(k) => k,
+                        None => {
+                            let k = self.common.tuples.len();
+                            self.common.tuples.push(p.tuple);
+                            self.common.digests.push(flow_digest(&p.tuple, p.proto));
+                            common = Some(k);
+                            k
+                        }
+                    };
+                    let ends = end_bits(&p.tuple, p.proto, p.tcp_flags);
+                    core.push_common(k, i, how::IP | ends);
                     continue;
                 }
                 if !dissected {
@@ -681,22 +787,37 @@ impl<A: Account> Steerer<A> {
                         self.dissect_errors.record(meta.index, e);
                     }
                 }
-                core.classify(&self.key, meta.ts_ns, i);
+                core.classify(&self.key, data, meta.ts_ns, i);
             }
             // (A frame without the plain tuple was dissected above: every
             // steering took the general path.)
             match &plain {
-                Some((tuple, _, _)) => observe(meta.index, Seen::Plain(tuple)),
+                Some(p) => observe(meta.index, Seen::Plain(&p.tuple)),
                 None => observe(meta.index, Seen::Dissected(&self.key)),
             }
         }
-        for core in &mut self.cores {
-            core.assign();
+        for (scheme, hashes) in self.schemes.iter().zip(&mut self.common.hashes) {
+            hashes.resize(self.common.tuples.len(), 0);
+            scheme.hash_batch(&self.common.tuples, hashes);
+        }
+        let decisions = self.common.digests.len()
+            + self
+                .cores
+                .iter()
+                .map(|c| c.slots.len() + c.filled.len())
+                .sum::<usize>();
+        self.account
+            .prepare(&self.common.digests, decisions, i128::from(self.last_ts));
+        for (app, core) in self.cores.iter_mut().enumerate() {
+            core.assign(app, &mut self.account, &self.common);
             if core.delay.len() > self.max_delayed {
                 core.shorten_delay(batch, &mut self.released);
-                core.assign();
+                core.assign(app, &mut self.account, &self.common);
             }
         }
+        self.account.settle(&self.common.digests);
+        self.common.tuples.clear();
+        self.common.digests.clear();
         self.steered = batch.len();
         if let Some((shared, me)) = &self.shared {
             shared.advance(*me, self.last_ts);
@@ -751,13 +872,15 @@ impl<A: Account> Steerer<A> {
             }
         }
         let empty = Arc::new(Batch::default());
+        let held: usize = self.cores.iter().map(|c| c.tracker.held()).sum();
+        self.account.prepare(&[], held, i128::from(self.last_ts));
         for (a, core) in self.cores.iter_mut().enumerate() {
             let mut held = Vec::new();
             core.tracker.drain(&mut held);
             for r in held {
                 core.route_fallback(r, &current);
             }
-            core.assign();
+            core.assign(a, &mut self.account, &self.common);
             core.emit(&empty, &mut |q, chunk| deliver(a, q, chunk));
         }
     }

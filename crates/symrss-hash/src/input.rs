@@ -293,6 +293,15 @@ impl Tuple {
         }
     }
 
+    /// Whether the source endpoint (address, then port) sorts before the
+    /// destination, in the order [`Tuple::flow_id`] uses: true in exactly
+    /// one direction of a flow between two distinct endpoints.
+    #[inline]
+    pub fn src_sorts_first(&self) -> bool {
+        let p = self.ports_be;
+        (self.src, [p[0], p[1]]) <= (self.dst, [p[2], p[3]])
+    }
+
     /// A 64-bit direction-independent digest of this flow (both
     /// directions give the same value), for flow tables: each endpoint is
     /// mixed on its own and the two are added, so no ordering is needed.

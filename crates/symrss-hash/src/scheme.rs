@@ -312,6 +312,36 @@ impl Scheme {
         }
     }
 
+    /// Whether `other` gives every tuple the same hash as this scheme
+    /// (same kind, key, fields and transform; the name may differ).
+    pub fn same_hash(&self, other: &Scheme) -> bool {
+        match (&self.kind, &other.kind) {
+            (
+                Kind::Toeplitz {
+                    hasher: a,
+                    fields: fa,
+                    xfrm: xa,
+                },
+                Kind::Toeplitz {
+                    hasher: b,
+                    fields: fb,
+                    xfrm: xb,
+                },
+            ) => a.key() == b.key() && fa == fb && xa == xb,
+            (
+                Kind::Keyed {
+                    hasher: a,
+                    fields: fa,
+                },
+                Kind::Keyed {
+                    hasher: b,
+                    fields: fb,
+                },
+            ) => a == b && fa == fb,
+            _ => false,
+        }
+    }
+
     /// Hash of `tuple`.
     #[inline]
     pub fn hash(&self, tuple: &Tuple) -> u32 {

@@ -64,6 +64,8 @@ struct CommonFrame {
     ip: usize,
     tuple: Tuple,
     proto: u8,
+    /// TCP flags (0 for other protocols, or a frame too short for them).
+    tcp_flags: u8,
 }
 
 /// [`CommonFrame`] of `f`, or `None` for any other frame (which the
@@ -120,6 +122,11 @@ fn common_frame(f: &[u8], opts: &Options) -> Option<CommonFrame> {
             Some((sp, dp)),
         ),
         proto,
+        tcp_flags: if proto == 6 {
+            f.get(l4 + 13).copied().unwrap_or(0)
+        } else {
+            0
+        },
     })
 }
 
@@ -159,10 +166,32 @@ fn fast_ethernet_ipv4(f: &[u8], opts: &Options, key: &mut FlowKey) -> bool {
 /// `common_frame`).
 #[inline(always)]
 pub fn plain_tuple(linktype: u32, frame: &[u8], opts: &Options) -> Option<(Tuple, u8)> {
+    plain_flow(linktype, frame, opts).map(|p| (p.tuple, p.proto))
+}
+
+/// What [`plain_flow`] reads of a plain frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainFlow {
+    /// Addresses and ports.
+    pub tuple: Tuple,
+    /// Transport protocol (TCP, UDP or SCTP).
+    pub proto: u8,
+    /// TCP flags (0 for UDP and SCTP).
+    pub tcp_flags: u8,
+}
+
+/// [`plain_tuple`] with the TCP flags (for flow tables that see flows
+/// end).
+#[inline(always)]
+pub fn plain_flow(linktype: u32, frame: &[u8], opts: &Options) -> Option<PlainFlow> {
     if linktype != lt::ETHERNET {
         return None;
     }
-    common_frame(frame, opts).map(|c| (c.tuple, c.proto))
+    common_frame(frame, opts).map(|c| PlainFlow {
+        tuple: c.tuple,
+        proto: c.proto,
+        tcp_flags: c.tcp_flags,
+    })
 }
 
 /// What to parse next, and where.

@@ -71,6 +71,8 @@ pub mod linktype {
     pub const LINUX_SLL2: u32 = 276;
 }
 
-pub use dissect::{Options, dissect, dissect_general, dissect_into, plain_tuple};
+pub use dissect::{
+    Options, PlainFlow, dissect, dissect_general, dissect_into, plain_flow, plain_tuple,
+};
 pub use key::{DissectError, Encap, ErrorKind, FlowKey, Fragment, IpLayer, Layer, Quoted};
 pub use symrss_hash::Tuple;

@@ -52,6 +52,55 @@ pub struct BenchArgs {
     /// order) against one, as aggregate Mpps.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Engine benches: also steer traffic of this many concurrent flows
+    /// (a list: `4096,65536,1M`; `new` is a distinct flow per packet, a
+    /// SYN flood or a scan), visited in a random order, so the flow state
+    /// leaves the cache as on a real link (`engine.flows_<F>_<A>apps`,
+    /// instead of the 4,096-tuple engine benches).
+    #[arg(long, value_delimiter = ',', value_parser = parse_flows, value_name = "F")]
+    flows: Vec<Flows>,
+    /// With --flows: how many apps steer each packet (a list; app i is
+    /// sym, keyed, xor, sym, … with 4 counting queues each).
+    #[arg(long, value_delimiter = ',', default_value = "1,3", value_name = "A")]
+    apps: Vec<usize>,
+}
+
+/// A flow count for `--flows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flows {
+    /// This many flows, each seen again after the others.
+    Concurrent(u64),
+    /// A new flow for every packet.
+    New,
+}
+
+fn parse_flows(s: &str) -> Result<Flows, String> {
+    if s == "new" {
+        return Ok(Flows::New);
+    }
+    let (digits, scale) = match s.strip_suffix(['M', 'm']) {
+        Some(d) => (d, 1_000_000),
+        None => match s.strip_suffix(['k', 'K']) {
+            Some(d) => (d, 1_000),
+            None => (s, 1),
+        },
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Flows::Concurrent(n * scale)),
+        _ => Err(format!(
+            "{s:?}: a flow count (4096, 64k, 1M) or `new` (a new flow per packet)"
+        )),
+    }
+}
+
+impl std::fmt::Display for Flows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::New => f.write_str("new"),
+            Self::Concurrent(n) if n % 1_000_000 == 0 => write!(f, "{}M", n / 1_000_000),
+            Self::Concurrent(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -398,6 +447,133 @@ fn engine_benches(calls: u64, pin: bool, out: &mut Vec<BenchResult>) {
     }
 }
 
+/// Frames for a flow-count run: a pool of 64-byte Ethernet/IPv4/TCP
+/// frames, rewritten in place per packet with the addresses and ports of
+/// its flow (packet n is flow n mod F through a bijective mix, so flows
+/// come in a random order and each returns after all the others; with
+/// `new` every packet is its own flow). The rewrite costs the same few ns
+/// at every flow count, so the runs compare.
+struct FlowFrames {
+    pool: Vec<[u8; 64]>,
+    flows: Flows,
+    next: u64,
+}
+
+impl FlowFrames {
+    const POOL: usize = 4096;
+
+    fn new(flows: Flows) -> Self {
+        let mut f = frames("eth_ipv4_tcp")[0].clone();
+        f.resize(64, 0);
+        let frame: [u8; 64] = f.try_into().expect("64 bytes");
+        Self {
+            pool: vec![frame; Self::POOL],
+            flows,
+            next: 0,
+        }
+    }
+
+    /// The next packet's frame.
+    #[inline(always)]
+    fn next(&mut self) -> &[u8; 64] {
+        let n = self.next;
+        self.next += 1;
+        let flow = match self.flows {
+            Flows::Concurrent(f) => n % f,
+            Flows::New => n,
+        };
+        // SplitMix64's finalizer: a bijection of the flow number.
+        let mut z = flow.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let f = &mut self.pool[n as usize % Self::POOL];
+        // IPv4 source and destination (Ethernet 14 + 12), TCP ports (34).
+        f[26..30].copy_from_slice(&(z as u32).to_be_bytes());
+        f[30..34].copy_from_slice(&((z >> 32) as u32 | 0x0a00_0000).to_be_bytes());
+        f[34..36].copy_from_slice(&(flow as u16 | 0x400).to_be_bytes());
+        f[36..38].copy_from_slice(&443u16.to_be_bytes());
+        f
+    }
+}
+
+/// The apps of a flow-count run: sym, keyed, xor, sym, … with 4 queues.
+fn cycling_apps(n: usize) -> Vec<(&'static str, u32)> {
+    (0..n)
+        .map(|i| (["sym", "keyed", "xor"][i % 3], 4))
+        .collect()
+}
+
+/// Steers `calls` packets of `flows` flows through `apps` (drop policy,
+/// counting consumers): ns per packet of the steering loop, packets
+/// dropped, flows the tables did not hold.
+fn flows_run(calls: u64, flows: Flows, apps: &[(&str, u32)], pin: bool) -> (f64, u64, u64) {
+    use symrss_engine::balancer::{Balancer, EngineConfig, LossPolicy};
+    let cfg = EngineConfig {
+        on_consumer_start: pin.then(crate::pinning::consumer_hook),
+        ..EngineConfig::default()
+    };
+    let mut b = Balancer::start(counting_apps(apps, LossPolicy::DropNewest), cfg).expect("threads");
+    let mut frames = FlowFrames::new(flows);
+    let start = Instant::now();
+    let mut ts = 0i128;
+    for _ in 0..calls {
+        ts += 67;
+        b.push(ts, 64, 1, frames.next());
+    }
+    let ns = start.elapsed().as_nanos() as f64 / calls as f64;
+    let stats = b.finish();
+    let dropped = stats.iter().map(|s| s.dropped()).sum();
+    let untracked = stats.iter().map(|s| s.flows_untracked).sum();
+    (ns, dropped, untracked)
+}
+
+/// `engine.flows_<F>_<A>apps`: the steering loop's cost per packet as the
+/// number of concurrent flows grows, best of three each.
+fn flows_benches(
+    calls: u64,
+    pin: bool,
+    flows: &[Flows],
+    apps: &[usize],
+    out: &mut Vec<BenchResult>,
+) {
+    if pin {
+        crate::pinning::pin_steering();
+    }
+    // Baseline: the frame rewrite alone.
+    let mut frames = FlowFrames::new(Flows::New);
+    let start = Instant::now();
+    for _ in 0..calls {
+        black_box(frames.next());
+    }
+    out.push(BenchResult {
+        name: "engine.flows_rewrite_64b".into(),
+        ns_per_op: start.elapsed().as_nanos() as f64 / calls as f64,
+        detail: "baseline: rewriting a frame's flow, included in every engine.flows_ run".into(),
+    });
+    for &a in apps {
+        let app_list = cycling_apps(a.max(1));
+        for &f in flows {
+            let best = (0..3)
+                .map(|_| flows_run(calls, f, &app_list, pin))
+                .min_by(|x, y| x.0.total_cmp(&y.0))
+                .expect("three runs");
+            out.push(BenchResult {
+                name: format!("engine.flows_{f}_{}apps", a.max(1)),
+                ns_per_op: best.0,
+                detail: format!(
+                    "steering thread per 64-byte packet ({:.2} Mpps), {} flows, apps {}, drop policy: {} of {calls} dropped, {} untracked",
+                    1000.0 / best.0,
+                    f,
+                    app_list.iter().map(|(s, _)| *s).collect::<Vec<_>>().join("+"),
+                    best.1,
+                    best.2,
+                ),
+            });
+        }
+    }
+}
+
 /// CPU time of the whole process so far (every thread, ended ones
 /// included), ns at tick resolution (`/proc/self/stat`, USER_HZ = 100).
 fn process_cpu_ns() -> u64 {
@@ -556,7 +732,19 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
     }
     if matches!(args.group, Group::Engine | Group::All) {
         eprintln!("bench: engine ({} packets per benchmark)...", args.calls);
-        engine_benches(args.calls, args.pin, &mut results);
+        if args.flows.is_empty() {
+            engine_benches(args.calls, args.pin, &mut results);
+        } else {
+            eprintln!(
+                "bench: engine by flow count {:?} and apps {:?}...",
+                args.flows
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                args.apps
+            );
+            flows_benches(args.calls, args.pin, &args.flows, &args.apps, &mut results);
+        }
         if let Some(n) = args.workers {
             eprintln!("bench: engine with 1 and {n} steering workers...");
             workers_benches(args.calls, n, &mut results);

@@ -40,9 +40,9 @@ pub use delivery::{FnSink, Sink, SinkError, ThreadHook, ThreadStartFn, Unwritten
 pub use stats::{AppStats, QueueStats};
 use symrss_wire::Options;
 
-use crate::affinity::FlowTable;
 pub use crate::arena::PacketMeta;
 use crate::arena::{Arena, Chunk};
+use crate::flowtable::FlowTable;
 use crate::frag::{FragConfig, FragStats};
 use crate::policy::Policy;
 pub use crate::steering::DissectErrors;
@@ -83,9 +83,14 @@ pub struct EngineConfig {
     pub ring_chunks: usize,
     /// Fragment tracker limits.
     pub frag: FragConfig,
-    /// Most flows remembered per app for affinity accounting and per-queue
-    /// flow counts (0 turns both off).
+    /// Most flows remembered at once (per worker, for all apps together)
+    /// for affinity accounting and per-queue flow counts (0 turns both
+    /// off). The flow table takes up to `next_pow2(2 × max_flows)` slots
+    /// of 32 bytes (64 with more than 8 apps).
     pub max_flows: usize,
+    /// A flow idle this long (packet time) is forgotten; an ended TCP flow
+    /// (RST, or FIN both ways) after ~2 s.
+    pub flow_idle_ns: u64,
     /// Dissector options.
     pub dissect: Options,
     /// Run on each consumer thread at start (core pinning).
@@ -126,6 +131,7 @@ impl Default for EngineConfig {
             ring_chunks: 16,
             frag: FragConfig::default(),
             max_flows: 1 << 20,
+            flow_idle_ns: 300_000_000_000,
             dissect: Options::default(),
             on_consumer_start: None,
             consumers: Consumers::PerQueue,
@@ -246,13 +252,14 @@ impl Worker {
                 .cores
                 .iter()
                 .zip(&self.outs)
-                .map(|(core, outs)| AppShare {
+                .zip(&self.steerer.account.apps)
+                .map(|((core, outs), flows)| AppShare {
                     received: core.received,
                     non_ip: core.non_ip,
-                    affinity_violations: core.account.affinity_violations,
-                    flows_untracked: core.account.untracked,
+                    affinity_violations: flows.affinity_violations,
+                    flows_untracked: flows.untracked,
                     fragments: core.frag_stats(),
-                    flows: core.account.per_queue.clone(),
+                    flows: flows.per_queue.clone(),
                     dropped_queue_full: outs.iter().map(|o| o.dropped_queue_full).collect(),
                 })
                 .collect(),
@@ -412,8 +419,7 @@ pub fn start_workers(
                 .iter()
                 .enumerate()
                 .map(|(a, (policy, queues))| {
-                    let table = FlowTable::new((*queues).max(1) as usize, cfg.max_flows);
-                    let core = Steering::new(policy.clone(), *queues, cfg.frag, cfg.dissect, table);
+                    let core = Steering::new(policy.clone(), *queues, cfg.frag, cfg.dissect);
                     match &shared {
                         Some(s) => core.with_remote(Arc::clone(s), a as u16),
                         None => core,
@@ -425,7 +431,9 @@ pub fn start_workers(
                 cfg.batch_bytes,
                 2 * cfg.ring_chunks.max(1) + 8,
             );
-            let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag);
+            let queues: Vec<u32> = policies.iter().map(|(_, q)| *q).collect();
+            let table = FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns);
+            let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag, table);
             let steerer = match &shared {
                 Some(s) => steerer.with_shared(Arc::clone(s), w),
                 None => steerer,

@@ -1,0 +1,480 @@
+//! The balancer's flow table: one entry per flow for *every* application,
+//! so a packet costs one lookup however many apps steer it.
+//!
+//! What it records: for each flow (its direction-independent 64-bit
+//! digest, [`crate::affinity::flow_digest`]) and each app, the queue the
+//! flow went to first. From that come the per-queue flow counts and the
+//! affinity violations (packets of a known flow on another queue than its
+//! first) that `split`, `capture` and `analyze` report. Steering never
+//! reads it: a packet's queue comes from its hash alone, so a full table
+//! costs accounting, never placement.
+//!
+//! Layout: open addressing with linear probing over slots of
+//! [`FlowTable::stride`] 64-bit words, one slot in half or one cache line:
+//!
+//! ```text
+//!  word 0      digest (0: empty slot)
+//!  word 1      last seen (packet time, 2^30 ns units) | end state << 32
+//!  word 2..    per app: first queue + 1 as u16 (0: not seen by that app)
+//! ```
+//!
+//! Up to 8 apps fit in 32 bytes, up to 24 in 64. Why in-house: no crate
+//! offers a table whose value is a run-time number of per-app fields in
+//! the same cache line as the key, a bulk lookup that overlaps the cache
+//! misses of a whole batch, and expiry by packet time; a `HashMap` per
+//! app cost one cache miss per app per packet (issue 18's profile).
+//!
+//! Bounds: at most `max_flows` flows at once (at most half the slots, so
+//! probes stay short); a new flow beyond that is not stored and its
+//! packets count as untracked. Memory: the table starts small and doubles
+//! as flows come, up to `next_pow2(2 × max_flows)` slots.
+//!
+//! Expiry by packet time, never by wall clock: a flow idle for longer
+//! than the idle timeout, or ended (TCP RST, or FIN seen from both ends)
+//! and idle for [`ENDED_LINGER`], is removed when the table is rebuilt.
+//! Rebuilds happen when the table fills past half its slots, to grow
+//! (amortised, like any growing table), and when it reaches `max_flows`,
+//! at most once per eighth of the idle timeout of packet time (a flood
+//! then costs one rebuild per interval, and its flows are untracked until
+//! idle or ended ones leave). No scan runs on the packet path.
+//!
+//! A step's common packets (plain frames, [`crate::steering`]) are
+//! accounted together once every app has steered them
+//! ([`FlowTable::settle`]): first every slot their lookups may read is
+//! touched (the loads are independent, so the CPU overlaps their cache
+//! misses — the bulk pattern of DPDK's `rte_hash_lookup_bulk`, with plain
+//! loads instead of prefetch instructions, so no `unsafe`), then each
+//! flow is looked up once and accounted for every app in one visit of its
+//! slot.
+
+use std::hint::black_box;
+
+use crate::affinity::how;
+
+/// End state bits (word 1, above the time).
+const FIN_LOW: u64 = 1 << 32;
+const FIN_HIGH: u64 = 1 << 33;
+const RST: u64 = 1 << 34;
+const TIME_MASK: u64 = 0xffff_ffff;
+
+/// An ended flow stays this long (2^30 ns units: ~2 s) for its last ACKs.
+pub const ENDED_LINGER: u32 = 2;
+
+/// Packet time in the table's units (2^30 ns, ~1.07 s), wrapping.
+#[inline]
+pub(crate) fn time_unit(ts_ns: i128) -> u32 {
+    (ts_ns >> 30) as u32
+}
+
+/// One app's accounting.
+#[derive(Clone, Debug)]
+pub(crate) struct AppFlows {
+    /// Flows first seen on each queue.
+    pub(crate) per_queue: Vec<u64>,
+    /// Packets of a known flow on another queue than its first.
+    pub(crate) affinity_violations: u64,
+    /// Packets of flows not tracked (table full).
+    pub(crate) untracked: u64,
+}
+
+/// What the table did, for the stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Flows stored now.
+    pub flows: u64,
+    /// Most flows stored at once.
+    pub peak_flows: u64,
+    /// Flows removed after idling out.
+    pub expired: u64,
+    /// Flows removed after they ended (RST, or FIN both ways).
+    pub ended: u64,
+    /// Table rebuilds (growth or expiry sweeps).
+    pub rebuilds: u64,
+    /// Bytes the slots take now.
+    pub bytes: u64,
+    /// Bytes per slot.
+    pub slot_bytes: u64,
+}
+
+/// The flow table of one steerer (all its apps).
+#[derive(Debug)]
+pub(crate) struct FlowTable {
+    words: Vec<u64>,
+    /// Words per slot (a power of two).
+    stride: usize,
+    /// Slots − 1.
+    mask: usize,
+    /// log2(slots).
+    bits: u32,
+    len: usize,
+    max_flows: usize,
+    max_slots: usize,
+    idle: u32,
+    /// Packet time now and at the last rebuild at full size.
+    now: u32,
+    last_sweep: u32,
+    /// The step's common packets as the apps steer them: per packet and
+    /// app, its queue + 1 (0: not steered as a common packet), and per
+    /// packet its [`how`] bits.
+    step_queues: Vec<u16>,
+    step_how: Vec<u8>,
+    pub(crate) apps: Vec<AppFlows>,
+    pub(crate) stats: TableStats,
+}
+
+/// Slots a table starts with.
+const INITIAL_SLOTS: usize = 1024;
+
+impl FlowTable {
+    /// A table for apps with these queue counts, holding at most
+    /// `max_flows` flows (0: accounting off), forgetting flows idle for
+    /// `idle_ns` of packet time.
+    pub(crate) fn new(queues: &[u32], max_flows: usize, idle_ns: u64) -> Self {
+        let stride = (2 + queues.len().div_ceil(4)).next_power_of_two();
+        let max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
+        let slots = INITIAL_SLOTS;
+        let mut t = Self {
+            words: Vec::new(),
+            stride,
+            mask: 0,
+            bits: 0,
+            len: 0,
+            max_flows,
+            max_slots,
+            idle: (idle_ns >> 30).clamp(1, u64::from(u32::MAX / 4)) as u32,
+            now: 0,
+            last_sweep: 0,
+            step_queues: Vec::new(),
+            step_how: Vec::new(),
+            apps: queues
+                .iter()
+                .map(|&q| AppFlows {
+                    per_queue: vec![0; q.max(1) as usize],
+                    affinity_violations: 0,
+                    untracked: 0,
+                })
+                .collect(),
+            stats: TableStats {
+                slot_bytes: 8 * stride as u64,
+                ..TableStats::default()
+            },
+        };
+        if max_flows > 0 {
+            t.resize(slots);
+        }
+        t
+    }
+
+    fn resize(&mut self, slots: usize) {
+        self.words = vec![0; slots * self.stride];
+        self.mask = slots - 1;
+        self.bits = slots.trailing_zeros();
+        self.stats.bytes = (self.words.len() * 8) as u64;
+    }
+
+    /// Home slot of a digest (Fibonacci hashing of the already mixed
+    /// digest: its high bits).
+    #[inline(always)]
+    fn home(&self, digest: u64) -> usize {
+        (digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize
+    }
+
+    /// The slot of `digest`, inserting it if there is room.
+    #[inline(always)]
+    fn find_or_insert(&mut self, digest: u64) -> Option<usize> {
+        let d = digest.max(1);
+        let mut i = self.home(d);
+        loop {
+            let at = i * self.stride;
+            let w = self.words[at];
+            if w == d {
+                // Written only when the time unit changed: a line that is
+                // only read stays clean (no write-back traffic).
+                let t = &mut self.words[at + 1];
+                if *t as u32 != self.now {
+                    *t = (*t & !TIME_MASK) | u64::from(self.now);
+                }
+                return Some(i);
+            }
+            if w == 0 {
+                if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
+                    return None;
+                }
+                self.words[at] = d;
+                self.words[at + 1] = u64::from(self.now);
+                self.len += 1;
+                return Some(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Before a step of `common` common packets: packet time is now
+    /// `ts_ns`, and up to `inserts` flows may be added before the next
+    /// call. Grows or sweeps the table if that could take it past half
+    /// full.
+    pub(crate) fn prepare(&mut self, ts_ns: i128, common: usize, inserts: usize) {
+        self.step_queues.clear();
+        self.step_queues.resize(common * self.apps.len(), 0);
+        self.step_how.clear();
+        self.step_how.resize(common, 0);
+        self.now = time_unit(ts_ns);
+        let slots = self.mask + 1;
+        let over_half = 2 * (self.len + inserts) > slots;
+        let over_bound = self.len + inserts > self.max_flows;
+        if self.max_flows == 0 || !(over_half || over_bound) {
+            return;
+        }
+        if slots < self.max_slots && over_half {
+            self.rebuild(true);
+        } else if over_bound && self.now.wrapping_sub(self.last_sweep) >= (self.idle / 8).max(1) {
+            self.last_sweep = self.now;
+            self.rebuild(false);
+        }
+    }
+
+    /// Copies the live flows into a fresh table (twice the size when
+    /// `grow` and they fill more than a quarter of this one), dropping
+    /// those idle past the timeout and those ended.
+    fn rebuild(&mut self, grow: bool) {
+        self.stats.rebuilds += 1;
+        let old = std::mem::take(&mut self.words);
+        let live = self.len;
+        let slots = self.mask + 1;
+        let slots = if grow && 4 * live >= slots {
+            (2 * slots).min(self.max_slots)
+        } else {
+            slots
+        };
+        self.resize(slots);
+        self.len = 0;
+        for s in old.chunks_exact(self.stride) {
+            if s[0] == 0 {
+                continue;
+            }
+            let idle = self.now.wrapping_sub((s[1] & TIME_MASK) as u32);
+            let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
+            if ended && idle >= ENDED_LINGER {
+                self.stats.ended += 1;
+                continue;
+            }
+            if idle > self.idle && idle < u32::MAX / 2 {
+                self.stats.expired += 1;
+                continue;
+            }
+            let mut i = self.home(s[0]);
+            while self.words[i * self.stride] != 0 {
+                i = (i + 1) & self.mask;
+            }
+            self.words[i * self.stride..(i + 1) * self.stride].copy_from_slice(s);
+            self.len += 1;
+        }
+        self.stats.flows = self.len as u64;
+    }
+
+    /// App `app` sent the `k`-th common packet of the step to queue `q`
+    /// (accounted at [`FlowTable::settle`], with the other apps').
+    #[inline(always)]
+    pub(crate) fn steered_common(&mut self, app: usize, q: usize, k: usize, how_bits: u8) {
+        let apps = self.apps.len();
+        if let Some(first) = self.step_queues.get_mut(k * apps + app) {
+            // Queues are below 65,535 (checked where apps are configured).
+            *first = q as u16 + 1;
+            self.step_how[k] |= how_bits;
+        }
+    }
+
+    /// After every app assigned the step: looks up (inserting) each
+    /// common packet's flow once and accounts it for every app that
+    /// steered it. First every slot a lookup may read is touched: those
+    /// loads are independent, so their cache misses overlap instead of
+    /// coming one after another.
+    pub(crate) fn settle(&mut self, digests: &[u64]) {
+        if self.max_flows == 0 || digests.is_empty() {
+            return;
+        }
+        let mut touched = 0u64;
+        for &d in digests {
+            let home = self.home(d.max(1));
+            // The home slot and the next (in the next line when the home
+            // slot ends its line): where nearly every probe ends.
+            touched ^=
+                self.words[home * self.stride] ^ self.words[((home + 1) & self.mask) * self.stride];
+        }
+        black_box(touched);
+        let apps = self.apps.len();
+        let queues = std::mem::take(&mut self.step_queues);
+        for (k, &d) in digests.iter().enumerate() {
+            let firsts = &queues[k * apps..(k + 1) * apps];
+            let how_bits = self.step_how[k];
+            match self.find_or_insert(d) {
+                Some(slot) => {
+                    let at = slot * self.stride;
+                    if how_bits & how::ENDS != 0 {
+                        self.words[at + 1] |= end_state(how_bits);
+                    }
+                    for (app, &mine) in firsts.iter().enumerate() {
+                        if mine != 0 {
+                            self.account_queue(at, app, mine);
+                        }
+                    }
+                }
+                None => {
+                    for (app, &mine) in firsts.iter().enumerate() {
+                        self.apps[app].untracked += u64::from(mine != 0);
+                    }
+                }
+            }
+        }
+        self.step_queues = queues;
+        self.note_len();
+    }
+
+    #[inline]
+    fn note_len(&mut self) {
+        self.stats.flows = self.len as u64;
+        self.stats.peak_flows = self.stats.peak_flows.max(self.stats.flows);
+    }
+
+    /// App `app` sent a packet of flow `digest` to queue `q` (any packet:
+    /// the general path, one lookup each).
+    #[inline]
+    pub(crate) fn steered(&mut self, app: usize, q: usize, digest: u64, how_bits: u8) {
+        if how_bits & how::IP == 0 || self.max_flows == 0 {
+            return;
+        }
+        match self.find_or_insert(digest) {
+            Some(slot) => self.account(slot, app, q, how_bits),
+            None => self.apps[app].untracked += 1,
+        }
+        self.note_len();
+    }
+
+    #[inline(always)]
+    fn account(&mut self, slot: usize, app: usize, q: usize, how_bits: u8) {
+        let at = slot * self.stride;
+        if how_bits & how::ENDS != 0 {
+            self.words[at + 1] |= end_state(how_bits);
+        }
+        // Queues are below 65,535 (checked where apps are configured).
+        self.account_queue(at, app, q as u16 + 1);
+    }
+
+    /// App `app` sent a packet of the flow at word `at` to queue
+    /// `mine - 1`.
+    #[inline(always)]
+    fn account_queue(&mut self, at: usize, app: usize, mine: u16) {
+        let word = &mut self.words[at + 2 + app / 4];
+        let shift = (app % 4) * 16;
+        let first = (*word >> shift) as u16;
+        let counts = &mut self.apps[app];
+        if first == 0 {
+            *word |= u64::from(mine) << shift;
+            counts.per_queue[usize::from(mine - 1)] += 1;
+        } else if first != mine {
+            counts.affinity_violations += 1;
+        }
+    }
+}
+
+/// Word 1's end bits for a packet's [`how`] bits.
+#[inline]
+fn end_state(how_bits: u8) -> u64 {
+    let mut s = 0;
+    if how_bits & how::FIN_LOW != 0 {
+        s |= FIN_LOW;
+    }
+    if how_bits & how::FIN_HIGH != 0 {
+        s |= FIN_HIGH;
+    }
+    if how_bits & how::RST != 0 {
+        s |= RST;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i128 = 1 << 30;
+
+    #[test]
+    fn first_queue_and_violations_per_app() {
+        let mut t = FlowTable::new(&[4, 2], 100, 300 << 30);
+        t.prepare(0, 3, 4);
+        t.steered_common(0, 1, 0, how::IP);
+        t.steered_common(1, 0, 0, how::IP);
+        t.steered_common(0, 2, 1, how::IP);
+        t.steered_common(0, 3, 2, how::IP); // flow 7 on another queue
+        t.steered_common(1, 0, 2, how::IP);
+        t.settle(&[7, 8, 7]);
+        t.steered(1, 1, 8, how::IP); // flow 8 first seen by app 1
+        t.steered(1, 0, 8, how::IP); // and then elsewhere
+        assert_eq!(t.apps[0].per_queue, vec![0, 1, 1, 0]);
+        assert_eq!(t.apps[0].affinity_violations, 1);
+        assert_eq!(t.apps[1].per_queue, vec![1, 1]);
+        assert_eq!(t.apps[1].affinity_violations, 1);
+        assert_eq!(t.stats.flows, 2);
+    }
+
+    #[test]
+    fn bounded_with_untracked_counted() {
+        let mut t = FlowTable::new(&[1], 1000, 300 << 30);
+        for d in 1..=5000u64 {
+            t.prepare(0, 0, 1);
+            t.steered(0, 0, d.wrapping_mul(0x2545_f491_4f6c_dd1d), how::IP);
+        }
+        assert_eq!(t.stats.flows, 1000);
+        assert_eq!(t.apps[0].per_queue, vec![1000]);
+        assert_eq!(t.apps[0].untracked, 4000);
+        // The slots never exceed twice the bound (rounded to a power of 2).
+        assert!(t.stats.bytes <= 2048 * t.stats.slot_bytes, "{:?}", t.stats);
+    }
+
+    #[test]
+    fn idle_and_ended_flows_leave() {
+        let mut t = FlowTable::new(&[1], 600, 10 << 30);
+        // 500 flows at time 0, 250 of them ended by RST or both FINs.
+        for d in 1..=500u64 {
+            t.prepare(0, 0, 1);
+            let ends = match d % 4 {
+                0 => how::RST,
+                1 => how::FIN_LOW | how::FIN_HIGH,
+                2 => how::FIN_LOW, // half-closed: still live
+                _ => 0,
+            };
+            t.steered(0, 0, d.wrapping_mul(0x9e37_79b9), how::IP | ends);
+        }
+        assert_eq!(t.stats.flows, 500);
+        // 5 s later a flood of new flows: the ended ones leave at the first
+        // sweep, the idle ones only after the timeout.
+        let mut d = 1u64 << 40;
+        for ts in [5 * SEC, 12 * SEC] {
+            for _ in 0..400 {
+                t.prepare(ts, 0, 1);
+                d += 1;
+                t.steered(0, 0, d.wrapping_mul(0x9e37_79b9), how::IP);
+            }
+        }
+        assert_eq!(t.stats.ended, 250);
+        assert_eq!(t.stats.expired, 250);
+        assert!(t.stats.flows <= 600);
+    }
+
+    #[test]
+    fn many_apps_share_one_slot() {
+        let queues: Vec<u32> = (1..=24).collect();
+        let mut t = FlowTable::new(&queues, 10, 300 << 30);
+        assert_eq!(t.stats.slot_bytes, 64);
+        t.prepare(0, 1, 1);
+        for app in 0..24 {
+            t.steered_common(app, app, 0, how::IP);
+        }
+        t.settle(&[42]);
+        for (app, a) in t.apps.iter().enumerate() {
+            assert_eq!(a.per_queue[app], 1, "app {app}");
+        }
+        assert_eq!(t.stats.flows, 1);
+    }
+}
