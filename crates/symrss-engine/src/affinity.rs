@@ -3,12 +3,12 @@
 //! packets of a known flow that reached another queue).
 //!
 //! Contract: [`Account::steered`] (or [`Account::steered_common`]) is
-//! called exactly once per packet and steering, when its queue is decided (for a fragment that waited, when its first
-//! fragment came or its hold ended), with the flow's direction-independent
-//! digest. A steering core ([`crate::steering::Steering`]) reports to any
-//! [`Account`]; the balancer's is the [`FlowTable`] here, the analyzer's
-//! records each decision to compare schemes. The balancer's table is
-//! the one of every app ([`crate::flowtable`]).
+//! called exactly once per packet and steering, when its queue is decided
+//! (for a fragment that waited, when its first fragment came or its hold
+//! ended), with the flow's direction-independent digest. The steerings of
+//! a steerer ([`crate::steering::Steerer`]) report to one [`Account`]: the
+//! balancer's is the flow table of every app ([`crate::flowtable`]), the
+//! analyzer's records each decision to compare schemes.
 
 use symrss_hash::Tuple;
 
@@ -40,11 +40,11 @@ pub(crate) mod how {
 /// Receives each packet's steering decision, for every steering of a
 /// steerer (`app` is the steering's position).
 pub(crate) trait Account {
-    /// Before a step's decisions: `common` are the flow digests of its
-    /// common packets (looked up once for every app), `decisions` bounds
+    /// Before a step's decisions: it has `common` common packets (looked
+    /// up once for every app, at [`Account::settle`]), `decisions` bounds
     /// the calls to come before the next `prepare`, `ts_ns` is the packet
     /// time.
-    fn prepare(&mut self, common: &[u64], decisions: usize, ts_ns: i128);
+    fn prepare(&mut self, common: usize, decisions: usize, ts_ns: i128);
     /// The packet at input position `index` went to `queue`; `flow` is its
     /// flow digest ([`flow_digest`]), `how` a set of [`how`] bits.
     fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, index: u64);
@@ -59,8 +59,8 @@ pub(crate) trait Account {
         how: u8,
         index: u64,
     );
-    /// Every steering has reported the step: `common` as in
-    /// [`Account::prepare`].
+    /// Every steering has reported the step: `common` are the flow digests
+    /// of its common packets.
     fn settle(&mut self, common: &[u64]);
 }
 
@@ -78,8 +78,8 @@ pub(crate) fn resolved_digest(flow: &Resolved) -> u64 {
 
 impl Account for crate::flowtable::FlowTable {
     #[inline]
-    fn prepare(&mut self, common: &[u64], decisions: usize, ts_ns: i128) {
-        self.prepare(ts_ns, common.len(), decisions);
+    fn prepare(&mut self, common: usize, decisions: usize, ts_ns: i128) {
+        self.prepare(ts_ns, common, decisions);
     }
 
     #[inline]

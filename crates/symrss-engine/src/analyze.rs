@@ -201,7 +201,7 @@ struct Recorder {
 }
 
 impl Account for Recorder {
-    fn prepare(&mut self, _: &[u64], _: usize, _: i128) {}
+    fn prepare(&mut self, _: usize, _: usize, _: i128) {}
 
     fn settle(&mut self, _: &[u64]) {}
 

@@ -80,8 +80,6 @@ pub(crate) struct AppFlows {
 /// What the table did, for the stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
-    /// Flows stored now.
-    pub flows: u64,
     /// Most flows stored at once.
     pub peak_flows: u64,
     /// Flows removed after idling out.
@@ -203,6 +201,7 @@ impl FlowTable {
                 self.words[at] = d;
                 self.words[at + 1] = u64::from(self.now);
                 self.len += 1;
+                self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
                 return Some(i);
             }
             i = (i + 1) & self.mask;
@@ -269,7 +268,6 @@ impl FlowTable {
             self.words[i * self.stride..(i + 1) * self.stride].copy_from_slice(s);
             self.len += 1;
         }
-        self.stats.flows = self.len as u64;
     }
 
     /// App `app` sent the `k`-th common packet of the step to queue `q`
@@ -327,13 +325,6 @@ impl FlowTable {
             }
         }
         self.step_queues = queues;
-        self.note_len();
-    }
-
-    #[inline]
-    fn note_len(&mut self) {
-        self.stats.flows = self.len as u64;
-        self.stats.peak_flows = self.stats.peak_flows.max(self.stats.flows);
     }
 
     /// App `app` sent a packet of flow `digest` to queue `q` (any packet:
@@ -347,7 +338,6 @@ impl FlowTable {
             Some(slot) => self.account(slot, app, q, how_bits),
             None => self.apps[app].untracked += 1,
         }
-        self.note_len();
     }
 
     #[inline(always)]
@@ -415,7 +405,7 @@ mod tests {
         assert_eq!(t.apps[0].affinity_violations, 1);
         assert_eq!(t.apps[1].per_queue, vec![1, 1]);
         assert_eq!(t.apps[1].affinity_violations, 1);
-        assert_eq!(t.stats.flows, 2);
+        assert_eq!(t.len as u64, 2);
     }
 
     #[test]
@@ -425,7 +415,7 @@ mod tests {
             t.prepare(0, 0, 1);
             t.steered(0, 0, d.wrapping_mul(0x2545_f491_4f6c_dd1d), how::IP);
         }
-        assert_eq!(t.stats.flows, 1000);
+        assert_eq!(t.len as u64, 1000);
         assert_eq!(t.apps[0].per_queue, vec![1000]);
         assert_eq!(t.apps[0].untracked, 4000);
         // The slots never exceed twice the bound (rounded to a power of 2).
@@ -446,7 +436,7 @@ mod tests {
             };
             t.steered(0, 0, d.wrapping_mul(0x9e37_79b9), how::IP | ends);
         }
-        assert_eq!(t.stats.flows, 500);
+        assert_eq!(t.len as u64, 500);
         // 5 s later a flood of new flows: the ended ones leave at the first
         // sweep, the idle ones only after the timeout.
         let mut d = 1u64 << 40;
@@ -459,7 +449,7 @@ mod tests {
         }
         assert_eq!(t.stats.ended, 250);
         assert_eq!(t.stats.expired, 250);
-        assert!(t.stats.flows <= 600);
+        assert!(t.len as u64 <= 600);
     }
 
     #[test]
@@ -475,6 +465,6 @@ mod tests {
         for (app, a) in t.apps.iter().enumerate() {
             assert_eq!(a.per_queue[app], 1, "app {app}");
         }
-        assert_eq!(t.stats.flows, 1);
+        assert_eq!(t.len as u64, 1);
     }
 }

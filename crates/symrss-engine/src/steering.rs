@@ -756,8 +756,8 @@ impl<A: Account> Steerer<A> {
             self.last_ts = meta.ts_ns as i64;
             let now = meta.ts_ns.min(others);
             let plain = plain_flow(meta.linktype, data, &self.dissect);
-            // This packet's position among the common ones, once some
-            // steering hashes its plain tuple as it is.
+            // This packet's position among the common ones and its TCP end
+            // bits, once some steering hashes its plain tuple as it is.
             let mut common = None;
             let mut dissected = false;
             for core in &mut self.cores {
@@ -766,17 +766,12 @@ impl<A: Account> Steerer<A> {
                 if let Some(p) = &plain
                     && core.policy.hashes_tuple_as_is(&p.tuple, p.proto)
                 {
-                    let k = match common {
-                        Some(k) => k,
-                        None => {
-                            let k = self.common.tuples.len();
-                            self.common.tuples.push(p.tuple);
-                            self.common.digests.push(flow_digest(&p.tuple, p.proto));
-                            common = Some(k);
-                            k
-                        }
-                    };
-                    let ends = end_bits(&p.tuple, p.proto, p.tcp_flags);
+                    let (k, ends) = *common.get_or_insert_with(|| {
+                        self.common.tuples.push(p.tuple);
+                        self.common.digests.push(flow_digest(&p.tuple, p.proto));
+                        let k = self.common.tuples.len() - 1;
+                        (k, end_bits(&p.tuple, p.proto, p.tcp_flags))
+                    });
                     core.push_common(k, i, how::IP | ends);
                     continue;
                 }
@@ -806,8 +801,11 @@ impl<A: Account> Steerer<A> {
                 .iter()
                 .map(|c| c.slots.len() + c.filled.len())
                 .sum::<usize>();
-        self.account
-            .prepare(&self.common.digests, decisions, i128::from(self.last_ts));
+        self.account.prepare(
+            self.common.digests.len(),
+            decisions,
+            i128::from(self.last_ts),
+        );
         for (app, core) in self.cores.iter_mut().enumerate() {
             core.assign(app, &mut self.account, &self.common);
             if core.delay.len() > self.max_delayed {
@@ -873,7 +871,7 @@ impl<A: Account> Steerer<A> {
         }
         let empty = Arc::new(Batch::default());
         let held: usize = self.cores.iter().map(|c| c.tracker.held()).sum();
-        self.account.prepare(&[], held, i128::from(self.last_ts));
+        self.account.prepare(0, held, i128::from(self.last_ts));
         for (a, core) in self.cores.iter_mut().enumerate() {
             let mut held = Vec::new();
             core.tracker.drain(&mut held);
