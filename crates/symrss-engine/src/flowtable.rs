@@ -98,6 +98,10 @@ pub struct TableStats {
 #[derive(Debug)]
 pub(crate) struct FlowTable {
     words: Vec<u64>,
+    /// Words of `words` before slot 0, which starts a cache line (a
+    /// `Vec<u64>` is only 8-byte aligned: unaligned, every other 32-byte
+    /// slot straddled two lines, and its app words cost a second miss).
+    base: usize,
     /// Words per slot (a power of two).
     stride: usize,
     /// Slots − 1.
@@ -120,6 +124,9 @@ pub(crate) struct FlowTable {
     pub(crate) stats: TableStats,
 }
 
+/// Words in a 64-byte cache line.
+const LINE_WORDS: usize = 8;
+
 /// Slots a table starts with.
 const INITIAL_SLOTS: usize = 1024;
 
@@ -133,6 +140,7 @@ impl FlowTable {
         let slots = INITIAL_SLOTS;
         let mut t = Self {
             words: Vec::new(),
+            base: 0,
             stride,
             mask: 0,
             bits: 0,
@@ -164,10 +172,19 @@ impl FlowTable {
     }
 
     fn resize(&mut self, slots: usize) {
-        self.words = vec![0; slots * self.stride];
+        self.words = vec![0; slots * self.stride + LINE_WORDS];
+        // (The address is only read, to find the first line boundary.)
+        let misalign = (self.words.as_ptr() as usize / 8) % LINE_WORDS;
+        self.base = (LINE_WORDS - misalign) % LINE_WORDS;
         self.mask = slots - 1;
         self.bits = slots.trailing_zeros();
-        self.stats.bytes = (self.words.len() * 8) as u64;
+        self.stats.bytes = (slots * self.stride * 8) as u64;
+    }
+
+    /// Word index of slot `slot`.
+    #[inline(always)]
+    fn at(&self, slot: usize) -> usize {
+        self.base + slot * self.stride
     }
 
     /// Home slot of a digest (Fibonacci hashing of the already mixed
@@ -183,7 +200,7 @@ impl FlowTable {
         let d = digest.max(1);
         let mut i = self.home(d);
         loop {
-            let at = i * self.stride;
+            let at = self.at(i);
             let w = self.words[at];
             if w == d {
                 // Written only when the time unit changed: a line that is
@@ -238,6 +255,7 @@ impl FlowTable {
     fn rebuild(&mut self, grow: bool) {
         self.stats.rebuilds += 1;
         let old = std::mem::take(&mut self.words);
+        let old_slots = &old[self.base..self.base + (self.mask + 1) * self.stride];
         let live = self.len;
         let slots = self.mask + 1;
         let slots = if grow && 4 * live >= slots {
@@ -247,7 +265,7 @@ impl FlowTable {
         };
         self.resize(slots);
         self.len = 0;
-        for s in old.chunks_exact(self.stride) {
+        for s in old_slots.chunks_exact(self.stride) {
             if s[0] == 0 {
                 continue;
             }
@@ -262,10 +280,11 @@ impl FlowTable {
                 continue;
             }
             let mut i = self.home(s[0]);
-            while self.words[i * self.stride] != 0 {
+            while self.words[self.at(i)] != 0 {
                 i = (i + 1) & self.mask;
             }
-            self.words[i * self.stride..(i + 1) * self.stride].copy_from_slice(s);
+            let at = self.at(i);
+            self.words[at..at + self.stride].copy_from_slice(s);
             self.len += 1;
         }
     }
@@ -296,8 +315,7 @@ impl FlowTable {
             let home = self.home(d.max(1));
             // The home slot and the next (in the next line when the home
             // slot ends its line): where nearly every probe ends.
-            touched ^=
-                self.words[home * self.stride] ^ self.words[((home + 1) & self.mask) * self.stride];
+            touched ^= self.words[self.at(home)] ^ self.words[self.at((home + 1) & self.mask)];
         }
         black_box(touched);
         let apps = self.apps.len();
@@ -307,7 +325,7 @@ impl FlowTable {
             let how_bits = self.step_how[k];
             match self.find_or_insert(d) {
                 Some(slot) => {
-                    let at = slot * self.stride;
+                    let at = self.at(slot);
                     if how_bits & how::ENDS != 0 {
                         self.words[at + 1] |= end_state(how_bits);
                     }
@@ -342,7 +360,7 @@ impl FlowTable {
 
     #[inline(always)]
     fn account(&mut self, slot: usize, app: usize, q: usize, how_bits: u8) {
-        let at = slot * self.stride;
+        let at = self.at(slot);
         if how_bits & how::ENDS != 0 {
             self.words[at + 1] |= end_state(how_bits);
         }
@@ -450,6 +468,16 @@ mod tests {
         assert_eq!(t.stats.ended, 250);
         assert_eq!(t.stats.expired, 250);
         assert!(t.len as u64 <= 600);
+    }
+
+    #[test]
+    fn slots_start_on_a_cache_line() {
+        for apps in [1usize, 8, 24] {
+            let t = FlowTable::new(&vec![4; apps], 100, 300 << 30);
+            let first = t.words.as_ptr() as usize + 8 * t.base;
+            assert_eq!(first % 64, 0, "{apps} apps");
+            assert_eq!(64 % (8 * t.stride), 0, "a slot never straddles two lines");
+        }
     }
 
     #[test]
