@@ -77,11 +77,16 @@ pub(crate) struct AppFlows {
     pub(crate) untracked: u64,
 }
 
-/// What the table did, for the stats.
+/// What a flow table holds and did, for the stats. With several steering
+/// workers (one table each) the balancer reports the sums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
+    /// Flows stored now.
+    pub flows: u64,
     /// Most flows stored at once.
     pub peak_flows: u64,
+    /// Most flows the table may hold (`max_flows`; 0: accounting off).
+    pub capacity: u64,
     /// Flows removed after idling out.
     pub expired: u64,
     /// Flows removed after they ended (RST, or FIN both ways).
@@ -90,8 +95,31 @@ pub struct TableStats {
     pub rebuilds: u64,
     /// Bytes the slots take now.
     pub bytes: u64,
+    /// Bytes the slots take at full size (the table's memory at
+    /// capacity; it never takes more).
+    pub bytes_at_capacity: u64,
     /// Bytes per slot.
     pub slot_bytes: u64,
+}
+
+impl TableStats {
+    /// Memory per flow at capacity (bytes), `None` with accounting off.
+    pub fn bytes_per_flow(&self) -> Option<f64> {
+        (self.capacity > 0).then(|| self.bytes_at_capacity as f64 / self.capacity as f64)
+    }
+
+    /// Adds another worker's table.
+    pub fn add(&mut self, o: &TableStats) {
+        self.flows += o.flows;
+        self.peak_flows += o.peak_flows;
+        self.capacity += o.capacity;
+        self.expired += o.expired;
+        self.ended += o.ended;
+        self.rebuilds += o.rebuilds;
+        self.bytes += o.bytes;
+        self.bytes_at_capacity += o.bytes_at_capacity;
+        self.slot_bytes = self.slot_bytes.max(o.slot_bytes);
+    }
 }
 
 /// The flow table of one steerer (all its apps).
@@ -161,6 +189,12 @@ impl FlowTable {
                 })
                 .collect(),
             stats: TableStats {
+                capacity: max_flows as u64,
+                bytes_at_capacity: if max_flows > 0 {
+                    (max_slots * stride * 8) as u64
+                } else {
+                    0
+                },
                 slot_bytes: 8 * stride as u64,
                 ..TableStats::default()
             },
@@ -179,6 +213,14 @@ impl FlowTable {
         self.mask = slots - 1;
         self.bits = slots.trailing_zeros();
         self.stats.bytes = (slots * self.stride * 8) as u64;
+    }
+
+    /// The table's counters now.
+    pub(crate) fn stats(&self) -> TableStats {
+        TableStats {
+            flows: self.len as u64,
+            ..self.stats
+        }
     }
 
     /// Word index of slot `slot`.

@@ -524,7 +524,7 @@ fn flows_run(calls: u64, flows: Flows, apps: &[(&str, u32)], pin: bool) -> (f64,
     let ns = start.elapsed().as_nanos() as f64 / calls as f64;
     let stats = b.finish();
     let dropped = stats.iter().map(|s| s.dropped()).sum();
-    let untracked = stats.iter().map(|s| s.flows_untracked).sum();
+    let untracked = stats.iter().map(|s| s.packets_untracked).sum();
     (ns, dropped, untracked)
 }
 

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
-use symrss_engine::balancer::{AppConfig, AppStats, Balancer, EngineConfig, LossPolicy, Sink};
+use symrss_engine::balancer::{
+    AppConfig, AppStats, Balancer, EngineConfig, FLOW_IDLE_MAX_S, LossPolicy, MAX_FLOWS_LIMIT, Sink,
+};
 use symrss_engine::frag::FragConfig;
 use symrss_engine::{HashLayer, Policy};
 use symrss_pcap::timestamp_fits;
@@ -17,7 +19,7 @@ use symrss_sys::signals;
 use crate::Failure;
 use crate::input::{FileResult, open_inputs, read_inputs};
 use crate::outdir::{self, MAX_QUEUES, check_app_name};
-use crate::output::Table;
+use crate::output::{FlowTableJson, Table};
 
 /// Arguments of `symrss split`.
 #[derive(Debug, Args)]
@@ -65,6 +67,19 @@ pub struct SplitArgs {
     /// later packets wait behind it, so every queue stays in time order.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     frag_hold_ms: u64,
+    /// Most flows the flow table holds (for the per-queue flow counts and
+    /// the affinity check; steering never needs it). Beyond it, new flows
+    /// are split as usual and their packets counted as untracked; memory
+    /// stays bounded (32 bytes per slot, at most 2 slots per flow). 0 turns
+    /// the accounting off.
+    #[arg(long, default_value_t = EngineConfig::default().max_flows as u64,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_FLOWS_LIMIT as u64))]
+    max_flows: u64,
+    /// A flow idle this long (seconds of packet time) leaves the flow table;
+    /// an ended TCP flow (RST, or FIN both ways) after ~2 s.
+    #[arg(long, default_value_t = EngineConfig::default().flow_idle_ns / 1_000_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=FLOW_IDLE_MAX_S))]
+    flow_idle_s: u64,
     /// Print the summary as JSON on stdout too.
     #[arg(long)]
     json: bool,
@@ -122,6 +137,9 @@ struct AppJson {
     dropped: DroppedJson,
     non_ip: u64,
     affinity_violations: u64,
+    /// Packets of flows the flow table had no room for (`--max-flows`):
+    /// split as usual, not counted in `flows` nor checked for affinity.
+    packets_untracked: u64,
     fragments_followed: u64,
     fragments_released: u64,
     fragments_fallback: u64,
@@ -152,6 +170,7 @@ struct SummaryJson {
     signal: Option<i32>,
     fidelity: FidelityJson,
     dissect_errors: DissectJson,
+    flow_table: FlowTableJson,
     apps: Vec<AppJson>,
 }
 
@@ -232,6 +251,7 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
         },
         non_ip: st.non_ip,
         affinity_violations: st.affinity_violations,
+        packets_untracked: st.packets_untracked,
         fragments_followed: st.fragments.followed,
         fragments_released: st.fragments.released,
         fragments_fallback: st.fragments.fallback_timeout + st.fragments.fallback_full,
@@ -290,6 +310,8 @@ fn start_balancer(args: &SplitArgs, configs: &[AppConfig], primary: u32) -> io::
             hold_ns: i128::from(args.frag_hold_ms) * 1_000_000,
             ..FragConfig::default()
         },
+        max_flows: args.max_flows as usize,
+        flow_idle_ns: args.flow_idle_s * 1_000_000_000,
         ..EngineConfig::default()
     };
     if args.pin {
@@ -392,6 +414,10 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
         interrupted: signal.is_some(),
         signal,
         fidelity,
+        flow_table: stats
+            .first()
+            .map(|a| FlowTableJson::from(&a.flow_table))
+            .unwrap_or_else(|| FlowTableJson::from(&Default::default())),
         apps: stats
             .iter()
             .zip(&apps)
@@ -433,6 +459,20 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
                 );
             }
         }
+    }
+    let untracked = summary
+        .apps
+        .iter()
+        .map(|a| a.packets_untracked)
+        .max()
+        .unwrap_or(0);
+    if untracked > 0 {
+        eprintln!(
+            "symrss: the flow table was full ({} flows, --max-flows): {untracked} packet(s) of \
+             flows that did not fit were split as usual but not counted in the queues' flows nor \
+             checked for affinity (summary.json: packets_untracked, flow_table)",
+            summary.flow_table.capacity
+        );
     }
     if let Some(first) = &summary.dissect_errors.first {
         eprintln!(

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
+use symrss_engine::balancer::TableStats;
 
 use crate::Failure;
 
@@ -12,6 +13,39 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
     serde_json::to_writer_pretty(&mut out, value)
         .map_err(|e| Failure::Runtime(format!("writing JSON: {e}")))?;
     writeln!(out).map_err(|e| Failure::Runtime(format!("writing output: {e}")))
+}
+
+/// The flow table's state in `split`'s summary and `capture`'s stats: what
+/// it holds, its bound, and its memory (now, at capacity, per flow).
+#[derive(Serialize, Debug)]
+pub struct FlowTableJson {
+    /// Flows stored now (at the end of a run: those not yet idle or ended).
+    pub flows: u64,
+    pub peak_flows: u64,
+    /// `--max-flows` (summed over steering workers); 0: accounting off.
+    pub capacity: u64,
+    /// Flows removed after idling out (`--flow-idle-s` of packet time).
+    pub expired: u64,
+    /// Ended TCP flows removed (RST, or FIN both ways).
+    pub ended: u64,
+    pub bytes: u64,
+    pub bytes_at_capacity: u64,
+    pub bytes_per_flow: Option<f64>,
+}
+
+impl From<&TableStats> for FlowTableJson {
+    fn from(t: &TableStats) -> Self {
+        Self {
+            flows: t.flows,
+            peak_flows: t.peak_flows,
+            capacity: t.capacity,
+            expired: t.expired,
+            ended: t.ended,
+            bytes: t.bytes,
+            bytes_at_capacity: t.bytes_at_capacity,
+            bytes_per_flow: t.bytes_per_flow(),
+        }
+    }
 }
 
 /// `0x` + 8 lower-case hex digits, the format of hashes in JSON and tables.

@@ -37,7 +37,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use delivery::{FnSink, Sink, SinkError, ThreadHook, ThreadStartFn, Unwritten};
-pub use stats::{AppStats, QueueStats};
+pub use stats::{AppStats, QueueStats, TableStats};
 use symrss_wire::Options;
 
 pub use crate::arena::PacketMeta;
@@ -71,6 +71,13 @@ pub struct AppConfig {
     /// Full-queue behaviour.
     pub loss: LossPolicy,
 }
+
+/// The largest `max_flows` the front ends accept (the table then takes up
+/// to 4 GiB of 32-byte slots per steering worker).
+pub const MAX_FLOWS_LIMIT: usize = 1 << 26;
+
+/// The longest flow idle timeout the front ends accept (seconds: a day).
+pub const FLOW_IDLE_MAX_S: u64 = 86_400;
 
 /// Tuning.
 #[derive(Clone, Debug)]
@@ -145,6 +152,7 @@ impl Default for EngineConfig {
 pub struct WorkerShare {
     apps: Vec<AppShare>,
     dissect_errors: DissectErrors,
+    table: TableStats,
     /// Per app, per queue: the first error of a sink this worker ran
     /// inline.
     inline_errors: Vec<Vec<Option<String>>>,
@@ -155,7 +163,7 @@ struct AppShare {
     received: u64,
     non_ip: u64,
     affinity_violations: u64,
-    flows_untracked: u64,
+    packets_untracked: u64,
     fragments: FragStats,
     /// Per queue.
     flows: Vec<u64>,
@@ -257,13 +265,14 @@ impl Worker {
                     received: core.received,
                     non_ip: core.non_ip,
                     affinity_violations: flows.affinity_violations,
-                    flows_untracked: flows.untracked,
+                    packets_untracked: flows.untracked,
                     fragments: core.frag_stats(),
                     flows: flows.per_queue.clone(),
                     dropped_queue_full: outs.iter().map(|o| o.dropped_queue_full).collect(),
                 })
                 .collect(),
             dissect_errors: self.steerer.dissect_errors.clone(),
+            table: self.steerer.account.stats(),
             inline_errors: Vec::new(),
         }
     }
@@ -301,7 +310,9 @@ impl Collector {
     /// dropped yet, so `received >= delivered + dropped`.
     pub fn stats(&self, shares: &[WorkerShare]) -> Vec<AppStats> {
         let mut dissect_errors = DissectErrors::default();
+        let mut flow_table = TableStats::default();
         for s in shares {
+            flow_table.add(&s.table);
             dissect_errors.count += s.dissect_errors.count;
             if dissect_errors.first.is_none() {
                 dissect_errors.first.clone_from(&s.dissect_errors.first);
@@ -321,7 +332,7 @@ impl Collector {
                     total.received += s.received;
                     total.non_ip += s.non_ip;
                     total.affinity_violations += s.affinity_violations;
-                    total.flows_untracked += s.flows_untracked;
+                    total.packets_untracked += s.packets_untracked;
                     total.fragments.add(&s.fragments);
                     for (t, v) in total.flows.iter_mut().zip(&s.flows) {
                         *t += v;
@@ -344,11 +355,12 @@ impl Collector {
                         .collect(),
                     non_ip: total.non_ip,
                     affinity_violations: total.affinity_violations,
-                    flows_untracked: total.flows_untracked,
+                    packets_untracked: total.packets_untracked,
                     fragments: total.fragments,
                     sink_error: None,
                     queue_errors: Vec::new(),
                     dissect_errors: dissect_errors.clone(),
+                    flow_table,
                 }
             })
             .collect()

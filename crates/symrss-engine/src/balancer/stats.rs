@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::flowtable::TableStats;
 use crate::frag::FragStats;
 use crate::steering::DissectErrors;
 
@@ -43,8 +44,11 @@ pub struct AppStats {
     /// first packet (0 under a symmetric scheme, except fragments whose
     /// first fragment never came).
     pub affinity_violations: u64,
-    /// Flows not tracked for affinity (table bound reached).
-    pub flows_untracked: u64,
+    /// Packets of flows the flow table had no room for (`max_flows`
+    /// reached): steered as usual, but not counted in the queues' flows
+    /// nor checked for affinity. In a flood of one-packet flows, the flows
+    /// that did not fit.
+    pub packets_untracked: u64,
     /// Fragment tracker counters.
     pub fragments: FragStats,
     /// First sink error, if any.
@@ -56,6 +60,9 @@ pub struct AppStats {
     /// each frame is dissected once); they were steered by the layers
     /// read before the error.
     pub dissect_errors: DissectErrors,
+    /// The flow table (the same for every app: one table holds every
+    /// app's queue of a flow; summed over steering workers).
+    pub flow_table: TableStats,
 }
 
 impl AppStats {

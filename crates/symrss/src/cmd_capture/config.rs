@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use symrss_engine::balancer::EngineConfig;
 use symrss_sys::packet::RingConfig;
 
 use crate::Failure;
@@ -136,6 +137,18 @@ pub struct CaptureArgs {
     /// in time order); 1..=60000, default 1000.
     #[arg(long)]
     frag_hold_ms: Option<u64>,
+    /// Most flows each steering worker's flow table holds (for the
+    /// per-queue flow counts and the affinity check; steering never needs
+    /// it). Beyond it, new flows are steered as usual and their packets
+    /// counted as untracked; memory stays bounded (32 bytes per slot, at
+    /// most 2 slots per flow: 64 MiB at the default 1048576). 0 turns the
+    /// accounting off.
+    #[arg(long)]
+    max_flows: Option<usize>,
+    /// A flow idle this long (seconds of packet time) leaves the flow table;
+    /// an ended TCP flow (RST, or FIN both ways) after ~2 s. Default 300.
+    #[arg(long)]
+    flow_idle_s: Option<u64>,
     /// Read settings from a TOML file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -333,6 +346,8 @@ pub struct CaptureConfig {
     pub(super) consumer_threads: Option<usize>,
     pub(super) inline_sinks: bool,
     pub(super) frag_hold_ms: u64,
+    pub(super) max_flows: usize,
+    pub(super) flow_idle_s: u64,
     pub(super) rotate: RotateSection,
     #[serde(rename = "app")]
     pub(super) apps: Vec<AppSection>,
@@ -367,6 +382,8 @@ impl Default for CaptureConfig {
             consumer_threads: None,
             inline_sinks: false,
             frag_hold_ms: 1000,
+            max_flows: EngineConfig::default().max_flows,
+            flow_idle_s: EngineConfig::default().flow_idle_ns / 1_000_000_000,
             rotate: RotateSection::default(),
             apps: Vec::new(),
         }
@@ -472,6 +489,8 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         xdp_frames <- a.xdp_frames,
         xdp_ring <- a.xdp_ring,
         frag_hold_ms <- a.frag_hold_ms,
+        max_flows <- a.max_flows,
+        flow_idle_s <- a.flow_idle_s,
         rotate.size <- a.rotate_size,
         rotate.seconds <- a.rotate_seconds,
         rotate.files <- a.rotate_files,

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use symrss_engine::Policy;
-use symrss_engine::balancer::{AppConfig, Consumers, EngineConfig, LossPolicy};
+use symrss_engine::balancer::{
+    AppConfig, Consumers, EngineConfig, FLOW_IDLE_MAX_S, LossPolicy, MAX_FLOWS_LIMIT,
+};
 use symrss_engine::frag::FragConfig;
 use symrss_pcap::Rotation;
 use symrss_sinks::SinkKind;
@@ -75,6 +77,18 @@ impl Plan {
             return Err(usage(format!(
                 "frag hold {} ms: give 1..=60000",
                 c.frag_hold_ms
+            )));
+        }
+        if !(1..=FLOW_IDLE_MAX_S).contains(&c.flow_idle_s) {
+            return Err(usage(format!(
+                "flow idle {} s: give 1..={FLOW_IDLE_MAX_S}",
+                c.flow_idle_s
+            )));
+        }
+        if c.max_flows > MAX_FLOWS_LIMIT {
+            return Err(usage(format!(
+                "max flows {}: give at most {MAX_FLOWS_LIMIT} (0 turns the flow accounting off)",
+                c.max_flows
             )));
         }
         if c.rotate.files == Some(0) {
@@ -147,6 +161,8 @@ impl Plan {
                 hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
                 ..Default::default()
             },
+            max_flows: c.max_flows,
+            flow_idle_ns: c.flow_idle_s * 1_000_000_000,
             ..EngineConfig::default()
         };
         Ok(Self {

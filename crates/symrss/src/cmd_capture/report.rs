@@ -14,7 +14,7 @@ use symrss_engine::balancer::AppStats;
 use super::config::CaptureConfig;
 use super::{Interface, WorkerRow};
 use crate::Failure;
-use crate::output::Table;
+use crate::output::{FlowTableJson, Table};
 
 pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[AppStats]) -> String {
     let ifs: Vec<String> = interfaces
@@ -73,6 +73,7 @@ fn stats_json(
             "unread": i.unread(),
             "over_limit": i.over_limit,
         })).collect::<Vec<_>>(),
+        "flow_table": apps.first().map(|a| FlowTableJson::from(&a.flow_table)),
         "apps": apps.iter().map(|a| json!({
             "name": a.name,
             "received": a.received,
@@ -80,6 +81,7 @@ fn stats_json(
             "dropped": a.dropped(),
             "non_ip": a.non_ip,
             "affinity_violations": a.affinity_violations,
+            "packets_untracked": a.packets_untracked,
             "queues": a.queues.iter().map(|q| json!({
                 "delivered": q.delivered,
                 "bytes": q.bytes,
@@ -129,6 +131,21 @@ fn prometheus_text(interfaces: &[Interface], workers: &[WorkerRow], apps: &[AppS
         s.push_str(&format!(
             "symrss_interface_kernel_drops_total{{interface=\"{}\"}} {}\n",
             i.name, i.drops
+        ));
+    }
+    if let Some(t) = apps.first().map(|a| &a.flow_table) {
+        s.push_str(&format!(
+            "# TYPE symrss_flow_table_flows gauge\nsymrss_flow_table_flows {}\n\
+             # TYPE symrss_flow_table_capacity gauge\nsymrss_flow_table_capacity {}\n\
+             # TYPE symrss_flow_table_bytes gauge\nsymrss_flow_table_bytes {}\n",
+            t.flows, t.capacity, t.bytes
+        ));
+    }
+    s.push_str("# TYPE symrss_app_packets_untracked_total counter\n");
+    for a in apps {
+        s.push_str(&format!(
+            "symrss_app_packets_untracked_total{{app=\"{}\"}} {}\n",
+            a.name, a.packets_untracked
         ));
     }
     s.push_str(
@@ -287,6 +304,13 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
             a.delivered(),
             a.dropped(),
             a.affinity_violations
+        );
+    }
+    if let Some(a) = apps.iter().find(|a| a.packets_untracked > 0) {
+        eprintln!(
+            "the flow table was full ({} flows, --max-flows): {} packet(s) of {} were steered as \
+             usual but not counted in the flows nor checked for affinity",
+            a.flow_table.capacity, a.packets_untracked, a.name
         );
     }
     if let Some(a) = apps.first()
