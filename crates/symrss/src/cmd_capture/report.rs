@@ -74,6 +74,7 @@ fn stats_json(
             "over_limit": i.over_limit,
         })).collect::<Vec<_>>(),
         "flow_table": apps.first().map(|a| FlowTableJson::from(&a.flow_table)),
+        "resident_peak_bytes": symrss_sys::resident_peak_bytes(),
         "apps": apps.iter().map(|a| json!({
             "name": a.name,
             "received": a.received,
