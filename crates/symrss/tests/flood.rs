@@ -57,7 +57,7 @@ fn session_addrs(j: u64) -> ([u8; 4], [u8; 4]) {
 /// Sessions' packets first (both directions), then the flood with every
 /// `SESSION_EVERY`-th packet a session's, directions alternating.
 fn fill(frame: &mut [u8], k: u64, flood_next: &mut u64) {
-    let (src, dst, sport, dport) = if k < 2 * SESSIONS || k % SESSION_EVERY == 0 {
+    let (src, dst, sport, dport) = if k < 2 * SESSIONS || k.is_multiple_of(SESSION_EVERY) {
         let (j, back) = if k < 2 * SESSIONS {
             (k / 2, k % 2 == 1)
         } else {
@@ -87,15 +87,12 @@ fn fill(frame: &mut [u8], k: u64, flood_next: &mut u64) {
 /// Packets in the stream: the sessions' openings, then the flood with the
 /// sessions' packets among it.
 fn stream_len() -> u64 {
-    // Positions k >= 2·SESSIONS: a flood packet unless k % SESSION_EVERY
-    // == 0; the stream ends with the last flood packet.
+    // From position 2·SESSIONS on, a flood packet unless k is a multiple
+    // of SESSION_EVERY; the stream ends with the last flood packet.
     let mut k = 2 * SESSIONS;
     let mut flood = 0;
-    // Closed form is easy to get wrong; count in blocks instead.
     while flood < FLOOD {
-        if k % SESSION_EVERY != 0 {
-            flood += 1;
-        }
+        flood += u64::from(!k.is_multiple_of(SESSION_EVERY));
         k += 1;
     }
     k
