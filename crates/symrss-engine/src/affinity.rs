@@ -60,8 +60,8 @@ pub(crate) trait Account {
         index: u64,
     );
     /// Every steering has reported the step: `common` are the flow digests
-    /// of its common packets.
-    fn settle(&mut self, common: &[u64]);
+    /// of its common packets, `how` their [`how`] bits.
+    fn settle(&mut self, common: &[u64], how: &[u8]);
 }
 
 /// Direction-independent id of a flow for the affinity table.
@@ -83,8 +83,8 @@ impl Account for crate::flowtable::FlowTable {
     }
 
     #[inline]
-    fn settle(&mut self, common: &[u64]) {
-        self.settle(common);
+    fn settle(&mut self, common: &[u64], how: &[u8]) {
+        self.settle(common, how);
     }
 
     // Always inlined into the steering loop: as a call it cost ~1.5×
@@ -95,7 +95,7 @@ impl Account for crate::flowtable::FlowTable {
     }
 
     #[inline(always)]
-    fn steered_common(&mut self, app: usize, queue: usize, k: usize, _: u64, how: u8, _: u64) {
-        self.steered_common(app, queue, k, how);
+    fn steered_common(&mut self, app: usize, queue: usize, k: usize, _: u64, _: u8, _: u64) {
+        self.steered_common(app, queue, k);
     }
 }

@@ -203,7 +203,7 @@ struct Recorder {
 impl Account for Recorder {
     fn prepare(&mut self, _: usize, _: usize, _: i128) {}
 
-    fn settle(&mut self, _: &[u64]) {}
+    fn settle(&mut self, _: &[u64], _: &[u8]) {}
 
     #[inline]
     fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, index: u64) {

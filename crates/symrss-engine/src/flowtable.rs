@@ -146,10 +146,10 @@ pub(crate) struct FlowTable {
     now: u32,
     last_sweep: u32,
     /// The step's common packets as the apps steer them: per packet and
-    /// app, its queue + 1 (0: not steered as a common packet), and per
-    /// packet its [`how`] bits.
+    /// app, its queue + 1 (0: not steered as a common packet).
     step_queues: Vec<u16>,
-    step_how: Vec<u8>,
+    /// Called on each new allocation of `words` (huge-page advice).
+    on_alloc: Option<fn(&mut [u64]) -> bool>,
     pub(crate) apps: Vec<AppFlows>,
     pub(crate) stats: TableStats,
 }
@@ -181,7 +181,7 @@ impl FlowTable {
             now: 0,
             last_sweep: 0,
             step_queues: Vec::new(),
-            step_how: Vec::new(),
+            on_alloc: None,
             apps: queues
                 .iter()
                 .map(|&q| AppFlows {
@@ -207,8 +207,23 @@ impl FlowTable {
         t
     }
 
+    /// Calls `hook` on the table's memory each time it is allocated (the
+    /// current one too), before first use.
+    pub(crate) fn with_alloc_hook(mut self, hook: Option<fn(&mut [u64]) -> bool>) -> Self {
+        self.on_alloc = hook;
+        if let Some(h) = hook
+            && self.max_flows > 0
+        {
+            h(&mut self.words);
+        }
+        self
+    }
+
     fn resize(&mut self, slots: usize) {
         self.words = vec![0; slots * self.stride + LINE_WORDS];
+        if let Some(h) = self.on_alloc {
+            h(&mut self.words);
+        }
         // (The address is only read, to find the first line boundary.)
         let misalign = (self.words.as_ptr() as usize / 8) % LINE_WORDS;
         self.base = (LINE_WORDS - misalign) % LINE_WORDS;
@@ -276,8 +291,6 @@ impl FlowTable {
     pub(crate) fn prepare(&mut self, ts_ns: i128, common: usize, inserts: usize) {
         self.step_queues.clear();
         self.step_queues.resize(common * self.apps.len(), 0);
-        self.step_how.clear();
-        self.step_how.resize(common, 0);
         self.now = time_unit(ts_ns);
         let slots = self.mask + 1;
         let over_half = 2 * (self.len + inserts) > slots;
@@ -336,12 +349,11 @@ impl FlowTable {
     /// App `app` sent the `k`-th common packet of the step to queue `q`
     /// (accounted at [`FlowTable::settle`], with the other apps').
     #[inline(always)]
-    pub(crate) fn steered_common(&mut self, app: usize, q: usize, k: usize, how_bits: u8) {
+    pub(crate) fn steered_common(&mut self, app: usize, q: usize, k: usize) {
         let apps = self.apps.len();
         if let Some(first) = self.step_queues.get_mut(k * apps + app) {
             // Queues are below 65,535 (checked where apps are configured).
             *first = q as u16 + 1;
-            self.step_how[k] |= how_bits;
         }
     }
 
@@ -350,23 +362,16 @@ impl FlowTable {
     /// steered it. First every slot a lookup may read is touched: those
     /// loads are independent, so their cache misses overlap instead of
     /// coming one after another.
-    pub(crate) fn settle(&mut self, digests: &[u64]) {
+    pub(crate) fn settle(&mut self, digests: &[u64], hows: &[u8]) {
         if self.max_flows == 0 || digests.is_empty() {
             return;
         }
-        let mut touched = 0u64;
-        for &d in digests {
-            let home = self.home(d.max(1));
-            // The home slot and the next (in the next line when the home
-            // slot ends its line): where nearly every probe ends.
-            touched ^= self.words[self.at(home)] ^ self.words[self.at((home + 1) & self.mask)];
-        }
-        black_box(touched);
+        self.touch(digests);
         let apps = self.apps.len();
         let queues = std::mem::take(&mut self.step_queues);
         for (k, &d) in digests.iter().enumerate() {
             let firsts = &queues[k * apps..(k + 1) * apps];
-            let how_bits = self.step_how[k];
+            let how_bits = hows[k];
             match self.find_or_insert(d) {
                 Some(slot) => {
                     let at = self.at(slot);
@@ -387,6 +392,20 @@ impl FlowTable {
             }
         }
         self.step_queues = queues;
+    }
+
+    /// Touches every line the lookups of `digests` will nearly always
+    /// read: each home slot and the next (in the next line when the home
+    /// slot ends its line). The loads are independent, so their misses
+    /// overlap. (Touching on, line by line, for the few probes that go
+    /// further was measured no faster: BENCHMARKS.md.)
+    fn touch(&self, digests: &[u64]) {
+        let mut touched = 0u64;
+        for &d in digests {
+            let home = self.home(d.max(1));
+            touched ^= self.words[self.at(home)] ^ self.words[self.at((home + 1) & self.mask)];
+        }
+        black_box(touched);
     }
 
     /// App `app` sent a packet of flow `digest` to queue `q` (any packet:
@@ -455,12 +474,12 @@ mod tests {
     fn first_queue_and_violations_per_app() {
         let mut t = FlowTable::new(&[4, 2], 100, 300 << 30);
         t.prepare(0, 3, 4);
-        t.steered_common(0, 1, 0, how::IP);
-        t.steered_common(1, 0, 0, how::IP);
-        t.steered_common(0, 2, 1, how::IP);
-        t.steered_common(0, 3, 2, how::IP); // flow 7 on another queue
-        t.steered_common(1, 0, 2, how::IP);
-        t.settle(&[7, 8, 7]);
+        t.steered_common(0, 1, 0);
+        t.steered_common(1, 0, 0);
+        t.steered_common(0, 2, 1);
+        t.steered_common(0, 3, 2); // flow 7 on another queue
+        t.steered_common(1, 0, 2);
+        t.settle(&[7, 8, 7], &[how::IP; 3]);
         t.steered(1, 1, 8, how::IP); // flow 8 first seen by app 1
         t.steered(1, 0, 8, how::IP); // and then elsewhere
         assert_eq!(t.apps[0].per_queue, vec![0, 1, 1, 0]);
@@ -531,9 +550,9 @@ mod tests {
         assert_eq!(t.stats.slot_bytes, 64);
         t.prepare(0, 1, 1);
         for app in 0..24 {
-            t.steered_common(app, app, 0, how::IP);
+            t.steered_common(app, app, 0);
         }
-        t.settle(&[42]);
+        t.settle(&[42], &[how::IP]);
         for (app, a) in t.apps.iter().enumerate() {
             assert_eq!(a.per_queue[app], 1, "app {app}");
         }

@@ -385,6 +385,13 @@ impl Policy {
         !tuple.has_ports() || self.ports.contains(proto)
     }
 
+    /// Whether every plain tuple (TCP, UDP or SCTP, see
+    /// [`symrss_wire::plain_flow`]) is hashed as it is: no port rule
+    /// applies ([`Policy::hashes_tuple_as_is`] holds for all of them).
+    pub fn hashes_every_plain_as_is(&self) -> bool {
+        [6, 17, 132].iter().all(|&p| self.ports.contains(p))
+    }
+
     /// Hash of `subject`.
     #[inline]
     pub fn hash(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {

@@ -91,8 +91,22 @@ fn slot_queue(
 struct Common {
     tuples: Vec<Tuple>,
     digests: Vec<u64>,
+    /// Per tuple, its [`how`] bits (the same for every steering).
+    how: Vec<u8>,
     /// Per scheme group, the hash of each tuple.
     hashes: Vec<Vec<u32>>,
+}
+
+impl Common {
+    /// Adds a common packet; returns its position among them.
+    #[inline]
+    fn push(&mut self, p: &symrss_wire::PlainFlow) -> usize {
+        self.tuples.push(p.tuple);
+        self.digests.push(flow_digest(&p.tuple, p.proto));
+        self.how
+            .push(how::IP | end_bits(&p.tuple, p.proto, p.tcp_flags));
+        self.tuples.len() - 1
+    }
 }
 
 /// TCP end bits ([`how::FIN_LOW`], [`how::FIN_HIGH`], [`how::RST`]) of a
@@ -142,7 +156,14 @@ pub(crate) struct Steering {
     reta: Reta,
     dissect: Options,
     tracker: FragTracker<PacketRef, Resolved>,
-    /// This step's packets in input order.
+    /// The step's first packets, while every one so far is a common
+    /// packet: the run's length (the common packets 0..run of the step)
+    /// and its first packet's place in the batch. Kept as a count, not as
+    /// slots: an app's cost per common packet is then its RETA lookup, its
+    /// queue's list and its flow-table note. [`Steering::slots`] follow it.
+    run: u32,
+    run_first: u32,
+    /// This step's packets in input order (after the run).
     slots: Vec<Slot>,
     /// Tuples of the step's fast-path packets, in order, and their hashes.
     fast: Vec<Tuple>,
@@ -182,6 +203,8 @@ impl Steering {
             group: 0,
             dissect,
             tracker: FragTracker::new(frag),
+            run: 0,
+            run_first: 0,
             slots: Vec::with_capacity(STEER_PACKETS),
             fast: Vec::with_capacity(STEER_PACKETS),
             fast_hashes: Vec::with_capacity(STEER_PACKETS),
@@ -282,7 +305,7 @@ impl Steering {
     #[inline]
     fn push_fast(&mut self, tuple: Tuple, digest: u64, i: u32, how: u8) {
         self.fast.push(tuple);
-        self.slots.push(Slot {
+        self.push(Slot {
             queue: FAST,
             entry: i,
             flow: digest,
@@ -290,15 +313,45 @@ impl Steering {
         });
     }
 
-    /// The slot of one of the step's common packets (the `k`-th).
+    /// The slot of one of the step's common packets (the `k`-th, packet
+    /// `i` of the batch). While every packet of the step so far is common
+    /// (nearly always), it only extends the step's run of them.
     #[inline]
-    fn push_common(&mut self, k: usize, i: u32, how: u8) {
-        self.slots.push(Slot {
+    fn push_common(&mut self, k: usize, i: u32) {
+        if self.slots.is_empty() && k == self.run as usize {
+            if k == 0 {
+                self.run_first = i;
+            }
+            self.run += 1;
+            return;
+        }
+        self.push(Slot {
             queue: COMMON,
             entry: i,
             flow: k as u64,
-            how,
+            how: 0,
         });
+    }
+
+    /// Appends a slot, after the run of common packets before it.
+    #[inline]
+    fn push(&mut self, slot: Slot) {
+        self.materialize();
+        self.slots.push(slot);
+    }
+
+    /// Turns the step's run of common packets into slots (a packet that is
+    /// not common came after it, or a fragment waits).
+    fn materialize(&mut self) {
+        for k in 0..self.run {
+            self.slots.push(Slot {
+                queue: COMMON,
+                entry: self.run_first + k,
+                flow: u64::from(k),
+                how: 0,
+            });
+        }
+        self.run = 0;
     }
 
     /// First step for one dissected packet (`frame`): its slot, with the
@@ -315,7 +368,7 @@ impl Steering {
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.non_ip += 1;
-            self.slots.push(Slot {
+            self.push(Slot {
                 queue: 0,
                 entry: i,
                 flow: 0,
@@ -383,7 +436,7 @@ impl Steering {
                     }
                     Outcome::Held => {
                         self.step_has_hole = true;
-                        self.slots.push(Slot {
+                        self.push(Slot {
                             queue: HOLE,
                             entry: i,
                             flow: 0,
@@ -402,7 +455,7 @@ impl Steering {
     /// The slot of a packet of this step whose queue is decided now.
     fn push_slot(&mut self, subject: &Subject, tracked: Option<Resolved>, i: u32, how: u8) -> u32 {
         let queue = self.queue_of(subject, tracked);
-        self.slots.push(Slot {
+        self.push(Slot {
             queue,
             entry: i,
             flow: resolved_digest(&subject.flow(tracked)),
@@ -458,6 +511,9 @@ impl Steering {
     /// list (or, while a fragment waits, the delay line) and reporting each
     /// decision; then fills the holes whose fragment was resolved.
     fn assign<A: Account>(&mut self, app: usize, account: &mut A, common: &Common) {
+        if !self.delay.is_empty() || self.step_has_hole {
+            self.materialize();
+        }
         self.fast_hashes.resize(self.fast.len(), 0);
         self.policy
             .scheme()
@@ -470,14 +526,27 @@ impl Steering {
             let index = first + u64::from(slot.entry);
             if slot.queue == COMMON {
                 let k = slot.flow as usize;
-                account.steered_common(app, q, k, common.digests[k], slot.how, index);
+                account.steered_common(app, q, k, common.digests[k], common.how[k], index);
             } else {
                 account.steered(app, q, slot.flow, slot.how, index);
             }
         };
         if self.delay.is_empty() && !self.step_has_hole {
             // The common case: no fragment waits, every packet goes
-            // straight to its queue's pending list.
+            // straight to its queue's pending list; first the run of
+            // common packets.
+            for k in 0..self.run {
+                let q = self.reta.queue(hashes[k as usize]) as usize;
+                let slot = Slot {
+                    queue: COMMON,
+                    entry: self.run_first + k,
+                    flow: u64::from(k),
+                    how: 0,
+                };
+                self.pending[q].push(slot.entry);
+                report(&slot, q);
+            }
+            self.run = 0;
             for slot in &self.slots {
                 let q = slot_queue(slot, &self.reta, &mut fast, hashes) as usize;
                 self.pending[q].push(slot.entry);
@@ -631,6 +700,9 @@ pub(crate) struct Steerer<A> {
     last_ts: i64,
     /// With several workers: what they share, and this worker's number.
     shared: Option<(Arc<Shared>, usize)>,
+    /// Whether every steering hashes every plain tuple as it is (no port
+    /// rule): a step may then start with a prefix of common packets.
+    every_plain: bool,
 }
 
 impl<A: Account> Steerer<A> {
@@ -653,10 +725,12 @@ impl<A: Account> Steerer<A> {
                 }
             };
         }
+        let every_plain = cores.iter().all(|c| c.policy.hashes_every_plain_as_is());
         let common = Common {
             hashes: vec![Vec::with_capacity(STEER_PACKETS); schemes.len()],
             tuples: Vec::with_capacity(STEER_PACKETS),
             digests: Vec::with_capacity(STEER_PACKETS),
+            how: Vec::with_capacity(STEER_PACKETS),
         };
         Self {
             arena,
@@ -672,6 +746,7 @@ impl<A: Account> Steerer<A> {
             dissect_errors: DissectErrors::default(),
             last_ts: i64::MIN,
             shared: None,
+            every_plain,
         }
     }
 
@@ -733,6 +808,16 @@ impl<A: Account> Steerer<A> {
         false
     }
 
+    /// The step's prefix (its first packets, all common, from batch packet
+    /// `start` on) becomes every steering's run of common packets.
+    fn hand_prefix(cores: &mut [Steering], n: usize, start: u32) {
+        for core in cores {
+            debug_assert!(core.run == 0 && core.slots.is_empty());
+            core.run = n as u32;
+            core.run_first = start;
+        }
+    }
+
     /// Steers the packets pushed since the last call: dissect and
     /// classify each for every steering, then hash and assign per
     /// steering. The commonest frames (one plain Ethernet/IP TCP/UDP layer)
@@ -750,29 +835,40 @@ impl<A: Account> Steerer<A> {
         for core in &mut self.cores {
             core.batch_first = batch.first_index();
             core.poll_remote();
+            core.received += (batch.len() - self.steered) as u64;
         }
-        for i in self.steered as u32..batch.len() as u32 {
+        // The step's prefix: while every packet so far is plain and every
+        // steering hashes it as it is (and no fragment is held, so there is
+        // nothing to expire), the packets are only added to the common
+        // ones; the steerings take the prefix as their run of common
+        // packets when it ends. An app then costs nothing per packet here.
+        let start = self.steered as u32;
+        let mut prefix = self.every_plain && self.cores.iter().all(|c| c.tracker.datagrams() == 0);
+        for i in start..batch.len() as u32 {
             let (meta, data) = batch.packet(i);
             self.last_ts = meta.ts_ns as i64;
             let now = meta.ts_ns.min(others);
             let plain = plain_flow(meta.linktype, data, &self.dissect);
+            if prefix {
+                if let Some(p) = &plain {
+                    self.common.push(p);
+                    observe(meta.index, Seen::Plain(&p.tuple));
+                    continue;
+                }
+                prefix = false;
+                Self::hand_prefix(&mut self.cores, self.common.tuples.len(), start);
+            }
             // This packet's position among the common ones and its TCP end
             // bits, once some steering hashes its plain tuple as it is.
             let mut common = None;
             let mut dissected = false;
             for core in &mut self.cores {
-                core.received += 1;
                 core.expire_held(now, batch, &mut self.released);
                 if let Some(p) = &plain
                     && core.policy.hashes_tuple_as_is(&p.tuple, p.proto)
                 {
-                    let (k, ends) = *common.get_or_insert_with(|| {
-                        self.common.tuples.push(p.tuple);
-                        self.common.digests.push(flow_digest(&p.tuple, p.proto));
-                        let k = self.common.tuples.len() - 1;
-                        (k, end_bits(&p.tuple, p.proto, p.tcp_flags))
-                    });
-                    core.push_common(k, i, how::IP | ends);
+                    let k = *common.get_or_insert_with(|| self.common.push(p));
+                    core.push_common(k, i);
                     continue;
                 }
                 if !dissected {
@@ -791,6 +887,9 @@ impl<A: Account> Steerer<A> {
                 None => observe(meta.index, Seen::Dissected(&self.key)),
             }
         }
+        if prefix {
+            Self::hand_prefix(&mut self.cores, self.common.tuples.len(), start);
+        }
         for (scheme, hashes) in self.schemes.iter().zip(&mut self.common.hashes) {
             hashes.resize(self.common.tuples.len(), 0);
             scheme.hash_batch(&self.common.tuples, hashes);
@@ -799,7 +898,7 @@ impl<A: Account> Steerer<A> {
             + self
                 .cores
                 .iter()
-                .map(|c| c.slots.len() + c.filled.len())
+                .map(|c| c.run as usize + c.slots.len() + c.filled.len())
                 .sum::<usize>();
         self.account.prepare(
             self.common.digests.len(),
@@ -813,9 +912,10 @@ impl<A: Account> Steerer<A> {
                 core.assign(app, &mut self.account, &self.common);
             }
         }
-        self.account.settle(&self.common.digests);
+        self.account.settle(&self.common.digests, &self.common.how);
         self.common.tuples.clear();
         self.common.digests.clear();
+        self.common.how.clear();
         self.steered = batch.len();
         if let Some((shared, me)) = &self.shared {
             shared.advance(*me, self.last_ts);

@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod ethtool;
 #[cfg(target_os = "linux")]
 pub mod fifo;
+pub mod memory;
 #[cfg(target_os = "linux")]
 pub mod packet;
 #[cfg(target_os = "linux")]

@@ -308,6 +308,7 @@ fn start_balancer(args: &SplitArgs, configs: &[AppConfig], primary: u32) -> io::
         .collect();
     let cfg = EngineConfig {
         on_consumer_start: args.pin.then(crate::pinning::consumer_hook),
+        on_table_alloc: Some(symrss_sys::memory::advise_huge_pages),
         frag: FragConfig {
             hold_ns: i128::from(args.frag_hold_ms) * 1_000_000,
             ..FragConfig::default()

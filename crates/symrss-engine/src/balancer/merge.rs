@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use super::delivery::{Envelope, SinkState};
+use super::delivery::SinkState;
 use super::stats::Tally;
 use crate::arena::Chunk;
 
@@ -37,15 +37,20 @@ impl Merge {
         }
     }
 
-    /// Takes one message.
-    pub(crate) fn push(&mut self, env: Envelope) {
-        let w = usize::from(env.worker);
-        self.watermarks[w] = self.watermarks[w].max(env.watermark);
-        if let Some(chunk) = env.chunk.filter(|c| !c.indices.is_empty()) {
-            self.streams[w].0.push_back(chunk);
-            if self.heads[w].is_none() {
-                self.heads[w] = self.head(w);
-            }
+    /// Worker `w` will send nothing older than `watermark`.
+    pub(crate) fn advance(&mut self, w: usize, watermark: i64) {
+        self.watermarks[w] = self.watermarks[w].max(watermark);
+    }
+
+    /// Takes worker `w`'s next chunk (after the [`Merge::advance`] of the
+    /// parcel it came in).
+    pub(crate) fn push(&mut self, w: usize, chunk: Chunk) {
+        if chunk.indices.is_empty() {
+            return;
+        }
+        self.streams[w].0.push_back(chunk);
+        if self.heads[w].is_none() {
+            self.heads[w] = self.head(w);
         }
     }
 

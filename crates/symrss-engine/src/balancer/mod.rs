@@ -48,7 +48,7 @@ use crate::policy::Policy;
 pub use crate::steering::DissectErrors;
 use crate::steering::{Seen, Steerer, Steering};
 use crate::workers::Shared;
-use delivery::{AppSinks, ConsumerThreads, Outs, QueueOut};
+use delivery::{AppSinks, ConsumerThreads, Outs};
 
 /// What happens at a full queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +104,11 @@ pub struct EngineConfig {
     pub on_consumer_start: Option<ThreadHook>,
     /// Which threads run the sinks.
     pub consumers: Consumers,
+    /// Called on the flow table's memory each time it is allocated, before
+    /// first use: `symrss_sys::memory::advise_huge_pages`, so lookups at
+    /// random over a large table do not each miss the TLB (the engine
+    /// makes no OS calls itself).
+    pub on_table_alloc: Option<fn(&mut [u64]) -> bool>,
 }
 
 /// Which threads run the sinks. Whatever the choice, each queue has its
@@ -116,7 +121,8 @@ pub enum Consumers {
     /// N threads shared among all queues, queue k of the apps in order on
     /// thread k mod N: fewer wake-ups and context switches when queues
     /// outnumber cores. A queue's chunks wait in its thread's channel,
-    /// which holds `ring_chunks` per queue it serves.
+    /// which holds `ring_chunks` hand-offs per worker (each hand-off is
+    /// one message with a chunk for each of the thread's queues).
     Shared(usize),
     /// No consumer threads: the steering thread hands each chunk to its
     /// sink itself (run to completion). The least CPU per packet — no
@@ -141,6 +147,7 @@ impl Default for EngineConfig {
             flow_idle_ns: 300_000_000_000,
             dissect: Options::default(),
             on_consumer_start: None,
+            on_table_alloc: None,
             consumers: Consumers::PerQueue,
         }
     }
@@ -201,17 +208,17 @@ impl Worker {
     /// workers, each worker's packets must come in time order.
     #[inline]
     pub fn push(&mut self, ts_ns: i128, orig_len: u32, linktype: u32, data: &[u8]) {
-        let (outs, watermark) = (&mut self.outs, self.watermark);
+        let outs = &mut self.outs;
         let handed_off = self.steerer.push(
             ts_ns,
             orig_len,
             linktype,
             data,
             &mut unobserved,
-            &mut |a, q, chunk: Chunk| outs[a][q].send(chunk, watermark),
+            &mut |a, q, chunk: Chunk| outs.send(a, q, chunk),
         );
         if handed_off {
-            self.progressed(false);
+            self.post();
         }
     }
 
@@ -219,11 +226,10 @@ impl Worker {
     /// a full batch (a live source calls this when its input goes quiet,
     /// so packets do not wait in a half-full batch).
     pub fn flush(&mut self) {
-        let (outs, watermark) = (&mut self.outs, self.watermark);
-        self.steerer.flush(&mut unobserved, &mut |a, q, chunk| {
-            outs[a][q].send(chunk, watermark)
-        });
-        self.progressed(false);
+        let outs = &mut self.outs;
+        self.steerer
+            .flush(&mut unobserved, &mut |a, q, chunk| outs.send(a, q, chunk));
+        self.post();
     }
 
     /// A live input that went quiet: flushes, and promises that no packet
@@ -232,24 +238,20 @@ impl Worker {
     pub fn advance(&mut self, ts_ns: i64) {
         self.flush();
         self.steerer.advance(ts_ns);
-        self.progressed(false);
+        self.post();
     }
 
-    /// With several workers: tells every queue how far this worker got.
-    fn progressed(&mut self, last: bool) {
-        if self.workers <= 1 {
-            return;
+    /// After a hand-off: sends the chunks collected, one parcel per
+    /// consumer thread. With several workers each parcel carries the
+    /// worker's watermark after them (no packet it sends later is older),
+    /// and a thread that got no chunk still gets the watermark (its merges
+    /// may be waiting for it).
+    fn post(&mut self) {
+        let ticks = self.workers > 1;
+        if ticks {
+            self.watermark = self.steerer.watermark();
         }
-        self.watermark = if last {
-            i64::MAX
-        } else {
-            self.steerer.watermark()
-        };
-        for queues in &mut self.outs {
-            for out in queues {
-                out.tick(self.watermark, last);
-            }
-        }
+        self.outs.post(self.watermark, ticks);
     }
 
     /// This worker's counters so far.
@@ -259,16 +261,16 @@ impl Worker {
                 .steerer
                 .cores
                 .iter()
-                .zip(&self.outs)
+                .zip(self.outs.dropped_queue_full())
                 .zip(&self.steerer.account.apps)
-                .map(|((core, outs), flows)| AppShare {
+                .map(|((core, dropped_queue_full), flows)| AppShare {
                     received: core.received,
                     non_ip: core.non_ip,
                     affinity_violations: flows.affinity_violations,
                     packets_untracked: flows.untracked,
                     fragments: core.frag_stats(),
                     flows: flows.per_queue.clone(),
-                    dropped_queue_full: outs.iter().map(|o| o.dropped_queue_full).collect(),
+                    dropped_queue_full,
                 })
                 .collect(),
             dissect_errors: self.steerer.dissect_errors.clone(),
@@ -281,17 +283,16 @@ impl Worker {
     /// for the other workers (see the `workers` module), hands off
     /// everything, closes its side of the queues; returns its counters.
     pub fn finish(mut self) -> WorkerShare {
-        let (outs, watermark) = (&mut self.outs, self.watermark);
-        self.steerer.finish(&mut unobserved, &mut |a, q, chunk| {
-            outs[a][q].send(chunk, watermark)
-        });
-        self.progressed(true);
+        let outs = &mut self.outs;
+        self.steerer
+            .finish(&mut unobserved, &mut |a, q, chunk| outs.send(a, q, chunk));
+        self.post();
+        if self.workers > 1 {
+            // The last word to every consumer: nothing more will come.
+            self.outs.tick(i64::MAX);
+        }
         let mut share = self.share();
-        share.inline_errors = self
-            .outs
-            .iter_mut()
-            .map(|queues| queues.iter_mut().map(QueueOut::close).collect())
-            .collect();
+        share.inline_errors = self.outs.close();
         share
     }
 }
@@ -444,7 +445,8 @@ pub fn start_workers(
                 2 * cfg.ring_chunks.max(1) + 8,
             );
             let queues: Vec<u32> = policies.iter().map(|(_, q)| *q).collect();
-            let table = FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns);
+            let table = FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns)
+                .with_alloc_hook(cfg.on_table_alloc);
             let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag, table);
             let steerer = match &shared {
                 Some(s) => steerer.with_shared(Arc::clone(s), w),

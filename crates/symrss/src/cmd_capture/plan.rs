@@ -156,6 +156,7 @@ impl Plan {
         ring.validate().map_err(usage)?;
         let engine = EngineConfig {
             on_consumer_start: c.pin.then(|| crate::pinning::consumers_after(workers)),
+            on_table_alloc: Some(symrss_sys::memory::advise_huge_pages),
             consumers: consumers(c, workers),
             frag: FragConfig {
                 hold_ns: i128::from(c.frag_hold_ms) * 1_000_000,
