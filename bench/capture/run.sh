@@ -7,10 +7,11 @@
 # Needs root, iproute2, tcpreplay, tcpdump, netsniff-ng; runs entirely in two
 # network namespaces it creates and deletes. Output: one line per tool.
 #   usage: [TOOLS="tcpdump symrss-2x4-pcap ..."] [ROUNDS=N] [THREADS=1] \
-#          [MTU=1500] [GEN=trafgen [RATE=500kpps]] bench/capture/run.sh [TRACE] [LOOPS]
+#          [MTU=1500] [GEN=trafgen [RATE=500kpps] [FLOWS=65536]] bench/capture/run.sh [TRACE] [LOOPS]
 # GEN=trafgen sends as many 64-byte UDP frames as TRACE x LOOPS has, each
-# (almost) a new flow (bench/capture/udp-flows.trafgen), as fast as trafgen
-# goes or at RATE.
+# (almost) a new flow (bench/capture/udp-flows.trafgen), or with
+# FLOWS=65536 frames of 65,536 flows in a random order
+# (bench/capture/udp-65536-flows.trafgen), as fast as trafgen goes or at RATE.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 symrss=${SYMRSS:-$here/target/release/symrss}
@@ -61,7 +62,9 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   fi
   local start; start=$(date +%s.%N)
   if [ "${GEN:-tcpreplay}" = trafgen ]; then
-    ip netns exec "$a" trafgen -q --dev bva --conf "$here/bench/capture/udp-flows.trafgen" \
+    local conf=udp-flows.trafgen
+    if [ "${FLOWS:-}" = 65536 ]; then conf=udp-65536-flows.trafgen; fi
+    ip netns exec "$a" trafgen -q --dev bva --conf "$here/bench/capture/$conf" \
       -n "$packets" ${RATE:+--rate "$RATE"} >"$out/replay-$name.txt" 2>&1
   else
     ip netns exec "$a" tcpreplay -q --topspeed --loop="$loops" -i bva "$trace" >"$out/replay-$name.txt" 2>&1

@@ -9,23 +9,32 @@
 //! reads it: a packet's queue comes from its hash alone, so a full table
 //! costs accounting, never placement.
 //!
-//! Layout: open addressing with linear probing over slots of
-//! [`FlowTable::stride`] 64-bit words, one slot in half or one cache line:
+//! Layout: open addressing over buckets of one cache line each, with
+//! linear probing from bucket to bucket. A bucket holds 64 bytes / the
+//! slot size slots (4, 2 or 1); a slot is [`FlowTable::stride`] 64-bit
+//! words:
 //!
 //! ```text
 //!  word 0      digest (0: empty slot)
-//!  word 1      last seen (packet time, 2^30 ns units) | end state << 32
-//!  word 2..    per app: first queue + 1 as u16 (0: not seen by that app)
+//!  word 1      bits 0..24 last seen (packet time, 2^30 ns units, wrapping
+//!              after ~208 days), 24..27 end state, 32..48 and 48..64 apps
+//!              0 and 1: first queue + 1 (0: not seen by that app)
+//!  word 2..    apps 2.., four per word, the same way
 //! ```
 //!
-//! Up to 8 apps fit in 32 bytes, up to 24 in 64. Why in-house: no crate
+//! Up to 2 apps fit in 16 bytes (4 slots per line), 10 in 32, 26 in 64. A
+//! lookup reads its home bucket's line, which nearly always decides it (a
+//! match, or an empty slot: the flow is new); only a full bucket sends it
+//! on to the next line. (Slots probed one by one, as before, ran past the
+//! line a lookup had touched often enough at half load to cost ~14 ns per
+//! packet at 1 M flows: BENCHMARKS.md.) Why in-house: no crate
 //! offers a table whose value is a run-time number of per-app fields in
 //! the same cache line as the key, a bulk lookup that overlaps the cache
 //! misses of a whole batch, and expiry by packet time; a `HashMap` per
 //! app cost one cache miss per app per packet (issue 18's profile).
 //!
 //! Bounds: at most `max_flows` flows at once (at most half the slots, so
-//! probes stay short); a new flow beyond that is not stored and its
+//! buckets rarely overflow); a new flow beyond that is not stored and its
 //! packets count as untracked. Memory: the table starts small and doubles
 //! as flows come, up to `next_pow2(2 × max_flows)` slots; while it doubles,
 //! the old half-size table is still held (the peak is 1.5× the final size:
@@ -53,19 +62,30 @@ use std::hint::black_box;
 
 use crate::affinity::how;
 
-/// End state bits (word 1, above the time).
-const FIN_LOW: u64 = 1 << 32;
-const FIN_HIGH: u64 = 1 << 33;
-const RST: u64 = 1 << 34;
-const TIME_MASK: u64 = 0xffff_ffff;
+/// Word 1: the packet time's bits, then the end state bits.
+const TIME_BITS: u32 = 24;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+const FIN_LOW: u64 = 1 << TIME_BITS;
+const FIN_HIGH: u64 = 1 << (TIME_BITS + 1);
+const RST: u64 = 1 << (TIME_BITS + 2);
+/// Most table time units an idle timeout may span (the difference of two
+/// times is only meaningful below half the wrap).
+const MAX_IDLE_UNITS: u32 = 1 << (TIME_BITS - 2);
 
 /// An ended flow stays this long (2^30 ns units: ~2 s) for its last ACKs.
 pub const ENDED_LINGER: u32 = 2;
 
-/// Packet time in the table's units (2^30 ns, ~1.07 s), wrapping.
+/// Packet time in the table's units (2^30 ns, ~1.07 s), wrapping at
+/// 2^24 units.
 #[inline]
 pub(crate) fn time_unit(ts_ns: i128) -> u32 {
-    (ts_ns >> 30) as u32
+    ((ts_ns >> 30) as u64 & TIME_MASK) as u32
+}
+
+/// Table time units from `then` to `now` (wrapping).
+#[inline]
+fn since(now: u32, then: u32) -> u32 {
+    now.wrapping_sub(then) & TIME_MASK as u32
 }
 
 /// One app's accounting.
@@ -134,10 +154,14 @@ pub(crate) struct FlowTable {
     base: usize,
     /// Words per slot (a power of two).
     stride: usize,
+    /// Slots per bucket (one cache line): 4, 2 or 1.
+    per_line: usize,
+    /// Buckets − 1.
+    buckets_mask: usize,
+    /// log2(buckets).
+    bucket_bits: u32,
     /// Slots − 1.
     mask: usize,
-    /// log2(slots).
-    bits: u32,
     len: usize,
     max_flows: usize,
     max_slots: usize,
@@ -165,19 +189,22 @@ impl FlowTable {
     /// `max_flows` flows (0: accounting off), forgetting flows idle for
     /// `idle_ns` of packet time.
     pub(crate) fn new(queues: &[u32], max_flows: usize, idle_ns: u64) -> Self {
-        let stride = (2 + queues.len().div_ceil(4)).next_power_of_two();
+        // Apps 0 and 1 share word 1 with the time; four more per word.
+        let stride = (2 + queues.len().saturating_sub(2).div_ceil(4)).next_power_of_two();
         let max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
         let slots = INITIAL_SLOTS;
         let mut t = Self {
             words: Vec::new(),
             base: 0,
             stride,
+            per_line: (LINE_WORDS / stride).max(1),
+            buckets_mask: 0,
+            bucket_bits: 0,
             mask: 0,
-            bits: 0,
             len: 0,
             max_flows,
             max_slots,
-            idle: (idle_ns >> 30).clamp(1, u64::from(u32::MAX / 4)) as u32,
+            idle: (idle_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32,
             now: 0,
             last_sweep: 0,
             step_queues: Vec::new(),
@@ -228,7 +255,9 @@ impl FlowTable {
         let misalign = (self.words.as_ptr() as usize / 8) % LINE_WORDS;
         self.base = (LINE_WORDS - misalign) % LINE_WORDS;
         self.mask = slots - 1;
-        self.bits = slots.trailing_zeros();
+        let buckets = slots / self.per_line;
+        self.buckets_mask = buckets - 1;
+        self.bucket_bits = buckets.trailing_zeros();
         self.stats.bytes = (slots * self.stride * 8) as u64;
     }
 
@@ -246,42 +275,74 @@ impl FlowTable {
         self.base + slot * self.stride
     }
 
-    /// Home slot of a digest (Fibonacci hashing of the already mixed
-    /// digest: its high bits).
+    /// First slot of a digest's home bucket (Fibonacci hashing of the
+    /// already mixed digest: its high bits pick the bucket).
     #[inline(always)]
     fn home(&self, digest: u64) -> usize {
-        (digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize
+        let bucket = if self.bucket_bits == 0 {
+            0
+        } else {
+            (digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bucket_bits)) as usize
+        };
+        bucket * self.per_line
+    }
+
+    /// The first slot of the next bucket after the one slot `i` is in.
+    #[inline(always)]
+    fn next_bucket(&self, i: usize) -> usize {
+        (i + self.per_line) & self.mask
+    }
+
+    /// Where `d` (not 0) is, or the first empty slot where it would go:
+    /// (slot, whether it is `d`'s). Probes the home bucket's slots, then
+    /// the next buckets'; a flow is always stored at the first empty slot
+    /// of its probe (slots empty only at rebuilds), so an empty slot ends
+    /// the search.
+    #[inline(always)]
+    fn probe(&self, d: u64) -> (usize, bool) {
+        let mut bucket = self.home(d);
+        loop {
+            // Every slot of the bucket is compared, without a branch per
+            // slot: where in the bucket a flow sits is random, and a
+            // branch on it mispredicted about once per lookup.
+            let (mut hits, mut free) = (0u32, 0u32);
+            for j in 0..self.per_line {
+                let w = self.words[self.at(bucket + j)];
+                hits |= u32::from(w == d) << j;
+                free |= u32::from(w == 0) << j;
+            }
+            let ends = hits | free;
+            if ends != 0 {
+                let j = ends.trailing_zeros();
+                return (bucket + j as usize, hits >> j & 1 == 1);
+            }
+            bucket = self.next_bucket(bucket);
+        }
     }
 
     /// The slot of `digest`, inserting it if there is room.
     #[inline(always)]
     fn find_or_insert(&mut self, digest: u64) -> Option<usize> {
         let d = digest.max(1);
-        let mut i = self.home(d);
-        loop {
-            let at = self.at(i);
-            let w = self.words[at];
-            if w == d {
-                // Written only when the time unit changed: a line that is
-                // only read stays clean (no write-back traffic).
-                let t = &mut self.words[at + 1];
-                if *t as u32 != self.now {
-                    *t = (*t & !TIME_MASK) | u64::from(self.now);
-                }
-                return Some(i);
+        let (i, found) = self.probe(d);
+        let at = self.at(i);
+        if found {
+            // Written only when the time unit changed: a line that is only
+            // read stays clean (no write-back traffic).
+            let t = &mut self.words[at + 1];
+            if (*t & TIME_MASK) as u32 != self.now {
+                *t = (*t & !TIME_MASK) | u64::from(self.now);
             }
-            if w == 0 {
-                if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
-                    return None;
-                }
-                self.words[at] = d;
-                self.words[at + 1] = u64::from(self.now);
-                self.len += 1;
-                self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
-                return Some(i);
-            }
-            i = (i + 1) & self.mask;
+            return Some(i);
         }
+        if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
+            return None;
+        }
+        self.words[at] = d;
+        self.words[at + 1] = u64::from(self.now);
+        self.len += 1;
+        self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
+        Some(i)
     }
 
     /// Before a step of `common` common packets: packet time is now
@@ -300,7 +361,7 @@ impl FlowTable {
         }
         if slots < self.max_slots && over_half {
             self.rebuild(true);
-        } else if over_bound && self.now.wrapping_sub(self.last_sweep) >= (self.idle / 8).max(1) {
+        } else if over_bound && since(self.now, self.last_sweep) >= (self.idle / 8).max(1) {
             self.last_sweep = self.now;
             self.rebuild(false);
         }
@@ -326,20 +387,18 @@ impl FlowTable {
             if s[0] == 0 {
                 continue;
             }
-            let idle = self.now.wrapping_sub((s[1] & TIME_MASK) as u32);
+            let idle = since(self.now, (s[1] & TIME_MASK) as u32);
             let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
             if ended && idle >= ENDED_LINGER {
                 self.stats.ended += 1;
                 continue;
             }
-            if idle > self.idle && idle < u32::MAX / 2 {
+            // (A time ahead of now — input out of order — is not idle.)
+            if idle > self.idle && idle < 2 * MAX_IDLE_UNITS {
                 self.stats.expired += 1;
                 continue;
             }
-            let mut i = self.home(s[0]);
-            while self.words[self.at(i)] != 0 {
-                i = (i + 1) & self.mask;
-            }
+            let (i, _) = self.probe(s[0]);
             let at = self.at(i);
             self.words[at..at + self.stride].copy_from_slice(s);
             self.len += 1;
@@ -394,16 +453,13 @@ impl FlowTable {
         self.step_queues = queues;
     }
 
-    /// Touches every line the lookups of `digests` will nearly always
-    /// read: each home slot and the next (in the next line when the home
-    /// slot ends its line). The loads are independent, so their misses
-    /// overlap. (Touching on, line by line, for the few probes that go
-    /// further was measured no faster: BENCHMARKS.md.)
+    /// Touches the line every lookup of `digests` nearly always ends in:
+    /// its home bucket. The loads are independent, so their misses
+    /// overlap.
     fn touch(&self, digests: &[u64]) {
         let mut touched = 0u64;
         for &d in digests {
-            let home = self.home(d.max(1));
-            touched ^= self.words[self.at(home)] ^ self.words[self.at((home + 1) & self.mask)];
+            touched ^= self.words[self.at(self.home(d.max(1)))];
         }
         black_box(touched);
     }
@@ -435,8 +491,12 @@ impl FlowTable {
     /// `mine - 1`.
     #[inline(always)]
     fn account_queue(&mut self, at: usize, app: usize, mine: u16) {
-        let word = &mut self.words[at + 2 + app / 4];
-        let shift = (app % 4) * 16;
+        let (word, shift) = if app < 2 {
+            (at + 1, 32 + 16 * app)
+        } else {
+            (at + 2 + (app - 2) / 4, 16 * ((app - 2) % 4))
+        };
+        let word = &mut self.words[word];
         let first = (*word >> shift) as u16;
         let counts = &mut self.apps[app];
         if first == 0 {

@@ -70,8 +70,8 @@ pub struct SplitArgs {
     /// Most flows the flow table holds (for the per-queue flow counts and
     /// the affinity check; steering never needs it). Beyond it, new flows
     /// are split as usual and their packets counted as untracked; memory
-    /// stays bounded (32 bytes per slot, at most 2 slots per flow). 0 turns
-    /// the accounting off.
+    /// stays bounded (16 bytes per slot up to 2 apps, 32 up to 10, at most
+    /// 2 slots per flow). 0 turns the accounting off.
     #[arg(long, default_value_t = EngineConfig::default().max_flows as u64,
           value_parser = clap::value_parser!(u64).range(0..=MAX_FLOWS_LIMIT as u64))]
     max_flows: u64,

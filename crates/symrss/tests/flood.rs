@@ -5,7 +5,7 @@
 //! Must hold (issue 18): memory stays bounded (the split's `VmHWM`, read
 //! from `/proc/PID/status` while it runs and reported in its summary, is
 //! under [`RESIDENT_BOUND`], far below what 10 M flows would take in the
-//! table: 10 M × 2 slots × 32 bytes = 640 MB); nothing is lost (every
+//! table: 10 M × 2 slots × 16 bytes = 320 MB); nothing is lost (every
 //! flood packet and every session packet is in exactly one queue file,
 //! read back with symrss's reader); no flow is split (each session's
 //! packets, both directions, are in one queue); the overflow counter is
@@ -36,9 +36,10 @@ const SESSION_EVERY: u64 = 100;
 /// The flow table's bound.
 const MAX_FLOWS: u64 = 65_536;
 const QUEUES: usize = 4;
-/// Peak resident memory allowed to the split. Measured: ~17 MB (batch
-/// arenas as they are used, writers, the 4 MiB table); an unbounded table
-/// would grow to 16 Mi slots × 32 bytes = 512 MiB for these 10 M flows.
+/// Peak resident memory allowed to the split. Measured: ~14 MB (batch
+/// arenas as they are used, writers, the 2 MiB table); an unbounded table
+/// would grow to 16 Mi slots × 16 bytes (one app) = 256 MiB for these
+/// 10 M flows.
 const RESIDENT_BOUND: u64 = 64 << 20;
 
 /// Byte offsets in the frames: IPv4 source and destination, UDP ports.
@@ -203,15 +204,17 @@ fn ten_million_new_flows_keep_memory_bounded_and_lose_nothing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
 
-    // Memory: bounded, and what the split reports is at least what was
-    // seen from outside.
+    // Memory: bounded, and what the split reports is what was seen from
+    // outside (less what it allocates after reading it: the summary it
+    // builds, serializes and writes, ~150 KB).
     let reported = v["resident_peak_bytes"].as_u64().unwrap();
     assert!(sampled > 0, "VmHWM sampled");
     assert!(
-        reported >= sampled,
-        "reported {reported} < sampled {sampled}"
+        reported + (1 << 20) >= sampled,
+        "reported {reported} far below sampled {sampled}"
     );
-    assert!(reported < RESIDENT_BOUND, "VmHWM {reported} bytes");
+    let peak = reported.max(sampled);
+    assert!(peak < RESIDENT_BOUND, "VmHWM {peak} bytes");
     let table = &v["flow_table"];
     assert_eq!(table["capacity"], MAX_FLOWS);
     assert_eq!(table["peak_flows"], MAX_FLOWS);

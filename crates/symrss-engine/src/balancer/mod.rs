@@ -93,7 +93,7 @@ pub struct EngineConfig {
     /// Most flows remembered at once (per worker, for all apps together)
     /// for affinity accounting and per-queue flow counts (0 turns both
     /// off). The flow table takes up to `next_pow2(2 × max_flows)` slots
-    /// of 32 bytes (64 with more than 8 apps).
+    /// of 16 bytes (up to 2 apps; 32 up to 10 apps, else 64).
     pub max_flows: usize,
     /// A flow idle this long (packet time) is forgotten; an ended TCP flow
     /// (RST, or FIN both ways) after ~2 s.

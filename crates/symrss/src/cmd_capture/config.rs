@@ -140,9 +140,9 @@ pub struct CaptureArgs {
     /// Most flows each steering worker's flow table holds (for the
     /// per-queue flow counts and the affinity check; steering never needs
     /// it). Beyond it, new flows are steered as usual and their packets
-    /// counted as untracked; memory stays bounded (32 bytes per slot, at
-    /// most 2 slots per flow: 64 MiB at the default 1048576). 0 turns the
-    /// accounting off.
+    /// counted as untracked; memory stays bounded (16 bytes per slot up to
+    /// 2 apps, 32 up to 10, at most 2 slots per flow: 32 MiB for one app
+    /// at the default 1048576). 0 turns the accounting off.
     #[arg(long)]
     max_flows: Option<usize>,
     /// A flow idle this long (seconds of packet time) leaves the flow table;
