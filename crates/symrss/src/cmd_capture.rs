@@ -352,7 +352,12 @@ impl Capture {
         let started = Instant::now();
         let cpus = symrss_sys::cpu_count();
         let mut handles = Vec::with_capacity(workers.len());
+        // Each worker says when it is done, so this thread sleeps until
+        // then or its next stats line or deadline: no periodic wake-ups
+        // (each cost a context switch on a busy core).
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         for (w, (worker, mut rings)) in workers.into_iter().zip(rings).enumerate() {
+            let done_tx = done_tx.clone();
             let mut stage = WorkerStage {
                 worker,
                 taken: Arc::clone(&taken),
@@ -389,19 +394,22 @@ impl Capture {
                         interfaces: interface_rows(&rings, &stage.over_limit),
                         cpu_ns: symrss_sys::thread_cpu_ns() - cpu,
                     };
+                    let _ = done_tx.send(());
                     (done, stage.error)
                 })
                 .map_err(|e| Failure::Runtime(format!("starting a worker: {e}")))?;
             handles.push(handle);
         }
-        let deadline = duration.and_then(|d| started.checked_add(d));
+        let mut deadline = duration.and_then(|d| started.checked_add(d));
         let interval = Duration::from_secs(c.stats_interval.max(1));
         let mut next_stats = started + interval;
         let mut error = None;
-        while !handles.iter().all(|h| h.is_finished()) {
+        let mut finished = 0;
+        while finished < handles.len() && !handles.iter().all(|h| h.is_finished()) {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 signals::request_stop();
+                deadline = None;
             }
             if now >= next_stats {
                 next_stats = now + interval;
@@ -428,7 +436,13 @@ impl Capture {
                     signals::request_stop();
                 }
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let wake = deadline.map_or(next_stats, |d| d.min(next_stats));
+            let wait = wake
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            if done_rx.recv_timeout(wait).is_ok() {
+                finished += 1;
+            }
         }
         let mut done = Vec::with_capacity(handles.len());
         for h in handles {
