@@ -25,9 +25,9 @@
 //!   under [`LossPolicy::DropNewest`] or when a sink fails, and are
 //!   counted per queue.
 //!
-//! Bounded memory: channels hold at most `ring_chunks` batches' worth of
-//! descriptors per queue; the fragment hold, the delay line and the
-//! affinity table are bounded. Time comes from packet timestamps only.
+//! Bounded memory: a consumer thread's channel holds at most `ring_chunks`
+//! hand-offs (batches' worth of descriptors) per worker; the fragment
+//! hold, the delay line and the flow table are bounded. Time comes from packet timestamps only.
 
 pub mod delivery;
 mod merge;
@@ -86,7 +86,9 @@ pub struct EngineConfig {
     pub batch_packets: usize,
     /// Bytes per batch arena.
     pub batch_bytes: usize,
-    /// Chunks a queue's channel holds before the loss policy applies.
+    /// Hand-offs (one batch's chunks for a consumer thread's queues) a
+    /// consumer thread's channel holds per worker before the loss policy
+    /// applies.
     pub ring_chunks: usize,
     /// Fragment tracker limits.
     pub frag: FragConfig,
