@@ -38,7 +38,11 @@
 //! packets count as untracked. Memory: the table starts small and doubles
 //! as flows come, up to `next_pow2(2 × max_flows)` slots; while it doubles,
 //! the old half-size table is still held (the peak is 1.5× the final size:
-//! measured 1.6 GB resident for 10 M flows with `max_flows` at 20 M).
+//! measured 1.6 GB resident for 10 M flows with `max_flows` at 20 M, with
+//! the 32-byte slots of before). Each new allocation is handed to the
+//! engine's `on_table_alloc` hook first (huge-page advice from
+//! `symrss-sys`: a lookup at random over a large table would otherwise
+//! also miss the TLB).
 //!
 //! Expiry by packet time, never by wall clock: a flow idle for longer
 //! than the idle timeout, or ended (TCP RST, or FIN seen from both ends)
@@ -51,12 +55,11 @@
 //!
 //! A step's common packets (plain frames, [`crate::steering`]) are
 //! accounted together once every app has steered them
-//! ([`FlowTable::settle`]): first every slot their lookups may read is
-//! touched (the loads are independent, so the CPU overlaps their cache
-//! misses — the bulk pattern of DPDK's `rte_hash_lookup_bulk`, with plain
-//! loads instead of prefetch instructions, so no `unsafe`), then each
-//! flow is looked up once and accounted for every app in one visit of its
-//! slot.
+//! ([`FlowTable::settle`]): first each one's home line is touched (the
+//! loads are independent, so the CPU overlaps their cache misses — the
+//! bulk pattern of DPDK's `rte_hash_lookup_bulk`, with plain loads instead
+//! of prefetch instructions, so no `unsafe`), then each flow is looked up
+//! once and accounted for every app in one visit of its slot.
 
 use std::hint::black_box;
 
