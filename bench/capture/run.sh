@@ -98,7 +98,9 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
 # One tool by name. symrss: 2 apps x 4 queues writing pcap files (every
 # packet written twice, once per app), the same steering with counting
 # sinks (steering and hand-off only), 1 app x 4 pcap queues (the bytes
-# tcpdump writes), and each of these with --inline-sinks (outputs written
+# tcpdump writes), 1 and 8 apps x 4 counting queues (8: sym, keyed, xor,
+# ... as in `symrss bench engine --apps 8`: what each app adds), and each
+# of these with --inline-sinks (outputs written
 # on the capture thread). Then what two applications reading the link cost
 # without symrss: two tcpdumps at once, each writing every packet (and
 # neither seeing whole flows in queues).
@@ -108,6 +110,10 @@ run_tool() {
     symrss-2x4-pcap) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed ;;
     symrss-2x4-count) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-1x4-pcap) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 ;;
+    symrss-1x4-count) measure "$1" 1 "$symrss" "${s[@]}" --app a0:4:sym:count ;;
+    symrss-8x4-count) measure "$1" 1 "$symrss" "${s[@]}" --app a0:4:sym:count --app a1:4:keyed:count \
+      --app a2:4:xor:count --app a3:4:sym:count --app a4:4:keyed:count --app a5:4:xor:count \
+      --app a6:4:sym:count --app a7:4:keyed:count ;;
     symrss-2x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --app rec:4:keyed --inline-sinks ;;
     symrss-2x4-count-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:count --app rec:4:keyed:count --inline-sinks ;;
     symrss-2x4-count-w2) measure "$1" 1 "$symrss" "${s[@]}" --workers 2 --app ids:4:sym:count --app rec:4:keyed:count ;;
@@ -120,7 +126,7 @@ run_tool() {
   esac
   rm -rf "${out:?}/$1" "$out"/*.pcap
 }
-all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-2x4-pcap-inline symrss-2x4-count-inline
+all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-1x4-count symrss-8x4-count symrss-2x4-pcap-inline symrss-2x4-count-inline
   symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 symrss-2x4-count-xdp tcpdump
   tcpdump-x2 netsniff-ng)
 # ROUNDS=N: N rounds, each tool once per round, the order rotated by one
