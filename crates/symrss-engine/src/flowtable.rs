@@ -159,9 +159,9 @@ pub(crate) struct FlowTable {
     stride: usize,
     /// Slots per bucket (one cache line): 4, 2 or 1.
     per_line: usize,
-    /// Buckets − 1.
-    buckets_mask: usize,
-    /// log2(buckets).
+    /// log2(buckets): at least 8, as a table has at least
+    /// [`INITIAL_SLOTS`] slots (with accounting off there is no table, and
+    /// nothing looks up).
     bucket_bits: u32,
     /// Slots − 1.
     mask: usize,
@@ -190,8 +190,14 @@ const INITIAL_SLOTS: usize = 1024;
 impl FlowTable {
     /// A table for apps with these queue counts, holding at most
     /// `max_flows` flows (0: accounting off), forgetting flows idle for
-    /// `idle_ns` of packet time.
-    pub(crate) fn new(queues: &[u32], max_flows: usize, idle_ns: u64) -> Self {
+    /// `idle_ns` of packet time; `on_alloc` is called on its memory each
+    /// time it is allocated, before first use (huge-page advice).
+    pub(crate) fn new(
+        queues: &[u32],
+        max_flows: usize,
+        idle_ns: u64,
+        on_alloc: Option<fn(&mut [u64]) -> bool>,
+    ) -> Self {
         // Apps 0 and 1 share word 1 with the time; four more per word.
         let stride = (2 + queues.len().saturating_sub(2).div_ceil(4)).next_power_of_two();
         let max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
@@ -201,7 +207,6 @@ impl FlowTable {
             base: 0,
             stride,
             per_line: (LINE_WORDS / stride).max(1),
-            buckets_mask: 0,
             bucket_bits: 0,
             mask: 0,
             len: 0,
@@ -211,7 +216,7 @@ impl FlowTable {
             now: 0,
             last_sweep: 0,
             step_queues: Vec::new(),
-            on_alloc: None,
+            on_alloc,
             apps: queues
                 .iter()
                 .map(|&q| AppFlows {
@@ -237,18 +242,6 @@ impl FlowTable {
         t
     }
 
-    /// Calls `hook` on the table's memory each time it is allocated (the
-    /// current one too), before first use.
-    pub(crate) fn with_alloc_hook(mut self, hook: Option<fn(&mut [u64]) -> bool>) -> Self {
-        self.on_alloc = hook;
-        if let Some(h) = hook
-            && self.max_flows > 0
-        {
-            h(&mut self.words);
-        }
-        self
-    }
-
     fn resize(&mut self, slots: usize) {
         self.words = vec![0; slots * self.stride + LINE_WORDS];
         if let Some(h) = self.on_alloc {
@@ -258,9 +251,7 @@ impl FlowTable {
         let misalign = (self.words.as_ptr() as usize / 8) % LINE_WORDS;
         self.base = (LINE_WORDS - misalign) % LINE_WORDS;
         self.mask = slots - 1;
-        let buckets = slots / self.per_line;
-        self.buckets_mask = buckets - 1;
-        self.bucket_bits = buckets.trailing_zeros();
+        self.bucket_bits = (slots / self.per_line).trailing_zeros();
         self.stats.bytes = (slots * self.stride * 8) as u64;
     }
 
@@ -282,12 +273,8 @@ impl FlowTable {
     /// already mixed digest: its high bits pick the bucket).
     #[inline(always)]
     fn home(&self, digest: u64) -> usize {
-        let bucket = if self.bucket_bits == 0 {
-            0
-        } else {
-            (digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bucket_bits)) as usize
-        };
-        bucket * self.per_line
+        let bucket = digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bucket_bits);
+        bucket as usize * self.per_line
     }
 
     /// The first slot of the next bucket after the one slot `i` is in.
@@ -421,8 +408,8 @@ impl FlowTable {
 
     /// After every app assigned the step: looks up (inserting) each
     /// common packet's flow once and accounts it for every app that
-    /// steered it. First every slot a lookup may read is touched: those
-    /// loads are independent, so their cache misses overlap instead of
+    /// steered it. First each lookup's home line is touched
+    /// ([`FlowTable::touch`]), so their cache misses overlap instead of
     /// coming one after another.
     pub(crate) fn settle(&mut self, digests: &[u64], hows: &[u8]) {
         if self.max_flows == 0 || digests.is_empty() {
@@ -535,7 +522,7 @@ mod tests {
 
     #[test]
     fn first_queue_and_violations_per_app() {
-        let mut t = FlowTable::new(&[4, 2], 100, 300 << 30);
+        let mut t = FlowTable::new(&[4, 2], 100, 300 << 30, None);
         t.prepare(0, 3, 4);
         t.steered_common(0, 1, 0);
         t.steered_common(1, 0, 0);
@@ -554,7 +541,7 @@ mod tests {
 
     #[test]
     fn bounded_with_untracked_counted() {
-        let mut t = FlowTable::new(&[1], 1000, 300 << 30);
+        let mut t = FlowTable::new(&[1], 1000, 300 << 30, None);
         for d in 1..=5000u64 {
             t.prepare(0, 0, 1);
             t.steered(0, 0, d.wrapping_mul(0x2545_f491_4f6c_dd1d), how::IP);
@@ -568,7 +555,7 @@ mod tests {
 
     #[test]
     fn idle_and_ended_flows_leave() {
-        let mut t = FlowTable::new(&[1], 600, 10 << 30);
+        let mut t = FlowTable::new(&[1], 600, 10 << 30, None);
         // 500 flows at time 0, 250 of them ended by RST or both FINs.
         for d in 1..=500u64 {
             t.prepare(0, 0, 1);
@@ -599,7 +586,7 @@ mod tests {
     #[test]
     fn slots_start_on_a_cache_line() {
         for apps in [1usize, 8, 24] {
-            let t = FlowTable::new(&vec![4; apps], 100, 300 << 30);
+            let t = FlowTable::new(&vec![4; apps], 100, 300 << 30, None);
             let first = t.words.as_ptr() as usize + 8 * t.base;
             assert_eq!(first % 64, 0, "{apps} apps");
             assert_eq!(64 % (8 * t.stride), 0, "a slot never straddles two lines");
@@ -609,7 +596,7 @@ mod tests {
     #[test]
     fn many_apps_share_one_slot() {
         let queues: Vec<u32> = (1..=24).collect();
-        let mut t = FlowTable::new(&queues, 10, 300 << 30);
+        let mut t = FlowTable::new(&queues, 10, 300 << 30, None);
         assert_eq!(t.stats.slot_bytes, 64);
         t.prepare(0, 1, 1);
         for app in 0..24 {

@@ -858,8 +858,8 @@ impl<A: Account> Steerer<A> {
                 prefix = false;
                 Self::hand_prefix(&mut self.cores, self.common.tuples.len(), start);
             }
-            // This packet's position among the common ones and its TCP end
-            // bits, once some steering hashes its plain tuple as it is.
+            // This packet's position among the common ones, once some
+            // steering hashes its plain tuple as it is.
             let mut common = None;
             let mut dissected = false;
             for core in &mut self.cores {

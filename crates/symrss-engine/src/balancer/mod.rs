@@ -27,7 +27,8 @@
 //!
 //! Bounded memory: a consumer thread's channel holds at most `ring_chunks`
 //! hand-offs (batches' worth of descriptors) per worker; the fragment
-//! hold, the delay line and the flow table are bounded. Time comes from packet timestamps only.
+//! hold, the delay line and the flow table are bounded. Time comes from
+//! packet timestamps only.
 
 pub mod delivery;
 mod merge;
@@ -447,8 +448,8 @@ pub fn start_workers(
                 2 * cfg.ring_chunks.max(1) + 8,
             );
             let queues: Vec<u32> = policies.iter().map(|(_, q)| *q).collect();
-            let table = FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns)
-                .with_alloc_hook(cfg.on_table_alloc);
+            let table =
+                FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns, cfg.on_table_alloc);
             let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag, table);
             let steerer = match &shared {
                 Some(s) => steerer.with_shared(Arc::clone(s), w),
