@@ -53,6 +53,16 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
     started+=($!)
   done
   sleep 1.5
+  # READERS=N: a tcpdump on each interface queue ids-q0..q<N-1> (the veth
+  # and tap sinks), writing to /dev/null; their CPU is the consumers', not
+  # counted; their kernel drops are printed.
+  local readers=()
+  for n in $(seq 0 $(( ${READERS:-0} - 1 ))); do
+    ip netns exec "$b" tcpdump -n -i "ids-q$n" -B 65536 -w /dev/null >"$out/reader-$n.err" 2>&1 &
+    readers+=($!)
+    started+=($!)
+  done
+  if [ ${#readers[@]} -gt 0 ]; then sleep 1; fi
   local t0=0 t1=0 p
   for p in "${pids[@]}"; do t0=$((t0 + $(cpu_ns "$p"))); done
   if [ -n "${THREADS:-}" ]; then
@@ -82,6 +92,11 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
       done
     done
   fi
+  local reader_drops=""
+  for p in "${readers[@]}"; do kill -INT "$p"; wait "$p" || true; done
+  for n in $(seq 0 $(( ${#readers[@]} - 1 ))); do
+    reader_drops+=" $(grep -oE '^[0-9]+ packets (captured|dropped by kernel)' "$out/reader-$n.err" | awk '{print $1}' | paste -sd/)"
+  done
   for p in "${pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
   local rate; rate=$(awk -v p="$packets" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f", p / (e - s)}')
   # tcpdump and symrss: "N packets captured", "N packets dropped by kernel";
@@ -93,12 +108,14 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   printf '%-18s sent %d at %s pps  captured %s  kernel drops %s  cpu %.2f s  = %.0f ns/packet\n' \
     "$name" "$packets" "$rate" "${captured:-?}" "${drops:-?}" "$(echo "($t1 - $t0) / 1000000000" | bc -l)" \
     "$(echo "($t1 - $t0) / $packets" | bc -l)"
+  if [ -n "$reader_drops" ]; then echo "    readers captured/dropped:$reader_drops"; fi
 }
 
 # One tool by name. symrss: 2 apps x 4 queues writing pcap files (every
 # packet written twice, once per app), the same steering with counting
 # sinks (steering and hand-off only), 1 app x 4 pcap queues (the bytes
-# tcpdump writes), 1 and 8 apps x 4 counting queues (8: sym, keyed, xor,
+# tcpdump writes), 1 app x 4 interface queues (veth, tap) each read by a
+# tcpdump, 1 and 8 apps x 4 counting queues (8: sym, keyed, xor,
 # ... as in `symrss bench engine --apps 8`: what each app adds), and each
 # of these with --inline-sinks (outputs written
 # on the capture thread). Then what two applications reading the link cost
@@ -119,6 +136,8 @@ run_tool() {
     symrss-2x4-count-w2) measure "$1" 1 "$symrss" "${s[@]}" --workers 2 --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-2x4-count-xdp) measure "$1" 1 "$symrss" "${s[@]}" --source afxdp --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-2x4-count-w1) measure "$1" 1 "$symrss" "${s[@]}" --workers 1 --app ids:4:sym:count --app rec:4:keyed:count ;;
+    symrss-1x4-veth) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:veth ;;
+    symrss-1x4-tap) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:tap ;;
     symrss-1x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --inline-sinks ;;
     tcpdump) measure "$1" 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap" ;;
     tcpdump-x2) measure "$1" 2 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump-{n}.pcap" ;;
@@ -126,7 +145,7 @@ run_tool() {
   esac
   rm -rf "${out:?}/$1" "$out"/*.pcap
 }
-all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-1x4-count symrss-8x4-count symrss-2x4-pcap-inline symrss-2x4-count-inline
+all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-1x4-count symrss-8x4-count symrss-1x4-veth symrss-1x4-tap symrss-2x4-pcap-inline symrss-2x4-count-inline
   symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 symrss-2x4-count-xdp tcpdump
   tcpdump-x2 netsniff-ng)
 # ROUNDS=N: N rounds, each tool once per round, the order rotated by one

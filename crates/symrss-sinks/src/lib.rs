@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | `pcap` | [`rotating`] | `DIR/APP/q<i>.pcap`, rotating on size, packet time, SIGHUP |
 //! | `fifo` | [`fifo`] | `DIR/APP/q<i>.fifo` streaming pcap; no reader = counted drops |
-//! | `tap` | [`tap`] | a TAP interface `APP-q<i>` (any AF_PACKET reader) |
+//! | `veth` | [`veth`] | the far end `APP-q<i>` of a veth pair (any AF_PACKET reader) |
+//! | `tap` | [`tap`] | a TAP interface `APP-q<i>` (any AF_PACKET reader; a `write(2)` per packet) |
 //! | `count` | [`count`] | nothing: counted in process |
 //!
 //! Adding a sink is one module here and one [`SinkKind`] variant (the
@@ -23,6 +24,7 @@ pub mod fifo;
 pub mod files;
 pub mod rotating;
 pub mod tap;
+pub mod veth;
 
 use std::io;
 use std::path::Path;
@@ -42,6 +44,8 @@ pub enum SinkKind {
     Pcap,
     /// A FIFO streaming pcap, `DIR/NAME/q<i>.fifo`.
     Fifo,
+    /// The far end `NAME-q<i>` of a veth pair fed through a TX ring.
+    Veth,
     /// A TAP interface `NAME-q<i>`.
     Tap,
     /// Counted in process only.
@@ -50,13 +54,14 @@ pub enum SinkKind {
 
 impl SinkKind {
     /// Every kind, in `--help` order.
-    pub const ALL: [Self; 4] = [Self::Pcap, Self::Fifo, Self::Tap, Self::Count];
+    pub const ALL: [Self; 5] = [Self::Pcap, Self::Fifo, Self::Veth, Self::Tap, Self::Count];
 
     /// Its name on the command line and in the TOML file.
     pub fn name(self) -> &'static str {
         match self {
             Self::Pcap => "pcap",
             Self::Fifo => "fifo",
+            Self::Veth => "veth",
             Self::Tap => "tap",
             Self::Count => "count",
         }
@@ -65,6 +70,11 @@ impl SinkKind {
     /// The kind named `s`.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Whether its outputs are network interfaces `NAME-q<i>`.
+    pub fn makes_interfaces(self) -> bool {
+        matches!(self, Self::Veth | Self::Tap)
     }
 
     /// Whether its outputs live in the output directory.
@@ -76,7 +86,7 @@ impl SinkKind {
 /// Where one application's live queues go.
 #[derive(Debug, Clone, Copy)]
 pub struct AppOutputs<'a> {
-    /// The application's name (TAP interfaces are `NAME-q<i>`).
+    /// The application's name (interfaces are `NAME-q<i>`).
     pub app: &'a str,
     /// Its directory (for file and FIFO sinks; must exist).
     pub dir: &'a Path,
@@ -86,6 +96,9 @@ pub struct AppOutputs<'a> {
     pub linktype: u32,
     /// Snap length written to pcap headers.
     pub snaplen: u32,
+    /// MTU of the interfaces a `veth` sink makes (that of the largest
+    /// capture interface: every frame captured fits).
+    pub mtu: u32,
 }
 
 /// Opens the sink of `kind` for queue `queue` of `out`'s application.
@@ -93,6 +106,7 @@ pub fn open(kind: SinkKind, out: &AppOutputs<'_>, queue: usize) -> io::Result<Bo
     Ok(match kind {
         SinkKind::Pcap => Box::new(rotating::RotatingPcap::create(out, queue)?),
         SinkKind::Fifo => Box::new(fifo::FifoSink::create(out, queue)?),
+        SinkKind::Veth => Box::new(veth::VethSink::create(out, queue)?),
         SinkKind::Tap => Box::new(tap::TapSink::create(out, queue)?),
         SinkKind::Count => Box::new(count::CountSink),
     })

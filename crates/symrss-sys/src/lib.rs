@@ -3,7 +3,8 @@
 //! privileges), the ethtool RSS ioctls ([`ethtool`]), AF_PACKET TPACKET_V3
 //! capture rings ([`packet`]) and, over them, the live capture source of
 //! the engine's driver loop ([`rings`]), capture filters ([`bpf`]) and the
-//! outputs that need the kernel: TAP interfaces ([`tap`]) and FIFOs
+//! outputs that need the kernel: veth pairs fed through AF_PACKET TX
+//! rings ([`veth`], [`packet_tx`]), TAP interfaces ([`tap`]) and FIFOs
 //! ([`fifo`]). Every `unsafe` block says why it is sound; every kernel
 //! struct has a size assertion.
 #![allow(unsafe_code)]
@@ -16,7 +17,11 @@ pub mod ethtool;
 pub mod fifo;
 pub mod memory;
 #[cfg(target_os = "linux")]
+pub mod netif;
+#[cfg(target_os = "linux")]
 pub mod packet;
+#[cfg(target_os = "linux")]
+pub mod packet_tx;
 #[cfg(target_os = "linux")]
 pub mod privileges;
 #[cfg(target_os = "linux")]
@@ -25,6 +30,8 @@ pub mod rings;
 pub mod signals;
 #[cfg(target_os = "linux")]
 pub mod tap;
+#[cfg(target_os = "linux")]
+pub mod veth;
 #[cfg(target_os = "linux")]
 pub mod xdp;
 

@@ -246,7 +246,7 @@ pub struct PacketSocket {
 // is sound.
 unsafe impl Send for PacketSocket {}
 
-fn os_err(what: &str) -> io::Error {
+pub(crate) fn os_err(what: &str) -> io::Error {
     let e = io::Error::last_os_error();
     let hint = match e.raw_os_error() {
         Some(libc::EPERM) => " (needs CAP_NET_RAW: run as root)",
@@ -256,7 +256,7 @@ fn os_err(what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
 }
 
-fn setsockopt<T>(
+pub(crate) fn setsockopt<T>(
     fd: &OwnedFd,
     level: libc::c_int,
     name: libc::c_int,

@@ -6,7 +6,7 @@
 //! Contract:
 //! * An app name is 1–32 characters of `[A-Za-z0-9_-]`, starting with a
 //!   letter or digit ([`check_app_name`]): never `.`, `..`, a path or an
-//!   option-looking word. With a `tap` sink, `NAME-q<i>` must also fit
+//!   option-looking word. With a `veth` or `tap` sink, `NAME-q<i>` must also fit
 //!   the kernel's interface names (IFNAMSIZ: 15 characters).
 //! * `split` writes into an empty (or new) directory; `--force` removes
 //!   only the files a `split` writes (`summary.json`, `NAME/q<i>.pcap`,
@@ -47,12 +47,12 @@ pub fn check_app_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that the TAP interfaces `NAME-q0 … NAME-q<Q-1>` fit IFNAMSIZ.
-pub fn check_tap_names(name: &str, queues: u32) -> Result<(), String> {
+/// Checks that the interfaces `NAME-q0 … NAME-q<Q-1>` fit IFNAMSIZ.
+pub fn check_interface_names(name: &str, queues: u32) -> Result<(), String> {
     let longest = format!("{name}-q{}", queues.saturating_sub(1));
     if longest.len() > MAX_IFNAME {
         return Err(format!(
-            "app {name}: the TAP interface `{longest}` is longer than the {MAX_IFNAME} characters \
+            "app {name}: the interface `{longest}` is longer than the {MAX_IFNAME} characters \
              an interface name may have; use a name of at most {} characters with {queues} queues",
             MAX_IFNAME.saturating_sub(longest.len() - name.len())
         ));
@@ -247,11 +247,11 @@ mod tests {
 
     #[test]
     fn tap_names_fit_ifnamsiz() {
-        assert!(check_tap_names("suricata", 4).is_ok());
+        assert!(check_interface_names("suricata", 4).is_ok());
         // abcdefghijkl-q9 is 15 characters: the most that fits.
-        assert!(check_tap_names("abcdefghijkl", 10).is_ok());
-        assert!(check_tap_names("abcdefghijkl", 11).is_err());
-        assert!(check_tap_names("abcdefghijklm", 1).is_err());
+        assert!(check_interface_names("abcdefghijkl", 10).is_ok());
+        assert!(check_interface_names("abcdefghijkl", 11).is_err());
+        assert!(check_interface_names("abcdefghijklm", 1).is_err());
     }
 
     #[test]

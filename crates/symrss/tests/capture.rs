@@ -1096,3 +1096,338 @@ fn capture_outputs_never_go_through_a_symbolic_link() {
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
 }
+
+/// The queues of `app` as `split` writes them from `trace`.
+fn split_queues(trace: &Path, out: &Path, app: &str) -> Vec<Vec<Vec<u8>>> {
+    run(Command::new(SYMRSS)
+        .args(["split", "-o", out.to_str().unwrap(), "--app", app])
+        .arg(trace));
+    let (name, queues) = {
+        let mut p = app.split(':');
+        (
+            p.next().unwrap(),
+            p.next().unwrap().parse::<usize>().unwrap(),
+        )
+    };
+    (0..queues)
+        .map(|q| frames(&out.join(name).join(format!("q{q}.pcap"))))
+        .collect()
+}
+
+/// A tcpdump writing interface `iface` to `file`, stopping by itself after
+/// `count` packets; started and listening.
+fn tcpdump_on(ns: &Netns, iface: &str, file: &Path, count: usize) -> Child {
+    let mut td = ns
+        .exec("tcpdump")
+        .args(["-n", "-U", "-c", &count.to_string(), "-i", iface, "-w"])
+        .arg(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "listening on" is printed once the socket is bound.
+    let mut err = await_ready(&mut td, &format!("listening on {iface}"));
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    td
+}
+
+/// The `veth` sink, as the consumers read it: tcpdump on
+/// `vq-q0` and `vq-q1` and, on `vq-q2`, an AF_PACKET fanout group of two
+/// sockets (the way Suricata reads: here `symrss capture --workers 2
+/// --fanout hash`) get exactly the frames `split` puts in each queue —
+/// for a trace of many flows and for one with QinQ tags (the capture puts
+/// back the tag its kernel stripped; the consumer's kernel strips it again
+/// and libpcap puts it back). Everything is delivered, nothing dropped,
+/// and the pairs are gone when the capture ends.
+#[test]
+fn veth_queues_are_read_by_tcpdump_and_by_a_fanout_group_as_split_writes_them() {
+    if prerequisites().is_none() || tool("tcpdump").is_none() || shared("pcaps").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("vtha"), Netns::create("vthb"));
+    veth_pair(&a, "va", &b, "vb", 1);
+    let corpus = shared("pcaps").unwrap();
+    for name in ["PcapPlusPlus__DnsPackets.pcap", "zeek__http-qinq-0.pcap"] {
+        let dir = TempDir::new("veth");
+        let trace = dir.path().join("trace.pcap");
+        rewrite(&corpus.join(name), &trace);
+        let sent = frames(&trace).len();
+        let want = split_queues(&trace, &dir.path().join("split"), "vq:3");
+        let stats_json = dir.path().join("stats.json");
+        let cap = Capture::start(
+            &b,
+            &[
+                "-i",
+                "vb",
+                "--app",
+                "vq:3:sym:veth",
+                "-w",
+                dir.path().join("cap").to_str().unwrap(),
+                "--stats-interval",
+                "0",
+                "--duration",
+                "60",
+                "--stats-json",
+                stats_json.to_str().unwrap(),
+            ],
+        );
+        let files: Vec<PathBuf> = (0..2)
+            .map(|q| dir.path().join(format!("td{q}.pcap")))
+            .collect();
+        let dumps: Vec<Option<Child>> = (0..2)
+            .map(|q| {
+                (!want[q].is_empty())
+                    .then(|| tcpdump_on(&b, &format!("vq-q{q}"), &files[q], want[q].len()))
+            })
+            .collect();
+        let group_out = dir.path().join("group");
+        let group = (!want[2].is_empty()).then(|| {
+            Capture::start(
+                &b,
+                &[
+                    "-i",
+                    "vq-q2",
+                    "--workers",
+                    "2",
+                    "--fanout",
+                    "hash",
+                    "--app",
+                    "r:1:sym:pcap",
+                    "-w",
+                    group_out.to_str().unwrap(),
+                    "--stats-interval",
+                    "0",
+                    "--count",
+                    &want[2].len().to_string(),
+                    "--duration",
+                    "60",
+                ],
+            )
+        });
+        replay(&a, "va", &trace);
+        for (q, td) in dumps.into_iter().enumerate() {
+            if let Some(mut td) = td {
+                assert!(td.wait().unwrap().success(), "{name}: tcpdump on vq-q{q}");
+                assert!(
+                    frames(&files[q]) == want[q],
+                    "{name}: vq-q{q} as read by tcpdump differs from split's q{q}"
+                );
+            }
+        }
+        if let Some(group) = group {
+            let (status, err) = group.wait();
+            assert!(status.success(), "{name}: fanout reader: {err}");
+            let mut got = frames(&group_out.join("r/q0.pcap"));
+            let mut expected = want[2].clone();
+            got.sort();
+            expected.sort();
+            assert!(got == expected, "{name}: vq-q2 as read by a fanout group");
+        }
+        // The capture ends only now: its interfaces vanish with it, and a
+        // reader loses what it has not read yet.
+        run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
+        let (status, err) = cap.wait();
+        assert!(status.success(), "{name}: {err}");
+        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+        let app = &stats["apps"][0];
+        assert_eq!(app["delivered"], sent as u64, "{name}: {err}");
+        assert_eq!(app["dropped"], 0, "{name}: {err}");
+        for (q, frames) in want.iter().enumerate() {
+            assert_eq!(
+                app["queues"][q]["delivered"],
+                frames.len() as u64,
+                "{name}: q{q}"
+            );
+        }
+        let links = run(b.exec("ip").args(["-o", "link"]));
+        let links = String::from_utf8_lossy(&links.stdout);
+        assert!(
+            !links.contains("vq-q") && !links.contains(": symrss"),
+            "{name}: pairs left: {links}"
+        );
+    }
+}
+
+/// A `veth` consumer that stops reading loses only its own packets, and
+/// its own kernel counts them: with tcpdump on `sq-q1` stopped (SIGSTOP)
+/// while 20 loops of a trace go through, `sq-q0`'s tcpdump still gets
+/// every frame `split` puts there, symrss delivers every packet of both
+/// queues (it is not held up), and the stopped tcpdump, resumed, reports
+/// that its kernel received exactly what symrss delivered to its queue:
+/// what it captured plus what it dropped (its ring was full).
+#[test]
+fn a_stopped_veth_consumer_loses_only_its_own_packets_counted_by_its_kernel() {
+    if prerequisites().is_none() || tool("tcpdump").is_none() || shared("pcaps").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("vsta"), Netns::create("vstb"));
+    veth_pair(&a, "sa", &b, "sb", 1);
+    let dir = TempDir::new("vstop");
+    let trace = dir.path().join("trace.pcap");
+    rewrite(
+        &shared("pcaps")
+            .unwrap()
+            .join("PcapPlusPlus__DnsPackets.pcap"),
+        &trace,
+    );
+    const LOOPS: usize = 20;
+    let sent = frames(&trace).len() * LOOPS;
+    let want = split_queues(&trace, &dir.path().join("split"), "sq:2");
+    let stats_json = dir.path().join("stats.json");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "sb",
+            "--app",
+            "sq:2:sym:veth",
+            "-w",
+            dir.path().join("cap").to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "60",
+            "--stats-json",
+            stats_json.to_str().unwrap(),
+        ],
+    );
+    let q0 = dir.path().join("q0.pcap");
+    let mut reader = tcpdump_on(&b, "sq-q0", &q0, want[0].len() * LOOPS);
+    let mut stopped = b
+        .exec("tcpdump")
+        // -B 64: a 64 KiB buffer (libpcap makes it one 256 KiB block),
+        // which the queue's share of the loops overflows.
+        .args(["-n", "-B", "64", "-i", "sq-q1", "-w"])
+        .arg(dir.path().join("q1.pcap"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stopped_err = await_ready(&mut stopped, "listening on sq-q1");
+    // `ip netns exec` runs tcpdump in place (exec), so its pid is tcpdump's.
+    // Whatever happens, it is not left stopped.
+    struct Resume(u32);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _resume = Resume(stopped.id());
+    run(Command::new("kill").args(["-STOP", &stopped.id().to_string()]));
+    let out = run(a
+        .exec("tcpreplay")
+        .args([
+            "-q",
+            "--pps",
+            "20000",
+            "--loop",
+            &LOOPS.to_string(),
+            "-i",
+            "sa",
+        ])
+        .arg(&trace));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.trim().strip_prefix("Failed packets:").map(str::trim) == Some("0")),
+        "{text}"
+    );
+    assert!(reader.wait().unwrap().success(), "tcpdump on sq-q0");
+    let expected: Vec<Vec<u8>> = want[0]
+        .iter()
+        .cycle()
+        .take(want[0].len() * LOOPS)
+        .cloned()
+        .collect();
+    assert!(frames(&q0) == expected, "sq-q0 lost or changed frames");
+    // Resume the stopped reader and let it drain its ring, then stop it
+    // (SIGINT: it prints its kernel's counters) while the interface exists.
+    run(Command::new("kill").args(["-CONT", &stopped.id().to_string()]));
+    std::thread::sleep(Duration::from_millis(1500));
+    run(Command::new("kill").args(["-INT", &stopped.id().to_string()]));
+    let mut td_text = String::new();
+    let mut e = stopped_err;
+    e.read_to_string(&mut td_text).unwrap();
+    stopped.wait().unwrap();
+    run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+    let app = &stats["apps"][0];
+    assert_eq!(app["delivered"], sent as u64, "{err}");
+    assert_eq!(app["dropped"], 0, "{err}");
+    let q1_delivered = (want[1].len() * LOOPS) as u64;
+    assert_eq!(app["queues"][1]["delivered"], q1_delivered, "{err}");
+    let received = summary_count(&td_text, "packets received by filter");
+    let captured = summary_count(&td_text, "packets captured");
+    let dropped = summary_count(&td_text, "packets dropped by kernel");
+    assert_eq!(received, q1_delivered, "{td_text}");
+    assert!(
+        dropped > 0,
+        "the stopped reader's ring overflowed: {td_text}"
+    );
+    assert_eq!(captured + dropped, received, "{td_text}");
+}
+
+/// The pairs a `veth` sink makes are the only interfaces it touches: a
+/// pair a killed capture left behind is replaced by the next start (and
+/// removed at its end), while an interface of the same name that symrss
+/// did not make is refused with a clear error and left as it was.
+#[test]
+fn veth_sinks_replace_their_own_leftovers_and_refuse_other_interfaces() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("vlfa"), Netns::create("vlfb"));
+    veth_pair(&a, "la", &b, "lb", 1);
+    let dir = TempDir::new("vleft");
+    let w = dir.path().join("cap");
+    let args = [
+        "-i",
+        "lb",
+        "--app",
+        "lq:1:sym:veth",
+        "-w",
+        w.to_str().unwrap(),
+        "--stats-interval",
+        "0",
+        "--duration",
+        "60",
+    ];
+    let links =
+        || String::from_utf8_lossy(&run(b.exec("ip").args(["-o", "link"])).stdout).into_owned();
+    let first = Capture::start(&b, &args);
+    run(Command::new("kill").args(["-KILL", &first.pid().to_string()]));
+    let _ = first.wait();
+    assert!(
+        links().contains("lq-q0@symrss"),
+        "a killed capture leaves its pair: {}",
+        links()
+    );
+    let second = Capture::start(&b, &args);
+    assert!(links().contains("lq-q0@symrss"), "{}", links());
+    run(Command::new("kill").args(["-TERM", &second.pid().to_string()]));
+    let (status, err) = second.wait();
+    assert!(status.success(), "{err}");
+    assert!(
+        !links().contains("lq-q0"),
+        "removed at the end: {}",
+        links()
+    );
+    // Somebody else's interface named lq-q0 (a veth pair too, but not
+    // one with a `symrss<N>` peer): refused, untouched.
+    run(b.exec("ip").args([
+        "link", "add", "lq-q0", "type", "veth", "peer", "name", "other0",
+    ]));
+    let o = b.exec(SYMRSS).arg("capture").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("lq-q0 exists and is not a veth pair symrss made"),
+        "{text}"
+    );
+    assert!(links().contains("lq-q0:"), "the dummy stays: {}", links());
+}

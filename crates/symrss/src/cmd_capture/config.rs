@@ -18,13 +18,15 @@ use crate::Failure;
     after_help = "Each --app NAME:QUEUES[:SCHEME[:SINK]] gets QUEUES queues (scheme default sym, sink default pcap):\n  \
     pcap   DIR/NAME/q<i>.pcap, rotated by --rotate-size/--rotate-seconds, --rotate-files kept (SIGHUP rotates)\n  \
     fifo   DIR/NAME/q<i>.fifo streaming pcap: `tcpdump -r DIR/ids/q0.fifo`; no reader = drops counted as no_reader\n  \
-    tap    a TAP interface NAME-q<i> (e.g. ids-q0): `tcpdump -i ids-q0`, Suricata/Zeek/Snort in AF_PACKET mode\n  \
+    veth   an interface NAME-q<i> (e.g. ids-q0), the far end of a veth pair: `tcpdump -i ids-q0`, Suricata/Zeek/Snort\n         \
+    in AF_PACKET mode; frames handed over a ring at a time (a consumer that lags drops in its own ring, counted by it)\n  \
+    tap    the same through a TAP interface: one write(2) per packet, ~5x veth's CPU; vanishes with the process\n  \
     count  in-process: only counted\n\n\
-    Needs CAP_NET_RAW (and CAP_NET_ADMIN for tap sinks); --user drops to an unprivileged user after setup.\n\
+    Needs CAP_NET_RAW (and CAP_NET_ADMIN for veth and tap sinks); --user drops to an unprivileged user after setup.\n\
     The filter is tcpdump syntax, compiled by libpcap.\n\n\
     Examples:\n  symrss capture -i eth0 --app ids:4 --app rec:1:keyed -w /var/cap\n  \
     symrss capture -i tap-a -i tap-b --app zeek:8:sym:fifo -w /run/symrss 'not port 22'\n  \
-    symrss capture -i eth0 --app suricata:4:sym:tap --user nobody\n  \
+    symrss capture -i eth0 --app suricata:4:sym:veth --user nobody\n  \
     symrss capture -i eth0 --workers 2 --fanout qm --pin --app ids:4 -w /var/cap\n  \
     symrss capture --config sensor.toml --print-config"
 )]

@@ -18,7 +18,7 @@ use symrss_sys::packet::RingConfig;
 use super::config::{CaptureConfig, Loss, parse_size};
 use super::{LINKTYPE_ETHERNET, SNAPLEN};
 use crate::Failure;
-use crate::outdir::{MAX_QUEUES, check_app_name, check_tap_names};
+use crate::outdir::{MAX_QUEUES, check_app_name, check_interface_names};
 
 /// Most capture workers.
 const MAX_WORKERS: usize = 256;
@@ -213,8 +213,8 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
                 app.name
             )));
         }
-        if app.sink == SinkKind::Tap {
-            check_tap_names(&app.name, app.queues).map_err(Failure::Usage)?;
+        if app.sink.makes_interfaces() {
+            check_interface_names(&app.name, app.queues).map_err(Failure::Usage)?;
         }
         let policy = Policy::parse(&app.scheme, layer, c.seed)
             .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
@@ -233,7 +233,8 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
 /// or its default: when every app writes files or counts, one thread per
 /// CPU but those the capture workers keep busy (at least one: the layout
 /// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
-/// reader lags holds up only its own queue.
+/// reader lags holds up only its own queue. (A `veth` sink never waits for
+/// its reader: a lagging one drops in its own socket ring.)
 fn consumers(c: &CaptureConfig, workers: usize) -> Consumers {
     if c.inline_sinks {
         return Consumers::Inline;
@@ -241,7 +242,7 @@ fn consumers(c: &CaptureConfig, workers: usize) -> Consumers {
     let threads = c.consumer_threads.unwrap_or_else(|| {
         if c.apps
             .iter()
-            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Count))
+            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Veth | SinkKind::Count))
         {
             symrss_sys::cpu_count().saturating_sub(workers).max(1)
         } else {

@@ -21,12 +21,22 @@ pub(super) fn make_sinks(
         crate::outdir::real_dir(&dir)
             .map_err(|e| Failure::Runtime(format!("app {}: {e}", app.name)))?;
     }
+    // Every frame the capture interfaces deliver must fit an interface
+    // sink's MTU.
+    let mtu = c
+        .interfaces
+        .iter()
+        .filter_map(|i| symrss_sys::netif::mtu(i).ok())
+        .max()
+        .unwrap_or(1500)
+        .max(1500);
     let out = AppOutputs {
         app: &app.name,
         dir: &dir,
         rotation,
         linktype: LINKTYPE_ETHERNET,
         snaplen: SNAPLEN,
+        mtu,
     };
     (0..app.queues as usize)
         .map(|q| symrss_sinks::open(app.sink, &out, q).map_err(fail))
