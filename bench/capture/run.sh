@@ -63,6 +63,7 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
     started+=($!)
   done
   if [ ${#readers[@]} -gt 0 ]; then sleep 1; fi
+  local busy0; busy0=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
   local t0=0 t1=0 p
   for p in "${pids[@]}"; do t0=$((t0 + $(cpu_ns "$p"))); done
   if [ -n "${THREADS:-}" ]; then
@@ -81,6 +82,7 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   fi
   local end; end=$(date +%s.%N)
   sleep 1
+  local busy1; busy1=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
   for p in "${pids[@]}"; do t1=$((t1 + $(cpu_ns "$p"))); done
   # THREADS=1: each thread's CPU per packet too, over the same window.
   if [ -n "${THREADS:-}" ]; then
@@ -108,7 +110,15 @@ measure() { # name, copies, then the command (run inside namespace b; `{n}`
   printf '%-18s sent %d at %s pps  captured %s  kernel drops %s  cpu %.2f s  = %.0f ns/packet\n' \
     "$name" "$packets" "$rate" "${captured:-?}" "${drops:-?}" "$(echo "($t1 - $t0) / 1000000000" | bc -l)" \
     "$(echo "($t1 - $t0) / $packets" | bc -l)"
+  # symrss: what its apps dropped (queue full, no reader, sink error).
+  local app_drops; app_drops=$(grep -oE 'received [0-9]+ = delivered [0-9]+ \+ dropped [0-9]+' <<<"$text" | awk '{print $NF}' | paste -sd/ || true)
+  if [ -n "$app_drops" ]; then echo "    app drops: $app_drops"; fi
   if [ -n "$reader_drops" ]; then echo "    readers captured/dropped:$reader_drops"; fi
+  # The whole machine over the same window (user + system + irq + softirq,
+  # all processes: the generator, the readers, the kernel's receive work).
+  if [ -n "${MACHINE:-}" ]; then
+    echo "    machine busy $(echo "($busy1 - $busy0) * 10000000 / $packets" | bc) ns/packet (USER_HZ ticks, generator included)"
+  fi
 }
 
 # One tool by name. symrss: 2 apps x 4 queues writing pcap files (every

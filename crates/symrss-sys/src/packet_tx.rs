@@ -41,6 +41,13 @@ const TPACKET_V2: libc::c_int = 1;
 const PACKET_TX_RING: libc::c_int = 13;
 const PACKET_LOSS: libc::c_int = 14;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_VNET_HDR: libc::c_int = 15;
+/// `struct virtio_net_hdr`, which starts each slot's frame with
+/// PACKET_VNET_HDR: flags, gso_type, hdr_len, gso_size, csum_start,
+/// csum_offset. Only `hdr_len` is set: the bytes the kernel copies into
+/// the socket buffer's linear part — the whole frame (see `push`).
+const VNET_HDR_LEN: usize = 10;
+const VNET_HDR_LEN_OFFSET: usize = 2;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 /// Ethernet header; the kernel's `dev->hard_header_len` on Ethernet.
@@ -119,7 +126,9 @@ impl std::fmt::Debug for TxRing {
 /// The slot size for frames up to `max_frame` bytes: header plus frame,
 /// a power of two of at least 2 KiB (so slots never straddle a block).
 fn slot_size(max_frame: usize) -> usize {
-    (DATA_OFFSET + max_frame).next_power_of_two().max(2048)
+    (DATA_OFFSET + VNET_HDR_LEN + max_frame)
+        .next_power_of_two()
+        .max(2048)
 }
 
 impl TxRing {
@@ -151,6 +160,13 @@ impl TxRing {
             "PACKET_QDISC_BYPASS",
         )?;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_LOSS, &one, "PACKET_LOSS")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            PACKET_VNET_HDR,
+            &one,
+            "PACKET_VNET_HDR",
+        )?;
         let frame_size = slot_size(max_frame);
         let block_size = frame_size.max(64 << 10);
         let ring_len = RING_BYTES.max(16 * frame_size).next_multiple_of(block_size);
@@ -282,10 +298,20 @@ impl TxRing {
         // are plain u32 fields at 4-aligned offsets of the slot.
         unsafe {
             let slot = self.ring.as_ptr().add(i * self.frame_size);
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), slot.add(DATA_OFFSET), frame.len());
+            let vnet = slot.add(DATA_OFFSET);
+            std::ptr::write_bytes(vnet, 0, VNET_HDR_LEN);
+            vnet.add(VNET_HDR_LEN_OFFSET)
+                .cast::<[u8; 2]>()
+                .write((frame.len() as u16).to_ne_bytes());
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                vnet.add(VNET_HDR_LEN),
+                frame.len(),
+            );
             let hdr = slot.cast::<Tpacket2Hdr>();
-            std::ptr::addr_of_mut!((*hdr).len).write(frame.len() as u32);
-            std::ptr::addr_of_mut!((*hdr).snaplen).write(frame.len() as u32);
+            let len = (VNET_HDR_LEN + frame.len()) as u32;
+            std::ptr::addr_of_mut!((*hdr).len).write(len);
+            std::ptr::addr_of_mut!((*hdr).snaplen).write(len);
         }
         self.status(i)
             .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
