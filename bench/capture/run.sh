@@ -147,6 +147,8 @@ run_tool() {
     symrss-2x4-count-xdp) measure "$1" 1 "$symrss" "${s[@]}" --source afxdp --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-2x4-count-w1) measure "$1" 1 "$symrss" "${s[@]}" --workers 1 --app ids:4:sym:count --app rec:4:keyed:count ;;
     symrss-1x4-veth) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:veth ;;
+    symrss-1x4-veth-t2) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:veth --consumer-threads 2 ;;
+    symrss-1x4-veth-t0) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:veth --consumer-threads 0 ;;
     symrss-1x4-tap) READERS=4 measure "$1" 1 "$symrss" "${s[@]}" --app ids:4:sym:tap ;;
     symrss-1x4-pcap-inline) measure "$1" 1 "$symrss" "${s[@]}" --app ids:4 --inline-sinks ;;
     tcpdump) measure "$1" 1 tcpdump -n -i bvb -B 65536 -w "$out/tcpdump.pcap" ;;
@@ -155,7 +157,7 @@ run_tool() {
   esac
   rm -rf "${out:?}/$1" "$out"/*.pcap
 }
-all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-1x4-count symrss-8x4-count symrss-1x4-veth symrss-1x4-tap symrss-2x4-pcap-inline symrss-2x4-count-inline
+all=(symrss-2x4-pcap symrss-2x4-count symrss-1x4-pcap symrss-1x4-count symrss-8x4-count symrss-1x4-veth symrss-1x4-veth-t2 symrss-1x4-veth-t0 symrss-1x4-tap symrss-2x4-pcap-inline symrss-2x4-count-inline
   symrss-1x4-pcap-inline symrss-2x4-count-w1 symrss-2x4-count-w2 symrss-2x4-count-xdp tcpdump
   tcpdump-x2 netsniff-ng)
 # ROUNDS=N: N rounds, each tool once per round, the order rotated by one

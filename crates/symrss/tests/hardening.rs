@@ -579,7 +579,7 @@ fn unbounded_or_malformed_options_are_usage_errors() {
     ];
     // `capture -i symrss-none0 -w DIR` and then each of these: refused
     // before any interface is opened.
-    let capture: [&[&str]; 13] = [
+    let capture: [&[&str]; 14] = [
         &["--xdp-frames", "1000"],
         &["--xdp-ring", "32"],
         &["--workers", "0"],
@@ -592,6 +592,7 @@ fn unbounded_or_malformed_options_are_usage_errors() {
         &["--rotate-size", "99999999999G"],
         &["--rotate-files", "0"],
         &["--app", "abcdefghijklm:2:sym:tap"],
+        &["--app", "abcdefghijkl:11:sym:veth"],
         &["--app", "ids:2000"],
     ];
     for extra in capture {

@@ -19,8 +19,9 @@ use crate::Failure;
     pcap   DIR/NAME/q<i>.pcap, rotated by --rotate-size/--rotate-seconds, --rotate-files kept (SIGHUP rotates)\n  \
     fifo   DIR/NAME/q<i>.fifo streaming pcap: `tcpdump -r DIR/ids/q0.fifo`; no reader = drops counted as no_reader\n  \
     veth   an interface NAME-q<i> (e.g. ids-q0), the far end of a veth pair: `tcpdump -i ids-q0`, Suricata/Zeek/Snort\n         \
-    in AF_PACKET mode; frames handed over a ring at a time (a consumer that lags drops in its own ring, counted by it)\n  \
-    tap    the same through a TAP interface: one write(2) per packet, ~5x veth's CPU; vanishes with the process\n  \
+    in AF_PACKET mode; one send(2) per batch from shared threads; a reader that lags drops in its own ring (counted\n         \
+    by it); a killed capture's pairs stay until its next start\n  \
+    tap    the same through a TAP interface: one write(2) per packet, a thread per queue; vanishes with the process\n  \
     count  in-process: only counted\n\n\
     Needs CAP_NET_RAW (and CAP_NET_ADMIN for veth and tap sinks); --user drops to an unprivileged user after setup.\n\
     The filter is tcpdump syntax, compiled by libpcap.\n\n\
@@ -124,7 +125,9 @@ pub struct CaptureArgs {
     /// FIFO reader or TAP holds up only its own queue. Default: one per CPU
     /// but the capture thread's (at least one) when every app writes pcap
     /// files or counts (fewer wake-ups and context switches than one thread
-    /// per queue), else one per queue.
+    /// per queue); one per CPU when veth sinks are among them (their
+    /// readers' kernel receive work runs on these threads); else one per
+    /// queue.
     #[arg(long, conflicts_with = "inline_sinks")]
     consumer_threads: Option<usize>,
     /// Write the outputs on the capture thread itself, no consumer threads
@@ -526,6 +529,8 @@ mod tests {
             (4, "sym", SinkKind::Pcap)
         );
         assert_eq!(parse_app("ids:4:fifo").unwrap().sink, SinkKind::Fifo);
+        assert_eq!(parse_app("ids:4:sym:veth").unwrap().sink, SinkKind::Veth);
+        assert_eq!(parse_app("ids:4:veth").unwrap().sink, SinkKind::Veth);
         let k = parse_app("rec:1:keyed:tap").unwrap();
         assert_eq!((k.scheme.as_str(), k.sink), ("keyed", SinkKind::Tap));
         let n = parse_app("x:2:nic:ixgbe").unwrap();

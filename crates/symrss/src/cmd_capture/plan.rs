@@ -232,19 +232,25 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
 /// [`CaptureConfig::inline_sinks`]; else [`CaptureConfig::consumer_threads`],
 /// or its default: when every app writes files or counts, one thread per
 /// CPU but those the capture workers keep busy (at least one: the layout
-/// `--pin` makes explicit); else one per queue, so a FIFO or TAP whose
-/// reader lags holds up only its own queue. (A `veth` sink never waits for
-/// its reader: a lagging one drops in its own socket ring.)
+/// `--pin` makes explicit); when `veth` sinks are among them, one per CPU
+/// (sending into a veth runs the reader's kernel receive work on the
+/// sending thread, ~1 µs a packet here: one thread would be the
+/// bottleneck; a veth never waits for its reader); else one per queue, so
+/// a FIFO or TAP whose reader lags holds up only its own queue.
 fn consumers(c: &CaptureConfig, workers: usize) -> Consumers {
     if c.inline_sinks {
         return Consumers::Inline;
     }
+    let files_or_count = |k: SinkKind| matches!(k, SinkKind::Pcap | SinkKind::Count);
     let threads = c.consumer_threads.unwrap_or_else(|| {
-        if c.apps
-            .iter()
-            .all(|a| matches!(a.sink, SinkKind::Pcap | SinkKind::Veth | SinkKind::Count))
-        {
+        if c.apps.iter().all(|a| files_or_count(a.sink)) {
             symrss_sys::cpu_count().saturating_sub(workers).max(1)
+        } else if c
+            .apps
+            .iter()
+            .all(|a| files_or_count(a.sink) || a.sink == SinkKind::Veth)
+        {
+            symrss_sys::cpu_count().max(1)
         } else {
             0
         }
