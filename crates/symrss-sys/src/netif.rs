@@ -8,7 +8,9 @@
 //! IPv4 strict reverse-path filtering (no route points at the interface,
 //! so every IPv4 packet arriving on it is a martian the kernel drops —
 //! including broadcast and multicast, which `pkt_type` alone would let
-//! in), and [`up`] sets `IFF_NOARP` (ARP requests are not answered from
+//! in; the kernel applies the larger of this and `conf/all/rp_filter`, so
+//! a host set to loose filtering, 2, filters loosely here too), and
+//! [`up`] sets `IFF_NOARP` (ARP requests are not answered from
 //! the host's other addresses). Packet sockets (tcpdump, Suricata) see
 //! every frame all the same: the kernel hands frames to them before the
 //! protocol handlers (`__netif_receive_skb_core`).

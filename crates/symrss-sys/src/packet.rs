@@ -278,6 +278,28 @@ pub(crate) fn setsockopt<T>(
     if rc < 0 { Err(os_err(what)) } else { Ok(()) }
 }
 
+/// Maps the `len`-byte ring the kernel allocated for packet socket `fd`
+/// (PACKET_RX_RING or PACKET_TX_RING); `what` names the failure. The
+/// caller unmaps it.
+pub(crate) fn map_ring(fd: &OwnedFd, len: usize, what: &str) -> io::Result<NonNull<u8>> {
+    // SAFETY: maps the ring the kernel just allocated for `fd`, with the
+    // length it was configured with; the result is checked.
+    let ring = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ring == libc::MAP_FAILED {
+        return Err(os_err(what));
+    }
+    Ok(NonNull::new(ring.cast::<u8>()).expect("mmap never returns NULL on success"))
+}
+
 /// The index of a network interface.
 pub fn interface_index(name: &str) -> io::Result<i32> {
     let c = std::ffi::CString::new(name)
@@ -344,22 +366,7 @@ impl PacketSocket {
             "PACKET_RX_RING",
         )?;
         let ring_len = cfg.block_size as usize * cfg.block_count as usize;
-        // SAFETY: maps the ring the kernel just allocated for `fd`, with
-        // the length it was configured with; the result is checked.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ring == libc::MAP_FAILED {
-            return Err(os_err("mmap of the packet ring"));
-        }
-        let ring = NonNull::new(ring.cast::<u8>()).expect("mmap never returns NULL on success");
+        let ring = map_ring(&fd, ring_len, "mmap of the packet ring")?;
         let sock = Self {
             fd,
             ring,

@@ -42,7 +42,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::packet::{os_err, setsockopt};
+use crate::packet::{map_ring, os_err, setsockopt};
 
 const TPACKET_V2: libc::c_int = 1;
 const PACKET_TX_RING: libc::c_int = 13;
@@ -208,22 +208,7 @@ impl TxRing {
             &req,
             "PACKET_TX_RING",
         )?;
-        // SAFETY: maps the ring the kernel just allocated for `fd`, with the
-        // length it was configured with; the result is checked.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ring == libc::MAP_FAILED {
-            return Err(os_err("mmap of the TX ring"));
-        }
-        let ring = NonNull::new(ring.cast::<u8>()).expect("mmap never returns NULL on success");
+        let ring = map_ring(&fd, ring_len, "mmap of the TX ring")?;
         let tx = Self {
             fd,
             ring,
