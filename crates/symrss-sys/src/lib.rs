@@ -19,6 +19,8 @@ pub mod memory;
 #[cfg(target_os = "linux")]
 pub mod netif;
 #[cfg(target_os = "linux")]
+pub mod notify;
+#[cfg(target_os = "linux")]
 pub mod packet;
 #[cfg(target_os = "linux")]
 pub mod packet_tx;

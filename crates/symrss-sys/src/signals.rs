@@ -85,6 +85,11 @@ pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// Asks for a rotation as SIGHUP would (the control socket's `rotate`).
+pub fn request_rotate() {
+    HANGUPS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// How many SIGHUPs arrived so far (a sink rotates when this grows).
 pub fn hangups() -> u64 {
     HANGUPS.load(Ordering::SeqCst)

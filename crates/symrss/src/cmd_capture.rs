@@ -1,19 +1,23 @@
 //! `symrss capture`: the live capture daemon. AF_PACKET TPACKET_V3 rings
 //! on one or more interfaces → the balancer (every flow, both directions,
 //! on one queue of each application) → per-queue sinks that unmodified
-//! tools read: rotating pcap files, FIFOs streaming pcap, TAP interfaces,
-//! or an in-process counter.
+//! tools read: rotating pcap files, FIFOs streaming pcap, veth or TAP
+//! interfaces, or an in-process counter.
 //!
 //! Stops on SIGINT/SIGTERM (or `--count`/`--duration`): drains the rings,
 //! flushes and closes every output, prints tcpdump's summary and the
-//! per-queue table. SIGHUP rotates the pcap files.
+//! per-queue table. SIGHUP rotates the pcap files. The control socket
+//! ([`crate::control`]: `stats`, `rotate`, `stop`) and systemd's
+//! notification socket ([`symrss_sys::notify`]: READY, STATUS, WATCHDOG,
+//! STOPPING) are served when present.
 //!
 //! Here: the workers (`--workers`; each a thread running the engine's
 //! driver loop, [`symrss_engine::source::run`], over its own [`Rings`] —
 //! one fanout member per interface: frames → its steering worker, the
 //! `--count` limit, the hand-off, progress and wait when its rings are
-//! idle — then the final drain), and on the main thread the deadline and
-//! the stats on their interval. [`config`]: the
+//! idle — then the final drain), and on the main thread the deadline, a
+//! stats snapshot every second (control socket, metrics, systemd status),
+//! the watchdog, and the stats line and file on their interval. [`config`]: the
 //! flags and the TOML file they mirror; [`plan`]: the checked settings
 //! (every usage error is found before anything is opened); [`sinks`]: the
 //! outputs (from `symrss-sinks`); [`report`]: stats line, JSON, Prometheus
@@ -44,8 +48,9 @@ pub use config::CaptureArgs;
 use config::{CaptureConfig, SourceKind, effective_config};
 use live::Live;
 use plan::Plan;
-use report::{View, print_summary, publish, serve_prometheus, stats_line};
+use report::{Outlets, View, print_summary, publish, serve_prometheus, stats_line};
 use sinks::make_sinks;
+use symrss_sys::notify::Notifier;
 
 const SNAPLEN: u32 = 262_144;
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -123,6 +128,14 @@ struct Capture {
     collector: Collector,
     stats_file: Option<File>,
     metrics: Arc<Mutex<String>>,
+    /// The latest stats document, served on the control socket.
+    state: Arc<Mutex<String>>,
+    /// The control socket (removed when dropped, after the capture).
+    _control: Option<crate::control::Server>,
+    /// systemd, when it started us with `Type=notify`.
+    notifier: Option<Notifier>,
+    /// The "capturing on" line, also systemd's first status.
+    banner: String,
     duration: Option<Duration>,
     retire_ms: u32,
 }
@@ -161,8 +174,13 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
         }
         None => None,
     };
-    if let Some(user) = &c.user {
-        let ids = privileges::lookup(user).map_err(|e| Failure::Usage(e.to_string()))?;
+    let ids = match &c.user {
+        Some(user) => Some(privileges::lookup(user).map_err(|e| Failure::Usage(e.to_string()))?),
+        None => None,
+    };
+    let state = Arc::new(Mutex::new(String::from("{}")));
+    let control = open_control(c, Arc::clone(&state), ids)?;
+    if let Some(ids) = ids {
         for app in &c.apps {
             let dir = c.output_dir.join(&app.name);
             if dir.exists() {
@@ -178,8 +196,8 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
     if let Some(addr) = &c.prometheus {
         serve_prometheus(addr, Arc::clone(&metrics))?;
     }
-    eprintln!(
-        "symrss: capturing on {} ({} app(s): {}){}{}",
+    let banner = format!(
+        "capturing on {} ({} app(s): {}){}{}",
         c.interfaces.join(", "),
         c.apps.len(),
         c.apps
@@ -205,6 +223,7 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
             .as_ref()
             .map_or(String::new(), |f| format!(", filter `{f}`"))
     );
+    eprintln!("symrss: {banner}");
     Ok(Capture {
         rings,
         programs,
@@ -212,9 +231,40 @@ fn setup(c: &CaptureConfig, plan: Plan) -> Result<Capture, Failure> {
         collector,
         stats_file,
         metrics,
+        state,
+        _control: control,
+        notifier: Notifier::from_env(),
+        banner,
         duration: plan.duration,
         retire_ms: plan.ring.retire_ms,
     })
+}
+
+/// Serves the control socket ([`crate::control`]) unless `--control none`.
+/// The default socket is best effort (a capture run without the right to
+/// write `/run/symrss` goes on without it, saying so); one given
+/// explicitly must open.
+fn open_control(
+    c: &CaptureConfig,
+    state: Arc<Mutex<String>>,
+    owner: Option<privileges::UserIds>,
+) -> Result<Option<crate::control::Server>, Failure> {
+    let (path, explicit) = match c.control.as_deref() {
+        Some("none") => return Ok(None),
+        Some(p) => (std::path::PathBuf::from(p), true),
+        None => (
+            crate::control::default_path(c.config_file.as_deref()),
+            false,
+        ),
+    };
+    match crate::control::serve(&path, state, owner.map(|i| (i.uid, i.gid))) {
+        Ok(server) => Ok(Some(server)),
+        Err(e) if !explicit => {
+            eprintln!("symrss: warning: {e}; going on without a control socket");
+            Ok(None)
+        }
+        Err(e) => Err(Failure::Runtime(e)),
+    }
 }
 
 /// Per worker, one ring per interface. With several workers, each
@@ -339,6 +389,10 @@ impl Capture {
             collector,
             mut stats_file,
             metrics,
+            state,
+            _control,
+            notifier,
+            banner,
             duration,
             retire_ms,
         } = self;
@@ -401,8 +455,18 @@ impl Capture {
             handles.push(handle);
         }
         let mut deadline = duration.and_then(|d| started.checked_add(d));
+        // Every second the stats document (control socket), the metrics
+        // and systemd's status are refreshed, from the start; the stderr
+        // line and the --stats-json file at the stats interval.
+        const TICK: Duration = Duration::from_secs(1);
         let interval = Duration::from_secs(c.stats_interval.max(1));
+        let mut next_tick = started;
         let mut next_stats = started + interval;
+        let watchdog = notifier.as_ref().and_then(Notifier::watchdog_interval);
+        let mut next_watchdog = started;
+        if let Some(n) = &notifier {
+            n.ready(&banner);
+        }
         let mut error = None;
         let mut finished = 0;
         while finished < handles.len() && !handles.iter().all(|h| h.is_finished()) {
@@ -411,8 +475,18 @@ impl Capture {
                 signals::request_stop();
                 deadline = None;
             }
-            if now >= next_stats {
-                next_stats = now + interval;
+            if let (Some(w), Some(n)) = (watchdog, &notifier)
+                && now >= next_watchdog
+            {
+                n.watchdog();
+                next_watchdog = now + w;
+            }
+            if now >= next_tick {
+                next_tick = now + TICK;
+                let line_due = now >= next_stats;
+                if line_due {
+                    next_stats = now + interval;
+                }
                 let (interfaces, rows, shares) = {
                     let latest: Vec<_> = published
                         .iter()
@@ -422,8 +496,12 @@ impl Capture {
                 };
                 let snap = collector.stats(&shares);
                 let captured = interfaces.iter().map(|i| i.captured).sum();
-                if c.stats_interval > 0 {
-                    eprintln!("{}", stats_line(started, &interfaces, &snap));
+                let line = stats_line(started, &interfaces, &snap);
+                if line_due && c.stats_interval > 0 {
+                    eprintln!("{line}");
+                }
+                if let Some(n) = &notifier {
+                    n.status(line.trim_start_matches("symrss: "));
                 }
                 let view = View {
                     interfaces: &interfaces,
@@ -431,18 +509,32 @@ impl Capture {
                     apps: &snap,
                     captured,
                 };
-                if let Err(e) = publish(&mut stats_file, c, &metrics, started, view) {
+                let out = Outlets {
+                    stats_file: &mut stats_file,
+                    metrics: &metrics,
+                    state: &state,
+                };
+                if let Err(e) = publish(out, c, started, view, line_due) {
                     error.get_or_insert(e);
                     signals::request_stop();
                 }
             }
-            let wake = deadline.map_or(next_stats, |d| d.min(next_stats));
+            let mut wake = next_tick;
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            if watchdog.is_some() {
+                wake = wake.min(next_watchdog);
+            }
             let wait = wake
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
             if done_rx.recv_timeout(wait).is_ok() {
                 finished += 1;
             }
+        }
+        if let Some(n) = &notifier {
+            n.stopping();
         }
         let mut done = Vec::with_capacity(handles.len());
         for h in handles {
@@ -465,7 +557,12 @@ impl Capture {
             apps: &stats,
             captured,
         };
-        publish(&mut stats_file, c, &metrics, started, view)?;
+        let out = Outlets {
+            stats_file: &mut stats_file,
+            metrics: &metrics,
+            state: &state,
+        };
+        publish(out, c, started, view, true)?;
         Ok(Finished {
             interfaces,
             stats,

@@ -11,6 +11,8 @@ mod cmd_hash;
 mod cmd_key;
 mod cmd_nic;
 mod cmd_split;
+mod cmd_stats;
+mod control;
 mod demo;
 mod input;
 mod outdir;
@@ -65,6 +67,12 @@ enum Command {
     /// Split captures into per-application queues (pcap files), every flow
     /// on one queue of each application, nothing lost.
     Split(cmd_split::SplitArgs),
+    /// A running capture's stats, from its control socket (tables, or
+    /// `--json`: the `--stats-json` document).
+    Stats(cmd_stats::StatsArgs),
+    /// Ask a running capture to rotate its files or to stop (what SIGHUP
+    /// and SIGTERM do), through its control socket.
+    Control(cmd_stats::ControlArgs),
     /// Quick built-in micro-benchmarks (`--json` for machines).
     Bench(bench::BenchArgs),
     /// Run the main job on a built-in traffic mix and explain what it shows.
@@ -105,6 +113,8 @@ fn main() -> ExitCode {
         Command::Split(s) => cmd_split::run(&s),
         Command::Nic(n) => cmd_nic::run(&n),
         Command::Capture(c) => cmd_capture::run(&c),
+        Command::Stats(a) => cmd_stats::run(&a),
+        Command::Control(a) => cmd_stats::control(&a),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
     };

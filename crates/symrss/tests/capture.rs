@@ -1431,3 +1431,159 @@ fn veth_sinks_replace_their_own_leftovers_and_refuse_other_interfaces() {
     );
     assert!(links().contains("lq-q0:"), "the dummy stays: {}", links());
 }
+
+/// `symrss stats --socket P --json`: the capture's stats document.
+fn stats_via_socket(socket: &Path) -> Value {
+    let o = run(Command::new(SYMRSS)
+        .args(["stats", "--json", "--socket"])
+        .arg(socket));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A capture under a service manager: it tells systemd's notification
+/// socket READY=1 (with the "capturing on" status) once set up, WATCHDOG=1
+/// at half the watchdog period, STATUS lines and STOPPING=1; its control
+/// socket answers `symrss stats` from the start (nothing captured yet)
+/// and then with what was captured, as a table and as JSON; `symrss
+/// control rotate` rotates the files as SIGHUP does and `symrss control
+/// stop` ends it cleanly, the socket removed; the Prometheus endpoint
+/// answers the first scrape, before any traffic, with HELP and TYPE lines
+/// that `promtool check metrics` accepts.
+#[test]
+fn a_capture_tells_systemd_and_is_seen_and_steered_through_its_control_socket() {
+    if prerequisites().is_none() || tool("promtool").is_none() {
+        return;
+    }
+    use std::os::unix::net::UnixDatagram;
+    let (a, b) = (Netns::create("ctla"), Netns::create("ctlb"));
+    veth_pair(&a, "ca", &b, "cb", 1);
+    run(b.exec("ip").args(["link", "set", "lo", "up"]));
+    let dir = TempDir::new("ctl");
+    let (ab, _, sent) = direction_traces(dir.path(), 20, 5);
+    let sent = sent / 2;
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let next_note = || {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let socket = dir.path().join("control.sock");
+    let out = dir.path().join("cap");
+    let mut child = b
+        .exec(SYMRSS)
+        .args([
+            "capture",
+            "-i",
+            "cb",
+            "--app",
+            "ids:2",
+            "--app",
+            "rec:1:keyed",
+        ])
+        .args(["--stats-interval", "0", "--duration", "60", "-w"])
+        .arg(&out)
+        .arg("--control")
+        .arg(&socket)
+        .args(["--prometheus", "127.0.0.1:9912"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = await_ready(&mut child, "capturing on");
+    let cap = Capture { child, stderr };
+    let ready = next_note();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=capturing on cb (2 app(s)"),
+        "{ready}"
+    );
+    // Before any traffic: the control socket and the metrics answer.
+    let first = stats_via_socket(&socket);
+    assert_eq!(first["captured"], 0, "{first}");
+    assert_eq!(first["apps"][1]["name"], "rec", "{first}");
+    let scrape = run(b.exec("bash").args([
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/9912; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]));
+    let response = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    assert!(
+        body.contains("symrss_queue_delivered_total{app=\"rec\",queue=\"0\"} 0"),
+        "{response}"
+    );
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), body.as_bytes()).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // The watchdog and status lines keep coming.
+    let mut notes = Vec::new();
+    while !(notes.iter().any(|n: &String| n == "WATCHDOG=1")
+        && notes.iter().any(|n| n.starts_with("STATUS=")))
+    {
+        notes.push(next_note());
+        assert!(notes.len() < 100, "{notes:?}");
+    }
+    replay(&a, "ca", &ab);
+    symrss_testdata::wait_until("the stats document to show every packet", || {
+        stats_via_socket(&socket)["captured"] == sent
+    });
+    let doc = stats_via_socket(&socket);
+    for app in doc["apps"].as_array().unwrap() {
+        assert_eq!(app["received"], sent, "{doc}");
+    }
+    let table = run(Command::new(SYMRSS)
+        .args(["stats", "--socket"])
+        .arg(&socket));
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.contains(&format!(
+            "rec: received {sent} = delivered {sent} + dropped 0"
+        )),
+        "{table}"
+    );
+    // rotate: the next packets of rec's queue go to a new file.
+    run(Command::new(SYMRSS)
+        .args(["control", "rotate", "--socket"])
+        .arg(&socket));
+    replay(&a, "ca", &ab);
+    symrss_testdata::wait_until("a rotated file", || out.join("rec/q0.1.pcap").exists());
+    run(Command::new(SYMRSS)
+        .args(["control", "stop", "--socket"])
+        .arg(&socket));
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    assert_eq!(summary_count(&err, "packets captured"), 2 * sent, "{err}");
+    assert!(!socket.exists(), "the control socket is removed at the end");
+    while !next_note().starts_with("STOPPING=1") {}
+    // A socket nobody serves any more: a clear error.
+    let gone = Command::new(SYMRSS)
+        .args(["stats", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("is a capture running?"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+}

@@ -332,7 +332,10 @@ impl Collector {
                     ..AppShare::default()
                 };
                 for share in shares {
-                    let s = &share.apps[a];
+                    // A worker that has published nothing yet counts nothing.
+                    let Some(s) = share.apps.get(a) else {
+                        continue;
+                    };
                     total.received += s.received;
                     total.non_ip += s.non_ip;
                     total.affinity_violations += s.affinity_violations;

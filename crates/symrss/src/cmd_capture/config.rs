@@ -74,6 +74,11 @@ pub struct CaptureArgs {
     /// Serve Prometheus text metrics on this loopback address (e.g. 127.0.0.1:9911).
     #[arg(long)]
     prometheus: Option<String>,
+    /// The control socket `symrss stats` and `symrss control` talk to
+    /// (`none`: none). Default: /run/symrss/NAME.sock for --config
+    /// NAME.toml, else /run/symrss/capture-PID.sock.
+    #[arg(long, value_name = "PATH")]
+    control: Option<String>,
     /// Ring block size in bytes (a multiple of 4096).
     #[arg(long)]
     block_size: Option<u32>,
@@ -334,6 +339,11 @@ pub struct CaptureConfig {
     pub(super) stats_json: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) prometheus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) control: Option<String>,
+    /// The file the settings came from (names the default control socket).
+    #[serde(skip)]
+    pub(super) config_file: Option<PathBuf>,
     pub(super) block_size: u32,
     pub(super) block_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -373,6 +383,8 @@ impl Default for CaptureConfig {
             stats_interval: 10,
             stats_json: None,
             prometheus: None,
+            control: None,
+            config_file: None,
             block_size: ring.block_size,
             block_count: ring.block_count,
             user: None,
@@ -451,6 +463,7 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         }
         None => CaptureConfig::default(),
     };
+    c.config_file = a.config.clone();
     if !a.interfaces.is_empty() {
         c.interfaces = a.interfaces.clone();
     }
@@ -484,6 +497,7 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
         duration <- a.duration,
         stats_json <- a.stats_json,
         prometheus <- a.prometheus,
+        control <- a.control,
         user <- a.user,
         consumer_threads <- a.consumer_threads,
         workers <- a.workers,

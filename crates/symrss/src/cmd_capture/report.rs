@@ -106,66 +106,131 @@ fn stats_json(
     })
 }
 
+/// One metric family's HELP and TYPE lines.
+fn family(s: &mut String, name: &str, kind: &str, help: &str) {
+    s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
+/// The Prometheus text exposition (version 0.0.4) of a snapshot: every
+/// family with HELP and TYPE, `_total` counters, base units, labels
+/// `worker`, `interface`, `app`, `queue`, `reason`.
 fn prometheus_text(interfaces: &[Interface], workers: &[WorkerRow], apps: &[AppStats]) -> String {
     let mut s = String::new();
-    s.push_str("# TYPE symrss_worker_received_total counter\n# TYPE symrss_worker_kernel_drops_total counter\n# TYPE symrss_worker_cpu_seconds_total counter\n");
-    for (w, r) in workers.iter().enumerate() {
-        s.push_str(&format!(
-            "symrss_worker_received_total{{worker=\"{w}\"}} {}\n",
-            r.received
-        ));
-        s.push_str(&format!(
-            "symrss_worker_kernel_drops_total{{worker=\"{w}\"}} {}\n",
-            r.drops
-        ));
-        s.push_str(&format!(
-            "symrss_worker_cpu_seconds_total{{worker=\"{w}\"}} {}\n",
-            r.cpu_ns as f64 / 1e9
-        ));
+    type Row<'a, T> = (&'a str, &'a str, &'a str, fn(&T) -> String);
+    let worker_families: [Row<'_, WorkerRow>; 3] = [
+        (
+            "symrss_worker_received_total",
+            "counter",
+            "Packets a capture worker read from its sockets.",
+            |r| r.received.to_string(),
+        ),
+        (
+            "symrss_worker_kernel_drops_total",
+            "counter",
+            "Packets the kernel dropped before a worker read them (its rings were full).",
+            |r| r.drops.to_string(),
+        ),
+        (
+            "symrss_worker_cpu_seconds_total",
+            "counter",
+            "CPU time of a capture worker thread.",
+            |r| (r.cpu_ns as f64 / 1e9).to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in worker_families {
+        family(&mut s, name, kind, help);
+        for (w, r) in workers.iter().enumerate() {
+            s.push_str(&format!("{name}{{worker=\"{w}\"}} {}\n", value(r)));
+        }
     }
-    s.push_str("# TYPE symrss_interface_captured_total counter\n# TYPE symrss_interface_kernel_drops_total counter\n");
-    for i in interfaces {
-        s.push_str(&format!(
-            "symrss_interface_captured_total{{interface=\"{}\"}} {}\n",
-            i.name, i.captured
-        ));
-        s.push_str(&format!(
-            "symrss_interface_kernel_drops_total{{interface=\"{}\"}} {}\n",
-            i.name, i.drops
-        ));
+    let interface_families: [Row<'_, Interface>; 2] = [
+        (
+            "symrss_interface_captured_total",
+            "counter",
+            "Packets captured on an interface.",
+            |i| i.captured.to_string(),
+        ),
+        (
+            "symrss_interface_kernel_drops_total",
+            "counter",
+            "Packets the kernel dropped on an interface before capture.",
+            |i| i.drops.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in interface_families {
+        family(&mut s, name, kind, help);
+        for i in interfaces {
+            s.push_str(&format!(
+                "{name}{{interface=\"{}\"}} {}\n",
+                i.name,
+                value(i)
+            ));
+        }
     }
     if let Some(t) = apps.first().map(|a| &a.flow_table) {
-        s.push_str(&format!(
-            "# TYPE symrss_flow_table_flows gauge\nsymrss_flow_table_flows {}\n\
-             # TYPE symrss_flow_table_capacity gauge\nsymrss_flow_table_capacity {}\n\
-             # TYPE symrss_flow_table_bytes gauge\nsymrss_flow_table_bytes {}\n",
-            t.flows, t.capacity, t.bytes
-        ));
+        for (name, help, v) in [
+            (
+                "symrss_flow_table_flows",
+                "Flows in the flow table now.",
+                t.flows,
+            ),
+            (
+                "symrss_flow_table_capacity",
+                "Flows the flow table may hold (--max-flows).",
+                t.capacity,
+            ),
+            (
+                "symrss_flow_table_bytes",
+                "Memory of the flow table.",
+                t.bytes,
+            ),
+        ] {
+            family(&mut s, name, "gauge", help);
+            s.push_str(&format!("{name} {v}\n"));
+        }
     }
-    s.push_str("# TYPE symrss_app_packets_untracked_total counter\n");
+    family(
+        &mut s,
+        "symrss_app_packets_untracked_total",
+        "counter",
+        "Packets steered while the flow table was full (not counted in flows).",
+    );
     for a in apps {
         s.push_str(&format!(
             "symrss_app_packets_untracked_total{{app=\"{}\"}} {}\n",
             a.name, a.packets_untracked
         ));
     }
-    s.push_str(
-        "# TYPE symrss_queue_delivered_total counter\n# TYPE symrss_queue_dropped_total counter\n",
+    family(
+        &mut s,
+        "symrss_queue_delivered_total",
+        "counter",
+        "Packets an application queue's output took.",
     );
     for a in apps {
         for (q, st) in a.queues.iter().enumerate() {
-            let l = format!("app=\"{}\",queue=\"{q}\"", a.name);
             s.push_str(&format!(
-                "symrss_queue_delivered_total{{{l}}} {}\n",
-                st.delivered
+                "symrss_queue_delivered_total{{app=\"{}\",queue=\"{q}\"}} {}\n",
+                a.name, st.delivered
             ));
+        }
+    }
+    family(
+        &mut s,
+        "symrss_queue_dropped_total",
+        "counter",
+        "Packets an application queue dropped, by reason.",
+    );
+    for a in apps {
+        for (q, st) in a.queues.iter().enumerate() {
             for (reason, n) in [
                 ("queue_full", st.dropped_queue_full),
                 ("sink_error", st.dropped_sink_error),
                 ("no_reader", st.dropped_no_reader),
             ] {
                 s.push_str(&format!(
-                    "symrss_queue_dropped_total{{{l},reason=\"{reason}\"}} {n}\n"
+                    "symrss_queue_dropped_total{{app=\"{}\",queue=\"{q}\",reason=\"{reason}\"}} {n}\n",
+                    a.name
                 ));
             }
         }
@@ -182,12 +247,20 @@ pub(super) struct View<'a> {
     pub(super) captured: u64,
 }
 
+/// Where a stats snapshot goes: the Prometheus text, the control socket's
+/// document and (when `write_file`) the `--stats-json` file.
+pub(super) struct Outlets<'a> {
+    pub(super) stats_file: &'a mut Option<File>,
+    pub(super) metrics: &'a Mutex<String>,
+    pub(super) state: &'a Mutex<String>,
+}
+
 pub(super) fn publish(
-    stats_file: &mut Option<File>,
+    out: Outlets<'_>,
     c: &CaptureConfig,
-    metrics: &Mutex<String>,
     started: Instant,
     view: View<'_>,
+    write_file: bool,
 ) -> Result<(), Failure> {
     let View {
         interfaces,
@@ -196,21 +269,22 @@ pub(super) fn publish(
         captured,
     } = view;
     if c.prometheus.is_some() {
-        *metrics.lock().unwrap_or_else(|p| p.into_inner()) =
+        *out.metrics.lock().unwrap_or_else(|p| p.into_inner()) =
             prometheus_text(interfaces, workers, apps);
     }
-    if let (Some(f), Some(path)) = (stats_file, &c.stats_json) {
+    let text =
+        serde_json::to_string_pretty(&stats_json(started, interfaces, workers, apps, captured))
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if let (true, Some(f), Some(path)) = (write_file, out.stats_file, &c.stats_json) {
         use std::io::Seek;
-        let text =
-            serde_json::to_string_pretty(&stats_json(started, interfaces, workers, apps, captured))
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
         // Rewritten in place through the handle opened before dropping
         // privileges (so `--user` needs no write access to its directory).
         f.set_len(0)
             .and_then(|()| f.rewind())
-            .and_then(|()| f.write_all((text + "\n").as_bytes()))
+            .and_then(|()| f.write_all(format!("{text}\n").as_bytes()))
             .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
     }
+    *out.state.lock().unwrap_or_else(|p| p.into_inner()) = text;
     Ok(())
 }
 
