@@ -7,6 +7,7 @@
 mod bench;
 mod cmd_analyze;
 mod cmd_capture;
+mod cmd_docs;
 mod cmd_hash;
 mod cmd_key;
 mod cmd_nic;
@@ -58,7 +59,7 @@ enum Command {
     Analyze(cmd_analyze::AnalyzeArgs),
     /// Live capture: AF_PACKET rings on one or more interfaces, every flow
     /// (both directions) on one queue of each application, written to
-    /// pcap files, FIFOs or TAP interfaces that unmodified tools read.
+    /// pcap files, FIFOs or veth/TAP interfaces that unmodified tools read.
     Capture(Box<cmd_capture::CaptureArgs>),
     /// NIC RSS: show a device's RSS and whether it is symmetric, plan and
     /// apply symmetric RSS, verify it on live traffic.
@@ -77,6 +78,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the main job on a built-in traffic mix and explain what it shows.
     Demo(demo::DemoArgs),
+    /// Print the manual page (or write one per command into a directory).
+    Man(cmd_docs::ManArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(cmd_docs::CompletionsArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -117,6 +122,8 @@ fn main() -> ExitCode {
         Command::Control(a) => cmd_stats::control(&a),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
+        Command::Man(m) => cmd_docs::man(&m),
+        Command::Completions(c) => cmd_docs::completions(&c),
     };
     match result {
         Ok(code) => code,

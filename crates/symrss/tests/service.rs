@@ -109,3 +109,65 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The manual pages and completions come from the command definitions:
+/// every command has a page, each page names its command's flags, and
+/// the completions know the commands and their flags.
+#[test]
+fn manual_pages_and_completions_cover_every_command() {
+    let dir = TempDir::new("man");
+    let out = Command::new(SYMRSS)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (page, flag) in [
+        ("symrss.1", "capture"),
+        ("symrss-capture.1", "\\-\\-control"),
+        ("symrss-split.1", "\\-\\-app"),
+        ("symrss-stats.1", "\\-\\-socket"),
+        ("symrss-nic-apply.1", "\\-\\-udp\\-fields"),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is a man page");
+        assert!(text.contains(flag), "{page} names {flag}");
+    }
+    let main = Command::new(SYMRSS).arg("man").output().unwrap();
+    let main = String::from_utf8_lossy(&main.stdout);
+    assert!(
+        main.contains(".TH symrss 1"),
+        "`symrss man` prints symrss(1)"
+    );
+    assert!(
+        main.contains("symrss\\-capture(1)"),
+        "and points at the command pages"
+    );
+    let bash = Command::new(SYMRSS)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    assert!(bash.contains("complete -F _symrss"), "{bash}");
+    for word in ["capture", "--control", "stats", "--max-flows"] {
+        assert!(bash.contains(word), "bash completions know {word}");
+    }
+    if tool("bash").is_some() {
+        // The script loads in bash without an error.
+        let check = Command::new("bash")
+            .args(["-n", "-c"])
+            .arg(bash.as_ref())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
