@@ -114,12 +114,15 @@ pub fn corpus() -> Option<Vec<CorpusEntry>> {
     Some(entries)
 }
 
-/// Whether a peer tool runs (`tool --version`); skip/fail if not.
+/// Whether a peer tool runs (`tool --version`, or `tool -V` as tmux and
+/// iproute2 spell it); skip/fail if not.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let ok = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = ["--version", "-V"].iter().any(|flag| {
+        Command::new(name)
+            .arg(flag)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     prerequisite(ok.then(|| PathBuf::from(name)), || {
         format!("{name} not installed (apt-get install it; .ci/run does)")
     })

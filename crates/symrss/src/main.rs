@@ -13,6 +13,7 @@ mod cmd_key;
 mod cmd_nic;
 mod cmd_split;
 mod cmd_stats;
+mod cmd_top;
 mod control;
 mod demo;
 mod input;
@@ -71,6 +72,9 @@ enum Command {
     /// A running capture's stats, from its control socket (tables, or
     /// `--json`: the `--stats-json` document).
     Stats(cmd_stats::StatsArgs),
+    /// A live view of a running capture (per input, worker and queue:
+    /// rates, drops, load), from its control socket.
+    Top(cmd_top::TopArgs),
     /// Ask a running capture to rotate its files or to stop (what SIGHUP
     /// and SIGTERM do), through its control socket.
     Control(cmd_stats::ControlArgs),
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::Capture(c) => cmd_capture::run(&c),
         Command::Stats(a) => cmd_stats::run(&a),
         Command::Control(a) => cmd_stats::control(&a),
+        Command::Top(a) => cmd_top::run(&a),
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
         Command::Man(m) => cmd_docs::man(&m),

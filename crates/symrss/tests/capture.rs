@@ -1587,3 +1587,105 @@ fn a_capture_tells_systemd_and_is_seen_and_steered_through_its_control_socket() 
         String::from_utf8_lossy(&gone.stderr)
     );
 }
+
+/// `symrss top` in a real terminal (tmux, 80×24) against a live capture:
+/// the screen shows the capture's input and each queue with what the
+/// stats document says it delivered; → switches to the next app; q quits.
+#[test]
+fn top_shows_a_live_capture_in_a_terminal() {
+    if prerequisites().is_none() || tool("tmux").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("topa"), Netns::create("topb"));
+    veth_pair(&a, "pa", &b, "pb", 1);
+    let dir = TempDir::new("top");
+    let (ab, _, sent) = direction_traces(dir.path(), 30, 4);
+    let sent = sent / 2;
+    let socket = dir.path().join("control.sock");
+    let cap = Capture::start(
+        &b,
+        &[
+            "-i",
+            "pb",
+            "--app",
+            "ids:4",
+            "--app",
+            "rec:1:keyed",
+            "-w",
+            dir.path().join("cap").to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "60",
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    );
+    replay(&a, "pa", &ab);
+    symrss_testdata::wait_until("every packet in the stats", || {
+        stats_via_socket(&socket)["captured"] == sent
+    });
+    let session = format!("symrss-top-{}", std::process::id());
+    struct Session(String);
+    impl Drop for Session {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .status();
+        }
+    }
+    run(Command::new("tmux")
+        .args(["new-session", "-d", "-s", &session, "-x", "80", "-y", "24"])
+        .arg(format!(
+            "{SYMRSS} top --interval-ms 200 --socket {}",
+            socket.display()
+        )));
+    let _session = Session(session.clone());
+    let pane = || {
+        String::from_utf8_lossy(
+            &run(Command::new("tmux").args(["capture-pane", "-p", "-t", &session])).stdout,
+        )
+        .into_owned()
+    };
+    let doc = stats_via_socket(&socket);
+    let ids = &doc["apps"][0]["queues"];
+    symrss_testdata::wait_until("top to draw the queues", || {
+        let p = pane();
+        p.contains("symrss top") && p.contains("[ids]") && p.contains("q3")
+    });
+    let screen = pane();
+    assert_eq!(screen.lines().count(), 24, "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+    assert!(screen.contains(&format!("captured {sent}")), "{screen}");
+    for q in 0..4 {
+        let row = screen
+            .lines()
+            .find(|l| l.starts_with(&format!("q{q} ")))
+            .unwrap_or_else(|| panic!("no q{q} row: {screen}"));
+        assert_eq!(
+            row.split_whitespace().nth(1),
+            Some(ids[q]["delivered"].to_string().as_str()),
+            "{screen}"
+        );
+    }
+    run(Command::new("tmux").args(["send-keys", "-t", &session, "Right"]));
+    symrss_testdata::wait_until("the next app", || pane().contains("[rec]"));
+    assert!(
+        pane().contains(&format!(
+            "rec: received {sent} = delivered {sent} + dropped 0"
+        )),
+        "{}",
+        pane()
+    );
+    run(Command::new("tmux").args(["send-keys", "-t", &session, "q"]));
+    symrss_testdata::wait_until("top to quit", || {
+        !Command::new("tmux")
+            .args(["has-session", "-t", &session])
+            .status()
+            .unwrap()
+            .success()
+    });
+    run(Command::new("kill").args(["-TERM", &cap.pid().to_string()]));
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+}
