@@ -288,7 +288,8 @@ pub(super) fn publish(
     Ok(())
 }
 
-/// Serves the latest metrics text to each connection (loopback only).
+/// Serves the latest metrics text (refreshed every second from the
+/// start) to each connection (loopback only).
 pub(super) fn serve_prometheus(addr: &str, metrics: Arc<Mutex<String>>) -> Result<(), Failure> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| Failure::Runtime(format!("prometheus {addr}: {e}")))?;
@@ -308,7 +309,10 @@ pub(super) fn serve_prometheus(addr: &str, metrics: Arc<Mutex<String>>) -> Resul
                 let mut s = stream;
                 // Read the request first: closing with unread bytes would
                 // reset the connection before the client reads the answer.
+                // A slow client holds up the next scrape by a second at
+                // most (scrapes are answered one after another).
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
                 let mut req = [0u8; 2048];
                 let mut seen = 0;
                 while seen < req.len() {
@@ -396,5 +400,90 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
              the first: captured packet {i}: {e}",
             a.dissect_errors.count
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use symrss_engine::balancer::QueueStats;
+
+    use super::*;
+
+    fn sample() -> String {
+        let interfaces = [Interface {
+            name: "eth1".into(),
+            captured: 10,
+            ..Interface::default()
+        }];
+        let workers = [WorkerRow::default()];
+        let apps = [AppStats {
+            name: "ids".into(),
+            queues: vec![QueueStats::default(); 2],
+            ..AppStats::default()
+        }];
+        prometheus_text(&interfaces, &workers, &apps)
+    }
+
+    /// Every family has HELP and TYPE before its samples, counters end in
+    /// `_total`, and every sample line is `name{labels} value`.
+    #[test]
+    fn the_exposition_follows_the_prometheus_conventions() {
+        let text = sample();
+        let mut typed = std::collections::HashMap::new();
+        let mut helped = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.insert(rest.split(' ').next().unwrap().to_string());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut p = rest.split(' ');
+                let (name, kind) = (p.next().unwrap(), p.next().unwrap());
+                assert!(helped.contains(name), "TYPE before HELP: {name}");
+                assert_eq!(
+                    kind == "counter",
+                    name.ends_with("_total"),
+                    "{name} is a {kind}"
+                );
+                typed.insert(name.to_string(), kind.to_string());
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(typed.contains_key(name), "a sample before its TYPE: {line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+        assert!(text.contains(
+            "symrss_queue_dropped_total{app=\"ids\",queue=\"1\",reason=\"queue_full\"} 0"
+        ));
+        assert!(text.contains("symrss_interface_captured_total{interface=\"eth1\"} 10"));
+    }
+
+    /// The Grafana dashboard in contrib/grafana asks only for metrics the
+    /// exposition has.
+    #[test]
+    fn the_dashboard_uses_only_exported_metrics() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../contrib/grafana/symrss.json")).unwrap();
+        let exported = sample();
+        let mut asked = 0;
+        for panel in dash["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let mut rest = expr;
+                while let Some(at) = rest.find("symrss_") {
+                    let name: String = rest[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        exported.contains(&format!("# TYPE {name} ")),
+                        "panel `{}` asks for {name}, which is not exported",
+                        panel["title"]
+                    );
+                    asked += 1;
+                    rest = &rest[at + name.len()..];
+                }
+            }
+        }
+        assert!(asked >= 8, "{asked}");
     }
 }
