@@ -138,6 +138,38 @@ fn render(doc: &Value) -> String {
     }
     out += "\n";
     out += &t.render();
+    let mut hot: Vec<(u64, Vec<String>)> = Vec::new();
+    for a in &apps {
+        for (q, s) in a["queues"].as_array().into_iter().flatten().enumerate() {
+            for h in s["hot_flows"].as_array().into_iter().flatten() {
+                hot.push((
+                    h["packets"].as_u64().unwrap_or(0),
+                    vec![
+                        a["name"].as_str().unwrap_or("?").to_string(),
+                        q.to_string(),
+                        format!("{:.0}%", h["share"].as_f64().unwrap_or(0.0) * 100.0),
+                        n(&h["packets"]),
+                        h["flow"].as_str().unwrap_or("?").to_string(),
+                    ],
+                ));
+            }
+        }
+    }
+    if !hot.is_empty() {
+        hot.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+        let mut t = Table::new(&[
+            "app",
+            "queue",
+            "share",
+            "packets~",
+            "hottest flows (sampled)",
+        ]);
+        for (_, row) in hot.into_iter().take(5) {
+            t.row(row);
+        }
+        out += "\n";
+        out += &t.render();
+    }
     for a in &apps {
         out += &format!(
             "{}: received {} = delivered {} + dropped {}; flows seen on a second queue: {}\n",

@@ -248,6 +248,31 @@ impl View {
         (lines, footer)
     }
 
+    /// The selected app's hottest flows over all its queues, largest
+    /// first: ` 62% of q3   a:p <-> b:q tcp  ~1200 pkts`.
+    fn hot_rows(&self, n: usize) -> Vec<String> {
+        let mut all: Vec<(u64, String)> = Vec::new();
+        let queues = self.now["apps"][self.app]["queues"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (q, s) in queues.iter().enumerate() {
+            for h in s["hot_flows"].as_array().into_iter().flatten() {
+                all.push((
+                    u(&h["packets"]),
+                    format!(
+                        "{:>3.0}% of q{q:<3} {}  ~{} pkts",
+                        h["share"].as_f64().unwrap_or(0.0) * 100.0,
+                        h["flow"].as_str().unwrap_or("?"),
+                        u(&h["packets"])
+                    ),
+                ));
+            }
+        }
+        all.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+        all.into_iter().take(n).map(|(_, s)| s).collect()
+    }
+
     fn app_tabs(&self) -> String {
         self.apps()
             .iter()
@@ -267,10 +292,11 @@ impl View {
     /// Draws the screen.
     pub fn draw(&self, f: &mut Frame<'_>) {
         let ifs = self.interface_rows();
-        let [head, top, apps, keys] = Layout::vertical([
+        let [head, top, apps, hot, keys] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(ifs.len().min(6) as u16 + 3),
             Constraint::Min(5),
+            Constraint::Length(4),
             Constraint::Length(1),
         ])
         .areas(f.area());
@@ -330,6 +356,15 @@ impl View {
             table_area,
         );
         f.render_widget(Paragraph::new(footer), footer_area);
+        let hot_lines: Vec<Line<'_>> = self.hot_rows(3).into_iter().map(Line::from).collect();
+        f.render_widget(
+            Paragraph::new(hot_lines).block(
+                Block::new()
+                    .borders(Borders::TOP)
+                    .title(" hottest flows (share of their queue, sampled) "),
+            ),
+            hot,
+        );
         f.render_widget(
             Paragraph::new(Line::from("q quit  ←/→ app  s sort"))
                 .style(Style::new().add_modifier(Modifier::DIM)),
@@ -361,6 +396,9 @@ impl View {
                 );
             }
             out += &format!("{footer}\n");
+            for line in view.hot_rows(3) {
+                out += &format!("  hot: {line}\n");
+            }
         }
         out
     }
@@ -445,6 +483,8 @@ mod tests {
             .enumerate()
             .map(|(q, &d)| {
                 serde_json::json!({"delivered": d, "bytes": d * 100, "flows": q as u64 + 1,
+                    "hot_flows": if q == 1 { serde_json::json!([{"flow": "10.0.0.1:40001 <-> 10.0.1.1:443 tcp",
+                        "packets": d / 2, "bytes": d * 50, "error": 0, "share": 0.5}]) } else { serde_json::json!([]) },
                     "dropped": {"queue_full": if q == 3 { full } else { 0 }, "no_reader": 0, "sink_error": 0}})
             })
             .collect();
@@ -521,6 +561,11 @@ mod tests {
             "{text}"
         );
         assert!(s[23].contains("q quit"), "{text}");
+        assert!(text.contains("hottest flows"), "{text}");
+        assert!(
+            text.contains(" 50% of q1   10.0.0.1:40001 <-> 10.0.1.1:443 tcp  ~3000 pkts"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1549,6 +1549,22 @@ fn a_capture_tells_systemd_and_is_seen_and_steered_through_its_control_socket() 
     let doc = stats_via_socket(&socket);
     for app in doc["apps"].as_array().unwrap() {
         assert_eq!(app["received"], sent, "{doc}");
+        // The hottest flows (sampled): real flows of the trace, each
+        // listed on one queue only (flows are whole), each at most its
+        // queue.
+        let mut seen = std::collections::HashMap::new();
+        for (q, queue) in app["queues"].as_array().unwrap().iter().enumerate() {
+            let hot = queue["hot_flows"].as_array().unwrap();
+            if queue["delivered"].as_u64().unwrap() >= 64 {
+                assert!(!hot.is_empty(), "{queue}");
+            }
+            for h in hot {
+                let flow = h["flow"].as_str().unwrap().to_string();
+                assert!(flow.contains("10.77.") && flow.ends_with(" tcp"), "{flow}");
+                assert!(h["share"].as_f64().unwrap() <= 1.0, "{h}");
+                assert_eq!(*seen.entry(flow).or_insert(q), q, "{doc}");
+            }
+        }
     }
     let table = run(Command::new(SYMRSS)
         .args(["stats", "--socket"])

@@ -114,6 +114,8 @@ pub(crate) struct SinkState {
     sink: Box<dyn Sink>,
     counters: Arc<QueueCounters>,
     error: Option<String>,
+    /// The queue's hottest flows, sampled from what it delivers.
+    hot: Box<super::hot::Sketch>,
 }
 
 impl SinkState {
@@ -133,6 +135,7 @@ impl SinkState {
             Ok(()) => {
                 tally.delivered += 1;
                 tally.bytes += data.len() as u64;
+                self.hot.observe(meta.linktype, data);
             }
             Err(e) => {
                 match e {
@@ -151,6 +154,7 @@ impl SinkState {
             self.failure(&e, &mut tally);
         }
         self.counters.publish(&tally);
+        self.counters.publish_hot(&self.hot);
     }
 
     /// After a sink error: keeps the first message and moves the packets
@@ -460,6 +464,7 @@ pub(crate) fn start(
                 sink,
                 counters: Arc::clone(&queue_counters),
                 error: None,
+                hot: Box::default(),
             });
             let mut place = None;
             if threads > 0 {

@@ -31,6 +31,7 @@
 //! packet timestamps only.
 
 pub mod delivery;
+pub mod hot;
 mod merge;
 pub mod stats;
 
@@ -38,6 +39,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use delivery::{FnSink, Sink, SinkError, ThreadHook, ThreadStartFn, Unwritten};
+pub use hot::HotFlow;
 pub use stats::{AppStats, QueueStats, TableStats};
 use symrss_wire::Options;
 
@@ -364,6 +366,10 @@ impl Collector {
                     affinity_violations: total.affinity_violations,
                     packets_untracked: total.packets_untracked,
                     fragments: total.fragments,
+                    hot_flows: self.consumers.counters[a]
+                        .iter()
+                        .map(|c| c.hot_flows())
+                        .collect(),
                     sink_error: None,
                     queue_errors: Vec::new(),
                     dissect_errors: dissect_errors.clone(),

@@ -53,6 +53,9 @@ pub struct AppStats {
     pub fragments: FragStats,
     /// First sink error, if any.
     pub sink_error: Option<String>,
+    /// Per queue, its hottest flows (sampled estimates, largest first;
+    /// [`super::hot`]).
+    pub hot_flows: Vec<Vec<super::hot::HotFlow>>,
     /// Per queue, its first sink error (set by
     /// [`Balancer::finish`](super::Balancer::finish)).
     pub queue_errors: Vec<Option<String>>,
@@ -88,6 +91,8 @@ pub(crate) struct QueueCounters {
     bytes: AtomicU64,
     failed: AtomicU64,
     no_reader: AtomicU64,
+    /// The consumer's hottest flows after its last chunk ([`super::hot`]).
+    hot: std::sync::Mutex<Vec<super::hot::Entry>>,
 }
 
 /// One chunk's counts, published at once.
@@ -125,6 +130,18 @@ impl QueueCounters {
                 .fetch_sub(t.lost_no_reader + t.lost_failed, Ordering::Relaxed);
             self.bytes.fetch_sub(t.lost_bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Publishes the queue's hottest flows (after a chunk).
+    pub(crate) fn publish_hot(&self, sketch: &super::hot::Sketch) {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        sketch.top(&mut hot);
+    }
+
+    /// The hottest flows published last, largest first.
+    pub(crate) fn hot_flows(&self) -> Vec<super::hot::HotFlow> {
+        let hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        hot.iter().map(super::hot::Entry::hot_flow).collect()
     }
 
     /// The queue's counters now; `flows` and `dropped_queue_full` are kept

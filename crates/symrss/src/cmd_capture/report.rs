@@ -47,6 +47,23 @@ pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[App
     )
 }
 
+/// A queue's hottest flows (at most 5), each with its share of the
+/// queue's packets (sampled estimates, see `symrss_engine::balancer::hot`).
+fn hot_json(hot: &[symrss_engine::balancer::HotFlow], delivered: u64) -> serde_json::Value {
+    hot.iter()
+        .take(5)
+        .map(|h| {
+            json!({
+                "flow": h.flow,
+                "packets": h.packets,
+                "bytes": h.bytes,
+                "error": h.error,
+                "share": if delivered > 0 { (h.packets as f64 / delivered as f64).min(1.0) } else { 0.0 },
+            })
+        })
+        .collect()
+}
+
 fn stats_json(
     started: Instant,
     interfaces: &[Interface],
@@ -83,10 +100,11 @@ fn stats_json(
             "non_ip": a.non_ip,
             "affinity_violations": a.affinity_violations,
             "packets_untracked": a.packets_untracked,
-            "queues": a.queues.iter().map(|q| json!({
+            "queues": a.queues.iter().enumerate().map(|(k, q)| json!({
                 "delivered": q.delivered,
                 "bytes": q.bytes,
                 "flows": q.flows,
+                "hot_flows": hot_json(a.hot_flows.get(k).map_or(&[][..], Vec::as_slice), q.delivered),
                 "dropped": {
                     "queue_full": q.dropped_queue_full,
                     "sink_error": q.dropped_sink_error,
