@@ -1506,10 +1506,21 @@ fn a_capture_tells_systemd_and_is_seen_and_steered_through_its_control_socket() 
     let first = stats_via_socket(&socket);
     assert_eq!(first["captured"], 0, "{first}");
     assert_eq!(first["apps"][1]["name"], "rec", "{first}");
-    let scrape = run(b.exec("bash").args([
+    // A client that connects and sends nothing holds up no other scrape.
+    let mut idle = b
+        .exec("bash")
+        .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/9912; sleep 5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let scrape = run(b.exec("timeout").args([
+        "10",
+        "bash",
         "-c",
         "exec 3<>/dev/tcp/127.0.0.1/9912; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
     ]));
+    let _ = idle.kill();
+    let _ = idle.wait();
     let response = String::from_utf8_lossy(&scrape.stdout).into_owned();
     let body = response
         .split_once("\r\n\r\n")

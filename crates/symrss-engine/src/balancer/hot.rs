@@ -13,8 +13,9 @@
 //! packets is in the table, and a listed count overstates by at most the
 //! listed `error`. Bounded memory (a few hundred bytes per queue), no
 //! allocation after the first packet, and nothing on the steering thread:
-//! the cost is a dissection per 16 packets on the consumer (~2–3 ns a
-//! packet). The gaps between samples are random (1 to 31 packets, from a
+//! the cost is a dissection per 16 packets on the consumer: 36
+//! instructions a packet on average (callgrind, `split --app ids:4` of an
+//! 82,582-packet trace: 86.95 M instructions without, 89.91 M with). The gaps between samples are random (1 to 31 packets, from a
 //! xorshift generator), so traffic with a period cannot hide a flow or
 //! make one look bigger.
 
