@@ -110,16 +110,7 @@ fn render(doc: &Value) -> String {
     }
     out += "\n";
     out += &t.render();
-    let mut t = Table::new(&[
-        "app",
-        "queue",
-        "delivered",
-        "bytes",
-        "flows",
-        "queue_full",
-        "no_reader",
-        "sink_error",
-    ]);
+    let mut t = Table::new(&crate::output::QUEUE_COLUMNS);
     let apps = list("apps");
     for a in &apps {
         let name = a["name"].as_str().unwrap_or("?");

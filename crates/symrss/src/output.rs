@@ -58,6 +58,18 @@ pub fn hex_bytes(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The per-queue table's columns (capture's summary, `symrss stats`).
+pub const QUEUE_COLUMNS: [&str; 8] = [
+    "app",
+    "queue",
+    "delivered",
+    "bytes",
+    "flows",
+    "queue_full",
+    "no_reader",
+    "sink_error",
+];
+
 /// A simple left-aligned text table.
 #[derive(Debug, Default)]
 pub struct Table {

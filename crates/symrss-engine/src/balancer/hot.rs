@@ -11,7 +11,8 @@
 //! (space-saving). Counts are scaled back by the sampling rate, so they
 //! are estimates: any flow with more than `1/SLOTS` of the sampled
 //! packets is in the table, and a listed count overstates by at most the
-//! listed `error`. Bounded memory (a few hundred bytes per queue), no
+//! listed `error`; the stats list only flows sampled at least
+//! [`LISTED_SAMPLES`] times for sure. Bounded memory (a few hundred bytes per queue), no
 //! allocation after the first packet, and nothing on the steering thread:
 //! the cost is a dissection per 16 packets on the consumer: 36
 //! instructions a packet on average (callgrind, `split --app ids:4` of an
@@ -26,6 +27,10 @@ use symrss_wire::{Options, dissect_into};
 pub const SAMPLE_EVERY: u32 = 16;
 /// Flows the sketch tracks per queue.
 pub const SLOTS: usize = 16;
+/// A flow is listed once it was sampled this many times for sure (count
+/// minus the count it inherited): one sample of a two-packet flow would
+/// otherwise read as 16 packets.
+pub const LISTED_SAMPLES: u64 = 2;
 
 /// A tracked flow (counts in sampled packets).
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +57,11 @@ pub struct HotFlow {
 }
 
 impl Entry {
+    /// Samples that surely were of this flow.
+    pub(crate) fn surely_sampled(&self) -> u64 {
+        self.count - self.error
+    }
+
     pub(crate) fn hot_flow(&self) -> HotFlow {
         let name = match self.proto {
             6 => "tcp".to_string(),
@@ -215,6 +225,26 @@ mod tests {
             top[1].hot_flow().packets < hot.packets / 4,
             "{:?}",
             top[1].hot_flow()
+        );
+    }
+
+    #[test]
+    fn a_flood_of_one_packet_flows_lists_nothing() {
+        let mut s = Sketch::default();
+        for i in 0..20_000u32 {
+            let (c, d) = ((i >> 8) as u8, i as u8);
+            let f = ethernet(
+                ETH_IPV4,
+                &ipv4([10, 1, c, d], [10, 2, 0, 1], UDP, &udp(1000, 53, &[0; 8])),
+            );
+            s.observe(1, &f);
+        }
+        let mut top = Vec::new();
+        s.top(&mut top);
+        assert_eq!(top.len(), SLOTS, "the table is full");
+        assert!(
+            top.iter().all(|e| e.surely_sampled() < LISTED_SAMPLES),
+            "no flow was surely sampled twice: none is listed"
         );
     }
 

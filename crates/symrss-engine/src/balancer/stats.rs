@@ -138,10 +138,15 @@ impl QueueCounters {
         sketch.top(&mut hot);
     }
 
-    /// The hottest flows published last, largest first.
+    /// The hottest flows published last, largest first: those sampled at
+    /// least [`super::hot::LISTED_SAMPLES`] times for sure (a flow that
+    /// took a slot over inherits a count it may not have).
     pub(crate) fn hot_flows(&self) -> Vec<super::hot::HotFlow> {
         let hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
-        hot.iter().map(super::hot::Entry::hot_flow).collect()
+        hot.iter()
+            .filter(|e| e.surely_sampled() >= super::hot::LISTED_SAMPLES)
+            .map(super::hot::Entry::hot_flow)
+            .collect()
     }
 
     /// The queue's counters now; `flows` and `dropped_queue_full` are kept

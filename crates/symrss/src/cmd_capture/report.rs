@@ -368,16 +368,7 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
     if over > 0 {
         eprintln!("{over} packets past the --count limit, not captured");
     }
-    let mut t = Table::new(&[
-        "app",
-        "queue",
-        "delivered",
-        "bytes",
-        "flows",
-        "queue_full",
-        "no_reader",
-        "sink_error",
-    ]);
+    let mut t = Table::new(&crate::output::QUEUE_COLUMNS);
     for a in apps {
         for (q, s) in a.queues.iter().enumerate() {
             t.row(vec![
