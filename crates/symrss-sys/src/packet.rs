@@ -278,6 +278,41 @@ pub(crate) fn setsockopt<T>(
     if rc < 0 { Err(os_err(what)) } else { Ok(()) }
 }
 
+/// A raw AF_PACKET socket with protocol 0: it receives nothing until
+/// [`bind`] names a protocol (`interface` is for messages).
+pub(crate) fn packet_socket(interface: &str) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(os_err(&format!("AF_PACKET socket on {interface}")));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds packet socket `fd` to the interface with index `ifindex` and to
+/// `protocol` (host order; 0: transmit only, nothing received).
+pub(crate) fn bind(fd: &OwnedFd, ifindex: i32, protocol: u16, interface: &str) -> io::Result<()> {
+    // SAFETY: `sockaddr_ll` is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol.to_be();
+    addr.sll_ifindex = ifindex;
+    // SAFETY: `addr` is a valid, initialised `sockaddr_ll` and the length
+    // passed is its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(os_err(&format!("bind to {interface}")));
+    }
+    Ok(())
+}
+
 /// Maps the `len`-byte ring the kernel allocated for packet socket `fd`
 /// (PACKET_RX_RING or PACKET_TX_RING); `what` names the failure. The
 /// caller unmaps it.
@@ -321,22 +356,10 @@ impl PacketSocket {
         let ifindex = interface_index(interface)?;
         cfg.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                // Protocol 0: no packet at all until `bind` below names the
-                // interface and ETH_P_ALL (with ETH_P_ALL here the socket
-                // would take every interface's packets until then).
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(os_err(&format!("AF_PACKET socket on {interface}")));
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // No packet at all until `bind` below names the interface and
+        // ETH_P_ALL (with ETH_P_ALL at creation the socket would take every
+        // interface's packets until then).
+        let fd = packet_socket(interface)?;
         setsockopt(
             &fd,
             libc::SOL_PACKET,
@@ -379,23 +402,7 @@ impl PacketSocket {
         if !cfg.filter.is_empty() {
             sock.attach_filter(&cfg.filter)?;
         }
-        // SAFETY: `sockaddr_ll` is plain data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_ALL.to_be();
-        addr.sll_ifindex = ifindex;
-        // SAFETY: `addr` is a valid, initialised `sockaddr_ll` and the
-        // length passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                sock.fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err(&format!("bind to {interface}")));
-        }
+        bind(&sock.fd, ifindex, ETH_P_ALL, interface)?;
         if cfg.promiscuous {
             // SAFETY: `packet_mreq` is plain data; all-zero is valid.
             let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };

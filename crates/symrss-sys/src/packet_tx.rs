@@ -37,12 +37,12 @@
 //! three setsockopt calls, a mapping and a 32-byte header per slot.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::packet::{map_ring, os_err, setsockopt};
+use crate::packet::{bind, map_ring, packet_socket, setsockopt};
 
 const TPACKET_V2: libc::c_int = 1;
 const PACKET_TX_RING: libc::c_int = 13;
@@ -161,14 +161,8 @@ impl TxRing {
     pub fn open(name: &str, ifindex: i32, mtu: u32) -> io::Result<Self> {
         // The virtio header's hdr_len is 16 bits.
         let max_frame = (mtu as usize + ETH_HLEN + VLAN_HLEN).min(usize::from(u16::MAX));
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        // Protocol 0: the socket receives nothing.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(os_err(&format!("AF_PACKET socket on {name}")));
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Protocol 0, here and at `bind`: the socket receives nothing.
+        let fd = packet_socket(name)?;
         setsockopt(
             &fd,
             libc::SOL_PACKET,
@@ -222,22 +216,7 @@ impl TxRing {
             lost: (0, 0),
             dead: None,
         };
-        // SAFETY: `sockaddr_ll` is plain data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex;
-        // SAFETY: `addr` is a valid, initialised `sockaddr_ll` and the length
-        // passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                tx.fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err(&format!("bind to {name}")));
-        }
+        bind(&tx.fd, ifindex, 0, name)?;
         Ok(tx)
     }
 

@@ -76,6 +76,37 @@ fn n(v: &Value) -> String {
     }
 }
 
+/// A hot flow as a stats document lists it, with its app and queue.
+pub(crate) struct Hot<'a> {
+    pub(crate) app: &'a str,
+    pub(crate) queue: usize,
+    pub(crate) flow: &'a str,
+    pub(crate) packets: u64,
+    pub(crate) share: f64,
+}
+
+/// The hot flows of every queue of `apps` (stats-document apps), largest
+/// first.
+pub(crate) fn hottest(apps: &[Value]) -> Vec<Hot<'_>> {
+    let mut hot = Vec::new();
+    for a in apps {
+        let app = a["name"].as_str().unwrap_or("?");
+        for (queue, s) in a["queues"].as_array().into_iter().flatten().enumerate() {
+            for h in s["hot_flows"].as_array().into_iter().flatten() {
+                hot.push(Hot {
+                    app,
+                    queue,
+                    flow: h["flow"].as_str().unwrap_or("?"),
+                    packets: h["packets"].as_u64().unwrap_or(0),
+                    share: h["share"].as_f64().unwrap_or(0.0),
+                });
+            }
+        }
+    }
+    hot.sort_by_key(|h| std::cmp::Reverse(h.packets));
+    hot
+}
+
 /// The stats document as tables: interfaces, workers, queues, apps.
 fn render(doc: &Value) -> String {
     let list = |k: &str| doc[k].as_array().cloned().unwrap_or_default();
@@ -129,25 +160,8 @@ fn render(doc: &Value) -> String {
     }
     out += "\n";
     out += &t.render();
-    let mut hot: Vec<(u64, Vec<String>)> = Vec::new();
-    for a in &apps {
-        for (q, s) in a["queues"].as_array().into_iter().flatten().enumerate() {
-            for h in s["hot_flows"].as_array().into_iter().flatten() {
-                hot.push((
-                    h["packets"].as_u64().unwrap_or(0),
-                    vec![
-                        a["name"].as_str().unwrap_or("?").to_string(),
-                        q.to_string(),
-                        format!("{:.0}%", h["share"].as_f64().unwrap_or(0.0) * 100.0),
-                        n(&h["packets"]),
-                        h["flow"].as_str().unwrap_or("?").to_string(),
-                    ],
-                ));
-            }
-        }
-    }
+    let hot = hottest(&apps);
     if !hot.is_empty() {
-        hot.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
         let mut t = Table::new(&[
             "app",
             "queue",
@@ -155,8 +169,14 @@ fn render(doc: &Value) -> String {
             "packets~",
             "hottest flows (sampled)",
         ]);
-        for (_, row) in hot.into_iter().take(5) {
-            t.row(row);
+        for f in hot.into_iter().take(5) {
+            t.row(vec![
+                f.app.to_string(),
+                f.queue.to_string(),
+                format!("{:.0}%", f.share * 100.0),
+                f.packets.to_string(),
+                f.flow.to_string(),
+            ]);
         }
         out += "\n";
         out += &t.render();

@@ -251,26 +251,23 @@ impl View {
     /// The selected app's hottest flows over all its queues, largest
     /// first: ` 62% of q3   a:p <-> b:q tcp  ~1200 pkts`.
     fn hot_rows(&self, n: usize) -> Vec<String> {
-        let mut all: Vec<(u64, String)> = Vec::new();
-        let queues = self.now["apps"][self.app]["queues"]
+        let selected = self.now["apps"]
             .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for (q, s) in queues.iter().enumerate() {
-            for h in s["hot_flows"].as_array().into_iter().flatten() {
-                all.push((
-                    u(&h["packets"]),
-                    format!(
-                        "{:>3.0}% of q{q:<3} {}  ~{} pkts",
-                        h["share"].as_f64().unwrap_or(0.0) * 100.0,
-                        h["flow"].as_str().unwrap_or("?"),
-                        u(&h["packets"])
-                    ),
-                ));
-            }
-        }
-        all.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-        all.into_iter().take(n).map(|(_, s)| s).collect()
+            .and_then(|apps| apps.get(self.app..=self.app))
+            .unwrap_or(&[]);
+        crate::cmd_stats::hottest(selected)
+            .into_iter()
+            .take(n)
+            .map(|h| {
+                format!(
+                    "{:>3.0}% of q{:<3} {}  ~{} pkts",
+                    h.share * 100.0,
+                    h.queue,
+                    h.flow,
+                    h.packets
+                )
+            })
+            .collect()
     }
 
     fn app_tabs(&self) -> String {
