@@ -20,6 +20,7 @@ use crate::affinity::{Account, how};
 use crate::arena::Arena;
 use crate::frag::{FragConfig, FragStats};
 use crate::policy::{HashLayer, Policy, Subject};
+use crate::rebalance::RebalanceStats;
 use crate::steering::{Seen, Steerer, Steering};
 
 /// Why a flow was split.
@@ -124,6 +125,9 @@ pub struct SchemeReport {
     pub imbalance_flows: f64,
     /// Split flows per reason, most common first.
     pub split_classes: Vec<(SplitClass, u64)>,
+    /// For a rebalanced scheme, what rebalancing did (per window: load as
+    /// placed, as the static RETA would have placed it, largest flow).
+    pub rebalance: Option<RebalanceStats>,
 }
 
 /// Result of an analysis.
@@ -464,8 +468,13 @@ impl Analyzer {
             let mut split_classes: Vec<(SplitClass, u64)> = classes.into_iter().collect();
             split_classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let queues = self.loads[i].clone();
+            let rebalance = core.rebalance_stats(true);
             schemes.push(SchemeReport {
-                name: policy.name().to_string(),
+                name: match rebalance {
+                    Some(_) => format!("{} rebalanced", policy.name()),
+                    None => policy.name().to_string(),
+                },
+                rebalance,
                 nic: policy.is_nic(),
                 imbalance_packets: imbalance(queues.iter().map(|q| q.packets)),
                 imbalance_flows: imbalance(queues.iter().map(|q| q.flows)),

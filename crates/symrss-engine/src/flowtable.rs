@@ -169,6 +169,8 @@ pub(crate) struct FlowTable {
     max_flows: usize,
     max_slots: usize,
     idle: u32,
+    /// Table time units an ended flow stays for its last packets.
+    linger: u32,
     /// Packet time now and at the last rebuild at full size.
     now: u32,
     last_sweep: u32,
@@ -200,6 +202,42 @@ impl FlowTable {
     ) -> Self {
         // Apps 0 and 1 share word 1 with the time; four more per word.
         let stride = (2 + queues.len().saturating_sub(2).div_ceil(4)).next_power_of_two();
+        let apps = queues
+            .iter()
+            .map(|&q| AppFlows {
+                per_queue: vec![0; q.max(1) as usize],
+                affinity_violations: 0,
+                untracked: 0,
+            })
+            .collect();
+        Self::with_stride(apps, stride, max_flows, idle_ns, on_alloc)
+    }
+
+    /// A rebalancing steering's placement table ([`FlowTable::place`]):
+    /// one app, whose queue field is the queue each live flow was placed
+    /// on, a third word counting the flow's packets in the current window
+    /// (window number in the high half, packets in the low) and a fourth
+    /// holding the control tick it was placed at.
+    /// An ended flow lingers `linger_ns` of packet time (at least one
+    /// table unit, ~1.07 s).
+    pub(crate) fn placement(max_flows: usize, idle_ns: u64, linger_ns: u64) -> Self {
+        let app = AppFlows {
+            per_queue: Vec::new(),
+            affinity_violations: 0,
+            untracked: 0,
+        };
+        let mut t = Self::with_stride(vec![app], 4, max_flows, idle_ns, None);
+        t.linger = (linger_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
+        t
+    }
+
+    fn with_stride(
+        apps: Vec<AppFlows>,
+        stride: usize,
+        max_flows: usize,
+        idle_ns: u64,
+        on_alloc: Option<fn(&mut [u64]) -> bool>,
+    ) -> Self {
         let max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
         let slots = INITIAL_SLOTS;
         let mut t = Self {
@@ -213,18 +251,12 @@ impl FlowTable {
             max_flows,
             max_slots,
             idle: (idle_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32,
+            linger: ENDED_LINGER,
             now: 0,
             last_sweep: 0,
             step_queues: Vec::new(),
             on_alloc,
-            apps: queues
-                .iter()
-                .map(|&q| AppFlows {
-                    per_queue: vec![0; q.max(1) as usize],
-                    affinity_violations: 0,
-                    untracked: 0,
-                })
-                .collect(),
+            apps,
             stats: TableStats {
                 capacity: max_flows as u64,
                 bytes_at_capacity: if max_flows > 0 {
@@ -379,7 +411,7 @@ impl FlowTable {
             }
             let idle = since(self.now, (s[1] & TIME_MASK) as u32);
             let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            if ended && idle >= ENDED_LINGER {
+            if ended && idle >= self.linger {
                 self.stats.ended += 1;
                 continue;
             }
@@ -495,6 +527,104 @@ impl FlowTable {
         } else if first != mine {
             counts.affinity_violations += 1;
         }
+    }
+}
+
+/// Where [`FlowTable::place`] put a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placed {
+    /// Its flow's queue.
+    pub(crate) queue: u16,
+    /// The flow's packets in this window, this one included.
+    pub(crate) window_packets: u32,
+    /// Control ticks since the flow was placed first.
+    pub(crate) age_ticks: u32,
+    /// The flow's queue is not the proposed one (its bucket moved while
+    /// it was live) and this is the first packet to find that out.
+    pub(crate) newly_pinned: bool,
+}
+
+/// Word 1: set once a flow was found off its bucket's queue (pinned).
+const PINNED: u64 = 1 << (TIME_BITS + 3);
+
+impl FlowTable {
+    /// A rebalancing steering's decision for a packet of flow `digest` at
+    /// packet time `ts_ns` in report window `window` and control tick
+    /// `tick`: a live flow keeps the queue
+    /// it was placed on; a new flow — or one idle past the timeout, or
+    /// ended (RST, or FIN both ways) and idle for the linger time, the
+    /// same rule a rebuild removes flows by — is placed on `proposed`.
+    /// `None`: a new flow with no room (not recorded; the caller must not
+    /// move its bucket while it may be live).
+    ///
+    /// The decision depends only on the flow's own packets, never on when
+    /// the table was rebuilt (a rebuild removes only flows this rule
+    /// already treats as new), so a capture and its offline replay place
+    /// flows alike. Only for tables made by [`FlowTable::placement`].
+    #[inline]
+    pub(crate) fn place(
+        &mut self,
+        digest: u64,
+        how_bits: u8,
+        ts_ns: i128,
+        window: u32,
+        tick: u32,
+        proposed: u16,
+    ) -> Option<Placed> {
+        let now = time_unit(ts_ns);
+        let d = digest.max(1);
+        let (i, found) = self.probe(d);
+        let at = self.at(i);
+        let counter = u64::from(window) << 32;
+        if found {
+            let meta = self.words[at + 1];
+            let idle = since(now, (meta & TIME_MASK) as u32);
+            // (A time ahead of now — input out of order — is not idle.)
+            let ahead = idle >= 2 * MAX_IDLE_UNITS;
+            let ended = meta & RST != 0 || meta & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
+            let gone = !ahead && (idle > self.idle || (ended && idle >= self.linger));
+            if !gone {
+                let queue = (meta >> 32) as u16 - 1;
+                let mut meta = meta | end_state(how_bits);
+                if !ahead {
+                    meta = (meta & !TIME_MASK) | u64::from(now);
+                }
+                let newly_pinned = queue != proposed && meta & PINNED == 0;
+                if newly_pinned {
+                    meta |= PINNED;
+                }
+                self.words[at + 1] = meta;
+                let w = &mut self.words[at + 2];
+                *w = if *w & !0xffff_ffff == counter {
+                    *w + u64::from(*w as u32 != u32::MAX)
+                } else {
+                    counter | 1
+                };
+                let window_packets = *w as u32;
+                return Some(Placed {
+                    queue,
+                    window_packets,
+                    newly_pinned,
+                    age_ticks: tick.wrapping_sub(self.words[at + 3] as u32),
+                });
+            }
+        } else {
+            if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
+                return None;
+            }
+            self.words[at] = d;
+            self.len += 1;
+            self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
+        }
+        self.words[at + 1] = u64::from(now) | end_state(how_bits) | u64::from(proposed + 1) << 32;
+        self.words[at + 2] = counter | 1;
+        self.words[at + 3] = u64::from(tick);
+        Some(Placed {
+            queue: proposed,
+            window_packets: 1,
+            newly_pinned: false,
+            age_ticks: 0,
+        })
     }
 }
 

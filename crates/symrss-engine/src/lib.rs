@@ -24,6 +24,8 @@
 //!   (outer, inner, innermost), which protocols get ports, how fragments
 //!   and ICMP errors are treated (software: follow the flow; NIC profiles:
 //!   the hardware's rules);
+//! * [`rebalance`]: affinity-preserving rebalancing of a policy's RETA
+//!   buckets by measured load, without moving a live flow;
 //! * [`frag`]: the fragment tracker that lets later fragments follow
 //!   their first fragment's ports, with a bounded, timed hold;
 //! * [`nic`]: NIC driver profiles, a verdict on a device's RSS state and
@@ -41,6 +43,7 @@ mod flowtable;
 pub mod frag;
 pub mod nic;
 pub mod policy;
+pub mod rebalance;
 pub mod source;
 mod steering;
 pub mod traffic;

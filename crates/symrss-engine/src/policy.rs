@@ -20,6 +20,7 @@ use symrss_hash::{Fields, Reta, RssKey, Scheme, Transform, Tuple};
 use symrss_wire::{FlowKey, IpLayer};
 
 use crate::frag::DatagramId;
+use crate::rebalance::RebalanceConfig;
 
 /// Which IP layer is hashed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -154,6 +155,9 @@ pub struct Policy {
     pub icmp_follow: bool,
     /// RETA size this policy implies (NIC profiles), if any.
     pub reta_size: Option<usize>,
+    /// Affinity-preserving rebalancing of the RETA's buckets
+    /// ([`crate::rebalance`]); `None`: the table stays as built.
+    pub rebalance: Option<RebalanceConfig>,
 }
 
 /// The flow a packet belongs to at the hashed layer: what a first
@@ -288,6 +292,7 @@ impl Policy {
             ports: PortProtocols::ALL,
             icmp_follow: true,
             reta_size: None,
+            rebalance: None,
         }
     }
 
@@ -321,10 +326,17 @@ impl Policy {
                 },
                 icmp_follow: false,
                 reta_size: Some(profile.reta_size),
+                rebalance: None,
             });
         }
         let scheme = Scheme::parse(spec, seed).map_err(PolicyError::Scheme)?;
         Ok(Self::software(spec, scheme, layer))
+    }
+
+    /// This policy with its buckets rebalanced by `cfg`.
+    pub fn with_rebalance(mut self, cfg: RebalanceConfig) -> Self {
+        self.rebalance = Some(cfg);
+        self
     }
 
     /// Name as given.

@@ -33,6 +33,7 @@ use crate::affinity::{Account, flow_digest, how, resolved_digest};
 use crate::arena::{Arena, Batch, Chunk, PacketRef};
 use crate::frag::{FragConfig, FragStats, FragTracker, Outcome};
 use crate::policy::{Policy, Resolved, Subject};
+use crate::rebalance::{RebalanceStats, Rebalancer};
 use crate::workers::Shared;
 
 /// Packets steered together (dissected, classified and hashed while the
@@ -66,19 +67,54 @@ const HOLE: u32 = u32::MAX - 1;
 /// [`Slot::flow`] is then its position among them.
 const COMMON: u32 = u32::MAX - 2;
 
-/// A slot's queue: its own, for a fast-path slot the RETA entry of the
-/// step's next batch hash, for a common packet the RETA entry of its
-/// scheme's hash ([`HOLE`] stays a hole).
+/// The queue of an IP packet whose hash is `hash`: the RETA's entry, or
+/// with rebalancing its flow's placement (`flow` its digest, `how` its
+/// [`how`] bits, `ts` its decision's packet time, read only then).
+#[inline(always)]
+fn decide(
+    reta: &Reta,
+    rebalance: &mut Option<Box<Rebalancer>>,
+    hash: u32,
+    flow: u64,
+    how: u8,
+    ts: impl FnOnce() -> i128,
+) -> u32 {
+    match rebalance {
+        None => reta.queue(hash),
+        Some(r) => r.place(reta.index(hash), flow, how, ts()),
+    }
+}
+
+/// A slot's queue: its own, for a fast-path slot the queue of the step's
+/// next batch hash, for a common packet the queue of its scheme's hash
+/// ([`HOLE`] stays a hole).
 #[inline(always)]
 fn slot_queue(
     slot: &Slot,
     reta: &Reta,
+    rebalance: &mut Option<Box<Rebalancer>>,
+    batch: &Batch,
     fast: &mut std::slice::Iter<'_, u32>,
-    common: &[u32],
+    common: &Common,
+    hashes: &[u32],
 ) -> u32 {
+    let ts = || batch.packet(slot.entry).0.ts_ns;
     match slot.queue {
-        COMMON => reta.queue(common[slot.flow as usize]),
-        FAST => reta.queue(*fast.next().expect("one hash per fast slot")),
+        COMMON => {
+            let k = slot.flow as usize;
+            decide(
+                reta,
+                rebalance,
+                hashes[k],
+                common.digests[k],
+                common.how[k],
+                ts,
+            )
+        }
+        FAST => {
+            let hash = *fast.next().expect("one hash per fast slot");
+            decide(reta, rebalance, hash, slot.flow, slot.how, ts)
+        }
         q => q,
     }
 }
@@ -191,14 +227,21 @@ pub(crate) struct Steering {
     /// With several workers: the directory of first fragments and this
     /// steering's app number in it.
     remote: Option<(Arc<Shared>, u16)>,
+    /// With rebalancing: the live bucket table, the flows' placements and
+    /// the windows' loads.
+    rebalance: Option<Box<Rebalancer>>,
 }
 
 impl Steering {
     /// Steering by `policy` over `queues` queues.
     pub(crate) fn new(policy: Policy, queues: u32, frag: FragConfig, dissect: Options) -> Self {
         let queues = queues.max(1);
+        let reta = policy.reta(queues);
         Self {
-            reta: policy.reta(queues),
+            rebalance: policy
+                .rebalance
+                .map(|cfg| Box::new(Rebalancer::new(cfg, &reta))),
+            reta,
             policy,
             group: 0,
             dissect,
@@ -223,8 +266,18 @@ impl Steering {
     /// Shares first fragments with the other workers' steerings of app
     /// `app` through `shared`.
     pub(crate) fn with_remote(mut self, shared: Arc<Shared>, app: u16) -> Self {
+        debug_assert!(
+            self.rebalance.is_none(),
+            "rebalancing needs every packet of a flow on one worker"
+        );
         self.remote = Some((shared, app));
         self
+    }
+
+    /// What rebalancing did (`None` without it), with every window's
+    /// load when `windows`.
+    pub(crate) fn rebalance_stats(&self, windows: bool) -> Option<RebalanceStats> {
+        self.rebalance.as_ref().map(|r| r.stats(windows))
     }
 
     /// Timestamp of the oldest packet waiting in the delay line.
@@ -266,6 +319,7 @@ impl Steering {
         if waited.is_empty() {
             return;
         }
+        // (Rebalancing runs with one worker only: `with_remote`.)
         let queue = self.reta.queue(self.policy.hash_flow(&flow));
         let digest = resolved_digest(&flow);
         for r in waited {
@@ -295,7 +349,7 @@ impl Steering {
         if self.tracker.datagrams() > 0 {
             self.tracker.expire(ts_ns, released);
             for r in released.drain(..) {
-                self.route_fallback(r, batch);
+                self.route_fallback(r, batch, ts_ns);
             }
         }
     }
@@ -368,6 +422,9 @@ impl Steering {
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.non_ip += 1;
+            if let Some(r) = &mut self.rebalance {
+                r.count(0, ts_ns);
+            }
             self.push(Slot {
                 queue: 0,
                 entry: i,
@@ -417,14 +474,17 @@ impl Steering {
                         } else {
                             0
                         };
-                        self.push_slot(&subject, r, i, bits | fallback);
+                        self.push_slot(&subject, r, i, bits | fallback, ts_ns);
                     }
                     Outcome::Release(_, held, r) => {
                         // The fragments that waited for the first one go
                         // where it goes, each in its own place.
-                        let q = self.push_slot(&subject, r, i, bits);
+                        let q = self.push_slot(&subject, r, i, bits, ts_ns);
                         let flow = resolved_digest(&subject.flow(r));
                         for other in held {
+                            if let Some(r) = &mut self.rebalance {
+                                r.count(q, ts_ns);
+                            }
                             let at = other.index(self.batch_first);
                             self.filled.push(Filled {
                                 at,
@@ -447,46 +507,75 @@ impl Steering {
             }
             frag => {
                 let bits = how::IP | quote | if frag.is_some() { how::FRAGMENT } else { 0 };
-                self.push_slot(&subject, None, i, bits);
+                self.push_slot(&subject, None, i, bits, ts_ns);
             }
         }
     }
 
-    /// The slot of a packet of this step whose queue is decided now.
-    fn push_slot(&mut self, subject: &Subject, tracked: Option<Resolved>, i: u32, how: u8) -> u32 {
-        let queue = self.queue_of(subject, tracked);
+    /// The slot of a packet of this step whose queue is decided now (at
+    /// packet time `ts_ns`).
+    fn push_slot(
+        &mut self,
+        subject: &Subject,
+        tracked: Option<Resolved>,
+        i: u32,
+        how: u8,
+        ts_ns: i128,
+    ) -> u32 {
+        let flow = resolved_digest(&subject.flow(tracked));
+        let queue = self.queue_of(subject, tracked, flow, how, ts_ns);
         self.push(Slot {
             queue,
             entry: i,
-            flow: resolved_digest(&subject.flow(tracked)),
+            flow,
             how,
         });
         queue
     }
 
-    fn queue_of(&self, subject: &Subject, tracked: Option<Resolved>) -> u32 {
-        self.reta.queue(self.policy.hash(subject, tracked))
+    /// The queue of a packet of flow `flow` decided at packet time `ts_ns`.
+    fn queue_of(
+        &mut self,
+        subject: &Subject,
+        tracked: Option<Resolved>,
+        flow: u64,
+        how: u8,
+        ts_ns: i128,
+    ) -> u32 {
+        let hash = self.policy.hash(subject, tracked);
+        decide(&self.reta, &mut self.rebalance, hash, flow, how, || ts_ns)
     }
 
-    /// A fragment whose first fragment never came in time: hashed by its
-    /// own addresses; its hole in the delay line is filled.
-    fn route_fallback(&mut self, packet: PacketRef, current: &Batch) {
+    /// A fragment whose first fragment never came in time (decided at
+    /// packet time `now`): hashed by its own addresses; its hole in the
+    /// delay line is filled.
+    fn route_fallback(&mut self, packet: PacketRef, current: &Batch, now: i128) {
         let (meta, data) = packet.packet(current);
+        let index = meta.index;
         let mut key = FlowKey::default();
         dissect_into(meta.linktype, data, &self.dissect, &mut key);
         let fill = match Subject::of(&key, self.policy.layer, self.policy.icmp_follow) {
-            Some(s) => Filled {
-                at: meta.index,
-                queue: self.queue_of(&s, None),
-                flow: resolved_digest(&s.resolved()),
-                how: how::IP | how::FRAGMENT | how::FALLBACK,
-            },
-            None => Filled {
-                at: meta.index,
-                queue: 0,
-                flow: 0,
-                how: 0,
-            },
+            Some(s) => {
+                let flow = resolved_digest(&s.resolved());
+                let how = how::IP | how::FRAGMENT | how::FALLBACK;
+                Filled {
+                    at: index,
+                    queue: self.queue_of(&s, None, flow, how, now),
+                    flow,
+                    how,
+                }
+            }
+            None => {
+                if let Some(r) = &mut self.rebalance {
+                    r.count(0, now);
+                }
+                Filled {
+                    at: index,
+                    queue: 0,
+                    flow: 0,
+                    how: 0,
+                }
+            }
         };
         self.filled.push(fill);
     }
@@ -499,10 +588,10 @@ impl Steering {
             return;
         };
         let since = r.packet(current).0.ts_ns;
-        self.tracker
-            .expire(since + self.tracker.hold_ns() + 1, released);
+        let now = since + self.tracker.hold_ns() + 1;
+        self.tracker.expire(now, released);
         for r in released.drain(..) {
-            self.route_fallback(r, current);
+            self.route_fallback(r, current, now);
         }
     }
 
@@ -510,7 +599,7 @@ impl Steering {
     /// then walks the slots in input order, filling each queue's pending
     /// list (or, while a fragment waits, the delay line) and reporting each
     /// decision; then fills the holes whose fragment was resolved.
-    fn assign<A: Account>(&mut self, app: usize, account: &mut A, common: &Common) {
+    fn assign<A: Account>(&mut self, app: usize, account: &mut A, common: &Common, batch: &Batch) {
         if !self.delay.is_empty() || self.step_has_hole {
             self.materialize();
         }
@@ -536,19 +625,35 @@ impl Steering {
             // straight to its queue's pending list; first the run of
             // common packets.
             for k in 0..self.run {
-                let q = self.reta.queue(hashes[k as usize]) as usize;
                 let slot = Slot {
                     queue: COMMON,
                     entry: self.run_first + k,
                     flow: u64::from(k),
                     how: 0,
                 };
+                let q = slot_queue(
+                    &slot,
+                    &self.reta,
+                    &mut self.rebalance,
+                    batch,
+                    &mut fast,
+                    common,
+                    hashes,
+                ) as usize;
                 self.pending[q].push(slot.entry);
                 report(&slot, q);
             }
             self.run = 0;
             for slot in &self.slots {
-                let q = slot_queue(slot, &self.reta, &mut fast, hashes) as usize;
+                let q = slot_queue(
+                    slot,
+                    &self.reta,
+                    &mut self.rebalance,
+                    batch,
+                    &mut fast,
+                    common,
+                    hashes,
+                ) as usize;
                 self.pending[q].push(slot.entry);
                 report(slot, q);
             }
@@ -556,7 +661,15 @@ impl Steering {
             // Until the first hole, packets still go to their pending
             // lists; from it on, every packet waits behind it.
             for slot in &self.slots {
-                let q = slot_queue(slot, &self.reta, &mut fast, hashes);
+                let q = slot_queue(
+                    slot,
+                    &self.reta,
+                    &mut self.rebalance,
+                    batch,
+                    &mut fast,
+                    common,
+                    hashes,
+                );
                 if self.delay.is_empty() && q != HOLE {
                     self.pending[q as usize].push(slot.entry);
                 } else {
@@ -703,6 +816,8 @@ pub(crate) struct Steerer<A> {
     /// Whether every steering hashes every plain tuple as it is (no port
     /// rule): a step may then start with a prefix of common packets.
     every_plain: bool,
+    /// Whether some steering rebalances (steps then end at its windows).
+    rebalancing: bool,
 }
 
 impl<A: Account> Steerer<A> {
@@ -726,6 +841,7 @@ impl<A: Account> Steerer<A> {
             };
         }
         let every_plain = cores.iter().all(|c| c.policy.hashes_every_plain_as_is());
+        let rebalancing = cores.iter().any(|c| c.rebalance.is_some());
         let common = Common {
             hashes: vec![Vec::with_capacity(STEER_PACKETS); schemes.len()],
             tuples: Vec::with_capacity(STEER_PACKETS),
@@ -747,6 +863,7 @@ impl<A: Account> Steerer<A> {
             last_ts: i64::MIN,
             shared: None,
             every_plain,
+            rebalancing,
         }
     }
 
@@ -818,12 +935,45 @@ impl<A: Account> Steerer<A> {
         }
     }
 
-    /// Steers the packets pushed since the last call: dissect and
-    /// classify each for every steering, then hash and assign per
-    /// steering. The commonest frames (one plain Ethernet/IP TCP/UDP layer)
-    /// skip the full dissection when every steering hashes their tuple as
-    /// it is.
+    /// Steers the packets pushed since the last call, in steps that end
+    /// at every rebalancing window's end.
     fn steer(&mut self, observe: &mut impl FnMut(u64, Seen<'_>)) {
+        let len = self.arena.current().len();
+        while self.steered < len {
+            let end = self.window_cut();
+            self.steer_to(end, observe);
+        }
+    }
+
+    /// With rebalancing: runs the ticks and closes the windows that the
+    /// next packet to steer reaches, and returns where this step must end:
+    /// before the first later packet at or past the next tick or window
+    /// end (else the batch's end). So decisions are made at packets, not
+    /// at batch boundaries.
+    fn window_cut(&mut self) -> usize {
+        let batch = self.arena.current();
+        if !self.rebalancing {
+            return batch.len();
+        }
+        let ts = batch.packet(self.steered as u32).0.ts_ns;
+        let mut end = i128::MAX;
+        for core in &mut self.cores {
+            if let Some(r) = &mut core.rebalance {
+                r.advance(ts);
+                end = end.min(r.next_event().unwrap_or(i128::MAX));
+            }
+        }
+        (self.steered + 1..batch.len())
+            .find(|&i| batch.packet(i as u32).0.ts_ns >= end)
+            .unwrap_or(batch.len())
+    }
+
+    /// Steers the packets pushed since the last call up to batch position
+    /// `end`: dissect and classify each for every steering, then hash and
+    /// assign per steering. The commonest frames (one plain Ethernet/IP
+    /// TCP/UDP layer) skip the full dissection when every steering hashes
+    /// their tuple as it is.
+    fn steer_to(&mut self, end: usize, observe: &mut impl FnMut(u64, Seen<'_>)) {
         let batch = self.arena.current();
         // With several workers, a held fragment may only give up on its
         // first fragment once every worker is past its hold (read before
@@ -832,10 +982,14 @@ impl<A: Account> Steerer<A> {
             Some((shared, me)) => i128::from(shared.others(*me)),
             None => i128::MAX,
         };
+        let first_ts = batch.packet(self.steered as u32).0.ts_ns;
         for core in &mut self.cores {
             core.batch_first = batch.first_index();
             core.poll_remote();
-            core.received += (batch.len() - self.steered) as u64;
+            core.received += (end - self.steered) as u64;
+            if let Some(r) = &mut core.rebalance {
+                r.prepare(first_ts, end - self.steered + core.tracker.held());
+            }
         }
         // The step's prefix: while every packet so far is plain and every
         // steering hashes it as it is (and no fragment is held, so there is
@@ -844,7 +998,7 @@ impl<A: Account> Steerer<A> {
         // packets when it ends. An app then costs nothing per packet here.
         let start = self.steered as u32;
         let mut prefix = self.every_plain && self.cores.iter().all(|c| c.tracker.datagrams() == 0);
-        for i in start..batch.len() as u32 {
+        for i in start..end as u32 {
             let (meta, data) = batch.packet(i);
             self.last_ts = meta.ts_ns as i64;
             let now = meta.ts_ns.min(others);
@@ -906,17 +1060,17 @@ impl<A: Account> Steerer<A> {
             i128::from(self.last_ts),
         );
         for (app, core) in self.cores.iter_mut().enumerate() {
-            core.assign(app, &mut self.account, &self.common);
+            core.assign(app, &mut self.account, &self.common, batch);
             if core.delay.len() > self.max_delayed {
                 core.shorten_delay(batch, &mut self.released);
-                core.assign(app, &mut self.account, &self.common);
+                core.assign(app, &mut self.account, &self.common, batch);
             }
         }
         self.account.settle(&self.common.digests, &self.common.how);
         self.common.tuples.clear();
         self.common.digests.clear();
         self.common.how.clear();
-        self.steered = batch.len();
+        self.steered = end;
         if let Some((shared, me)) = &self.shared {
             shared.advance(*me, self.last_ts);
         }
@@ -976,10 +1130,13 @@ impl<A: Account> Steerer<A> {
             let mut held = Vec::new();
             core.tracker.drain(&mut held);
             for r in held {
-                core.route_fallback(r, &current);
+                core.route_fallback(r, &current, i128::from(self.last_ts));
             }
-            core.assign(a, &mut self.account, &self.common);
+            core.assign(a, &mut self.account, &self.common, &current);
             core.emit(&empty, &mut |q, chunk| deliver(a, q, chunk));
+            if let Some(r) = &mut core.rebalance {
+                r.finish();
+            }
         }
     }
 }

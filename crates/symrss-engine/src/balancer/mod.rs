@@ -41,6 +41,8 @@ use std::sync::Arc;
 pub use delivery::{FnSink, Sink, SinkError, ThreadHook, ThreadStartFn, Unwritten};
 pub use hot::HotFlow;
 pub use stats::{AppStats, QueueStats, TableStats};
+
+pub use crate::rebalance::RebalanceStats;
 use symrss_wire::Options;
 
 pub use crate::arena::PacketMeta;
@@ -180,6 +182,7 @@ struct AppShare {
     /// Per queue.
     flows: Vec<u64>,
     dropped_queue_full: Vec<u64>,
+    rebalance: Option<RebalanceStats>,
 }
 
 /// One steering worker: its input (in time order) in, every flow of every
@@ -259,8 +262,13 @@ impl Worker {
         self.outs.post(self.watermark, ticks);
     }
 
-    /// This worker's counters so far.
+    /// This worker's counters so far (rebalancing's windows one by one
+    /// only at [`Worker::finish`]).
     pub fn share(&self) -> WorkerShare {
+        self.share_with(false)
+    }
+
+    fn share_with(&self, windows: bool) -> WorkerShare {
         WorkerShare {
             apps: self
                 .steerer
@@ -276,6 +284,7 @@ impl Worker {
                     fragments: core.frag_stats(),
                     flows: flows.per_queue.clone(),
                     dropped_queue_full,
+                    rebalance: core.rebalance_stats(windows),
                 })
                 .collect(),
             dissect_errors: self.steerer.dissect_errors.clone(),
@@ -296,7 +305,7 @@ impl Worker {
             // The last word to every consumer: nothing more will come.
             self.outs.tick(i64::MAX);
         }
-        let mut share = self.share();
+        let mut share = self.share_with(true);
         share.inline_errors = self.outs.close();
         share
     }
@@ -343,6 +352,8 @@ impl Collector {
                     total.affinity_violations += s.affinity_violations;
                     total.packets_untracked += s.packets_untracked;
                     total.fragments.add(&s.fragments);
+                    // (Rebalancing runs with one worker: `start_workers`.)
+                    total.rebalance.clone_from(&s.rebalance);
                     for (t, v) in total.flows.iter_mut().zip(&s.flows) {
                         *t += v;
                     }
@@ -374,6 +385,7 @@ impl Collector {
                     queue_errors: Vec::new(),
                     dissect_errors: dissect_errors.clone(),
                     flow_table,
+                    rebalance: total.rebalance,
                 }
             })
             .collect()
@@ -408,13 +420,27 @@ impl Collector {
 /// Starts a balancer fed by `workers` steering workers: the consumer
 /// threads (see [`EngineConfig::consumers`]; inline sinks need one
 /// worker) and the workers, each to be moved to its own thread;
-/// `sinks[a][q]` receives app `a`'s queue `q`.
+/// `sinks[a][q]` receives app `a`'s queue `q`. An app that rebalances
+/// needs one worker (it must see every packet of a flow to keep the flow
+/// where it is): with more, this is an `InvalidInput` error.
 pub fn start_workers(
     apps: Vec<(AppConfig, Vec<Box<dyn Sink>>)>,
     cfg: EngineConfig,
     workers: usize,
 ) -> io::Result<(Collector, Vec<Worker>)> {
     let workers = workers.max(1);
+    if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some())
+        && workers > 1
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "app `{}` rebalances, which needs one steering worker (it must see every \
+                 packet of a flow to keep the flow on its queue); use --workers 1",
+                app.name
+            ),
+        ));
+    }
     let mut policies = Vec::with_capacity(apps.len());
     let mut sinks = Vec::with_capacity(apps.len());
     let mut names = Vec::with_capacity(apps.len());

@@ -66,6 +66,8 @@ pub struct AppStats {
     /// The flow table (the same for every app: one table holds every
     /// app's queue of a flow; summed over steering workers).
     pub flow_table: TableStats,
+    /// What rebalancing did, for an app that rebalances.
+    pub rebalance: Option<crate::rebalance::RebalanceStats>,
 }
 
 impl AppStats {
