@@ -169,7 +169,10 @@ pub(crate) struct FlowTable {
     max_flows: usize,
     max_slots: usize,
     idle: u32,
-    /// Table time units an ended flow stays for its last packets.
+    /// Table time units an ended flow stays for its last packets: it is
+    /// gone once more than this many units passed since its last packet
+    /// (times are whole units, so "more than" is what guarantees the
+    /// silence: two packets 10 ms apart may fall in two units).
     linger: u32,
     /// Packet time now and at the last rebuild at full size.
     now: u32,
@@ -227,7 +230,10 @@ impl FlowTable {
             untracked: 0,
         };
         let mut t = Self::with_stride(vec![app], 4, max_flows, idle_ns, None);
-        t.linger = (linger_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
+        // Rounded up: a flow is gone only after at least the time given.
+        let units = |ns: u64| ns.div_ceil(1 << 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
+        t.idle = units(idle_ns);
+        t.linger = units(linger_ns);
         t
     }
 
@@ -411,7 +417,7 @@ impl FlowTable {
             }
             let idle = since(self.now, (s[1] & TIME_MASK) as u32);
             let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            if ended && idle >= self.linger {
+            if ended && idle > self.linger {
                 self.stats.ended += 1;
                 continue;
             }
@@ -478,7 +484,7 @@ impl FlowTable {
     /// Touches the line every lookup of `digests` nearly always ends in:
     /// its home bucket. The loads are independent, so their misses
     /// overlap.
-    fn touch(&self, digests: &[u64]) {
+    pub(crate) fn touch(&self, digests: &[u64]) {
         let mut touched = 0u64;
         for &d in digests {
             touched ^= self.words[self.at(self.home(d.max(1)))];
@@ -561,7 +567,7 @@ impl FlowTable {
     /// the table was rebuilt (a rebuild removes only flows this rule
     /// already treats as new), so a capture and its offline replay place
     /// flows alike. Only for tables made by [`FlowTable::placement`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn place(
         &mut self,
         digest: u64,
@@ -582,18 +588,21 @@ impl FlowTable {
             // (A time ahead of now — input out of order — is not idle.)
             let ahead = idle >= 2 * MAX_IDLE_UNITS;
             let ended = meta & RST != 0 || meta & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            let gone = !ahead && (idle > self.idle || (ended && idle >= self.linger));
+            let gone = !ahead && (idle > self.idle || (ended && idle > self.linger));
             if !gone {
                 let queue = (meta >> 32) as u16 - 1;
-                let mut meta = meta | end_state(how_bits);
+                let mut next = meta | end_state(how_bits);
                 if !ahead {
-                    meta = (meta & !TIME_MASK) | u64::from(now);
+                    next = (next & !TIME_MASK) | u64::from(now);
                 }
-                let newly_pinned = queue != proposed && meta & PINNED == 0;
+                let newly_pinned = queue != proposed && next & PINNED == 0;
                 if newly_pinned {
-                    meta |= PINNED;
+                    next |= PINNED;
                 }
-                self.words[at + 1] = meta;
+                // Written only when it changed (a clean line stays clean).
+                if next != meta {
+                    self.words[at + 1] = next;
+                }
                 let w = &mut self.words[at + 2];
                 *w = if *w & !0xffff_ffff == counter {
                     *w + u64::from(*w as u32 != u32::MAX)

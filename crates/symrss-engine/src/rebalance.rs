@@ -35,7 +35,8 @@
 //! **No flow changes queue.** Every flow's queue is remembered when its
 //! first packet is placed ([`crate::flowtable::FlowTable::place`]): a flow
 //! that is live when its bucket moves keeps its queue until it ends (TCP
-//! RST, or FIN both ways, then [`RebalanceConfig::ended_linger_ns`]) or
+//! RST, or FIN both ways, then [`RebalanceConfig::ended_linger_ns`] of
+//! silence, 60 s by default) or
 //! idles out
 //! ([`RebalanceConfig::idle_ns`] of packet time); only flows that start
 //! after the move take the bucket's new queue. Fragments and ICMP errors
@@ -93,7 +94,10 @@ pub struct RebalanceConfig {
     pub idle_ns: u64,
     /// A TCP connection that ended (RST, or FIN both ways) and stayed
     /// quiet this long (packet time, ns; at least ~1 s) has ended too: a
-    /// new connection on the same ports is a new flow.
+    /// new connection on the same ports is a new flow. The default, 60 s,
+    /// is Linux's TIME_WAIT: a late ACK or RST of the closed connection
+    /// (the corpus has one 15 s after both FINs) stays with it, while
+    /// the endpoints do not reuse the ports sooner.
     pub ended_linger_ns: u64,
 }
 
@@ -108,7 +112,7 @@ impl Default for RebalanceConfig {
             max_moves: 64,
             max_flows: 1 << 20,
             idle_ns: 300_000_000_000,
-            ended_linger_ns: 2_000_000_000,
+            ended_linger_ns: 60_000_000_000,
         }
     }
 }
@@ -292,13 +296,22 @@ impl Rebalancer {
         self.placement.prepare(ts_ns, 0, placements);
     }
 
+    /// Touches the placement lines of a step's flows before they are
+    /// placed one by one, so their cache misses overlap.
+    pub(crate) fn touch(&self, digests: &[u64]) {
+        self.placement.touch(digests);
+    }
+
     /// The queue of an IP packet of flow `digest` (its [`how`] bits
     /// `how_bits`) hashed to `bucket`, decided at packet time `ts_ns`.
     ///
     /// [`how`]: crate::affinity::how
     #[inline]
     pub(crate) fn place(&mut self, bucket: usize, digest: u64, how_bits: u8, ts_ns: i128) -> u32 {
-        self.start(ts_ns);
+        debug_assert!(
+            self.window_end.is_some(),
+            "advance() before the first placement"
+        );
         let proposed = self.live[bucket];
         self.window.static_queues[self.fixed[bucket] as usize] += 1;
         let (window, tick) = (self.window_number, self.tick_number);
@@ -617,11 +630,13 @@ mod tests {
         // A new flow of bucket 0 takes the new queue.
         assert_eq!(r.place(0, 3, how::IP, TICK + 2), 1);
         assert_eq!(r.place(0, 3, how::IP, TICK + 3), 1);
-        // Flow 1 resets; ~2 s later it is a new flow, placed on queue 1.
+        // Flow 1 resets: a late packet 0.5 s on stays; a minute of
+        // silence later it is a new flow, placed on queue 1.
         assert_eq!(r.place(0, 1, how::IP | how::RST, TICK + 4), 0);
-        assert_eq!(r.place(0, 1, how::IP, 5 * SEC), 1);
+        assert_eq!(r.place(0, 1, how::IP, SEC / 2), 0);
+        assert_eq!(r.place(0, 1, how::IP, 63 * SEC), 1);
         let s = r.stats(false);
-        assert_eq!(s.pinned_packets, 2);
+        assert_eq!(s.pinned_packets, 3);
         assert_eq!(s.pinned_flows, 1);
     }
 
@@ -669,6 +684,7 @@ mod tests {
     #[test]
     fn windows_sum_into_imbalance_and_bound() {
         let mut r = rebalancer(2, 1000);
+        r.advance(0);
         // One flow of 6 packets and one of 2, both on queue 0 (buckets 0
         // and 2): mean 4, max 8, largest flow 6.
         for i in 0..6 {

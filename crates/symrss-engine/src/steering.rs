@@ -609,6 +609,9 @@ impl Steering {
             .hash_batch(&self.fast, &mut self.fast_hashes);
         let mut fast = self.fast_hashes.iter();
         let hashes = common.hashes.get(self.group).map_or(&[][..], Vec::as_slice);
+        if let Some(r) = &self.rebalance {
+            r.touch(&common.digests);
+        }
         let first = self.batch_first;
         // Reports one decision (a common packet's flow by its position).
         let mut report = |slot: &Slot, q: usize| {

@@ -11,6 +11,7 @@ use symrss_engine::{HashLayer, Policy};
 use crate::Failure;
 use crate::input::{FileResult, open_inputs, read_inputs};
 use crate::output::{Table, print_json};
+use crate::rebalance_args::{self, RebalanceArgs, RebalanceJson, WindowJson};
 use crate::svg;
 
 /// The default comparison set (DESIGN.md).
@@ -30,8 +31,14 @@ fn after_help() -> String {
          default fields, e.g. ixgbe hashes UDP by addresses).\n\n\
          Software schemes steer later IP fragments with their first fragment's ports and ICMP \
          errors with the flow they quote, as the symrss balancer does.\n\n\
+         --rebalance adds, beside each software scheme, the same scheme rebalanced as `split \
+         --rebalance` and `capture` do it (buckets re-aimed at the least loaded queues, no live \
+         flow moved): per window of packet time, the busiest queue against the mean for the \
+         static table, for the rebalanced one, and the lower bound no flow-preserving placement \
+         beats (the largest single flow); with --svg, the load of every queue over time.\n\n\
          Examples:\n  symrss analyze trace.pcap\n  symrss analyze a.pcap b.pcapng --queues 8 \
-         --scheme sym --scheme keyed --json\n  symrss analyze gtp.pcap --layer innermost --svg load.svg",
+         --scheme sym --scheme keyed --json\n  symrss analyze gtp.pcap --layer innermost --svg load.svg\n  \
+         symrss analyze busy.pcap --queues 8 --scheme sym --rebalance --svg over-time.svg",
         drivers.join(", ")
     )
 }
@@ -61,9 +68,19 @@ pub struct AnalyzeArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Write an SVG chart of per-queue packets per scheme.
+    /// Write an SVG chart of per-queue packets per scheme (with
+    /// --rebalance: per-queue packets over time, static and rebalanced).
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Also simulate each software scheme rebalanced (see below).
+    #[arg(long)]
+    rebalance: bool,
+    /// A flow idle this long (seconds of packet time) is a new flow when
+    /// rebalancing.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    flow_idle_s: u64,
+    #[command(flatten)]
+    rebalancing: RebalanceArgs,
 }
 
 #[derive(Serialize)]
@@ -90,6 +107,11 @@ struct SchemeJson {
     imbalance_packets: f64,
     imbalance_flows: f64,
     split_explained: Vec<ClassJson>,
+    /// For a rebalanced scheme: what rebalancing did, and each window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rebalance: Option<RebalanceJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<Vec<WindowJson>>,
 }
 
 #[derive(Serialize)]
@@ -175,6 +197,11 @@ fn to_json(
                         explanation: c.explain(),
                     })
                     .collect(),
+                rebalance: s.rebalance.as_ref().map(RebalanceJson::from),
+                windows: s
+                    .rebalance
+                    .as_ref()
+                    .map(|r| r.window_loads.iter().map(WindowJson::from).collect()),
             })
             .collect(),
     }
@@ -237,6 +264,38 @@ fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) 
         }
         print!("{}", t.render());
     }
+    let rebalanced: Vec<_> = r
+        .schemes
+        .iter()
+        .filter_map(|s| s.rebalance.as_ref().map(|b| (s, b)))
+        .collect();
+    if let Some((_, first)) = rebalanced.first() {
+        println!(
+            "\nload per window of {} ms (busiest queue / mean, summed over windows):",
+            first.window_ns / 1_000_000
+        );
+        let mut t = Table::new(&[
+            "scheme",
+            "static",
+            "rebalanced",
+            "lower bound",
+            "bucket moves",
+            "flows kept",
+            "split flows",
+        ]);
+        for (s, b) in &rebalanced {
+            t.row(vec![
+                s.name.clone(),
+                format!("{:.3}", b.static_imbalance()),
+                format!("{:.3}", b.imbalance()),
+                format!("{:.3}", b.bound()),
+                b.moves.to_string(),
+                b.pinned_flows.to_string(),
+                s.flows_split.to_string(),
+            ]);
+        }
+        print!("{}", t.render());
+    }
     let explained: Vec<_> = r.schemes.iter().filter(|s| s.flows_split > 0).collect();
     if !explained.is_empty() {
         println!("\nwhy flows were split:");
@@ -256,10 +315,26 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
     } else {
         args.schemes.clone()
     };
-    let policies = names
+    let mut policies = names
         .iter()
         .map(|n| Policy::parse(n, layer, args.seed).map_err(|e| Failure::Usage(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    if args.rebalance {
+        let cfg = args.rebalancing.config(args.flow_idle_s * 1_000_000_000);
+        let twins: Vec<Policy> = policies
+            .iter()
+            .filter(|p| !p.is_nic())
+            .map(|p| rebalance_args::rebalance(p.clone(), cfg).expect("a software scheme"))
+            .collect();
+        if twins.is_empty() {
+            return Err(Failure::Usage(
+                "--rebalance needs a software scheme (sym, keyed, ...): NIC profiles cannot keep \
+                 live flows where they are"
+                    .into(),
+            ));
+        }
+        policies.extend(twins);
+    }
     let cfg = AnalyzeConfig {
         queues: args.queues,
         layer,
@@ -273,25 +348,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
     let report = analyzer.finish();
     let failed = files.iter().any(|f| f.error.is_some());
     if let Some(path) = &args.svg {
-        let panels: Vec<svg::Panel<'_>> = report
-            .schemes
-            .iter()
-            .map(|s| svg::Panel {
-                title: &s.name,
-                note: format!(
-                    "split {} · imbalance {:.2}",
-                    s.flows_split, s.imbalance_packets
-                ),
-                values: s.queues.iter().map(|q| q.packets).collect(),
-            })
-            .collect();
-        let title = format!(
-            "packets per queue ({} packets, {} flows, {} layer)",
-            report.packets,
-            report.flows,
-            layer.name()
-        );
-        std::fs::write(path, svg::bar_chart(&title, &panels))
+        std::fs::write(path, chart(&report, layer))
             .map_err(|e| Failure::Runtime(format!("writing {}: {e}", path.display())))?;
     }
     if args.json {
@@ -304,4 +361,66 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The SVG: per-queue packets per scheme, or with rebalanced schemes each
+/// one's load over time beside its static table's.
+fn chart(report: &Report, layer: HashLayer) -> String {
+    let rebalanced: Vec<_> = report
+        .schemes
+        .iter()
+        .filter_map(|s| s.rebalance.as_ref().map(|b| (s, b)))
+        .collect();
+    if let Some((_, first)) = rebalanced.first() {
+        let mut panels = Vec::new();
+        for (s, b) in &rebalanced {
+            let base = s.name.trim_end_matches(" rebalanced");
+            panels.push(svg::Series {
+                title: base,
+                note: format!("static table: imbalance {:.3}", b.static_imbalance()),
+                windows: b
+                    .window_loads
+                    .iter()
+                    .map(|w| w.static_queues.clone())
+                    .collect(),
+            });
+            panels.push(svg::Series {
+                title: &s.name,
+                note: format!(
+                    "imbalance {:.3} (lower bound {:.3}), {} bucket moves, {} flows split",
+                    b.imbalance(),
+                    b.bound(),
+                    b.moves,
+                    s.flows_split
+                ),
+                windows: b.window_loads.iter().map(|w| w.queues.clone()).collect(),
+            });
+        }
+        let title = format!(
+            "packets per queue over time ({} packets, {} flows, {} layer)",
+            report.packets,
+            report.flows,
+            layer.name()
+        );
+        return svg::load_over_time(&title, first.window_ns / 1_000_000, &panels);
+    }
+    let panels: Vec<svg::Panel<'_>> = report
+        .schemes
+        .iter()
+        .map(|s| svg::Panel {
+            title: &s.name,
+            note: format!(
+                "split {} · imbalance {:.2}",
+                s.flows_split, s.imbalance_packets
+            ),
+            values: s.queues.iter().map(|q| q.packets).collect(),
+        })
+        .collect();
+    let title = format!(
+        "packets per queue ({} packets, {} flows, {} layer)",
+        report.packets,
+        report.flows,
+        layer.name()
+    );
+    svg::bar_chart(&title, &panels)
 }

@@ -19,17 +19,25 @@ use symrss_sys::signals;
 use crate::Failure;
 use crate::input::{FileResult, open_inputs, read_inputs};
 use crate::outdir::{self, MAX_QUEUES, check_app_name};
-use crate::output::{FlowTableJson, Table};
+use crate::output::{FlowTableJson, HotFlowJson, Table, hot_flows_json};
+use crate::rebalance_args::{self, RebalanceArgs, RebalanceJson};
 
 /// Arguments of `symrss split`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Each --app NAME:Q[:SCHEME] gets Q queues (scheme default: sym) written to \
-    DIR/NAME/q0.pcap ... DIR/NAME/q<Q-1>.pcap; DIR/summary.json has the counts. Offline runs are \
-    lossless. Packets keep their timestamps (nanosecond pcap) and link type; a queue that receives \
+    after_help = "Each --app NAME:Q[:SCHEME][:rebalance] gets Q queues (scheme default: sym) \
+    written to DIR/NAME/q0.pcap ... DIR/NAME/q<Q-1>.pcap; DIR/summary.json has the counts. Offline \
+    runs are lossless. Packets keep their timestamps (nanosecond pcap) and link type; a queue that receives \
     frames of a second link type writes them to q<i>.lt<N>.pcap, and packets whose times classic \
     pcap cannot hold (before 1970, after 2106) to q<i>.pcapng.\n\n\
+    Rebalancing (--rebalance, or :rebalance on one app) evens the queues' load without moving a \
+    live flow: every few ms of packet time the app's RETA buckets are re-aimed at the queues that \
+    carried least, and each flow stays on the queue its first packet went to until it ends (TCP \
+    RST or FIN both ways, then 2 s) or idles out (--flow-idle-s). The same input and settings \
+    give the same placement; analyze --rebalance shows the effect beside the static table. The \
+    summary also lists each queue's hottest flows (sampled) and their share of the queue.\n\n\
     Examples:\n  symrss split trace.pcap -o out --app ids:4 --app rec:1:keyed\n  \
+    symrss split trace.pcap -o out --app ids:8:sym:rebalance --app rec:1\n  \
     symrss split tap-a.pcap tap-b.pcap --merge -o out --app zeek:8   # the two directions of a TAP"
 )]
 pub struct SplitArgs {
@@ -39,9 +47,14 @@ pub struct SplitArgs {
     /// Output directory (created if missing).
     #[arg(short = 'o', long = "out")]
     out: PathBuf,
-    /// An application `NAME:QUEUES[:SCHEME]` (repeatable; default `all:4:sym`).
+    /// An application `NAME:QUEUES[:SCHEME][:rebalance]` (repeatable; default `all:4:sym`).
     #[arg(long = "app", value_parser = parse_app)]
     apps: Vec<(String, u32, String)>,
+    /// Rebalance every app's queues without moving a live flow (see below).
+    #[arg(long)]
+    rebalance: bool,
+    #[command(flatten)]
+    rebalancing: RebalanceArgs,
     /// Merge the inputs by timestamp (the two ports of a network TAP)
     /// instead of reading them one after another.
     #[arg(long)]
@@ -115,6 +128,8 @@ struct QueueJson {
     /// The queue's packets whose timestamps classic pcap cannot hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pcapng_files: Vec<String>,
+    /// The queue's hottest flows (sampled estimates) and their share of it.
+    hot_flows: Vec<HotFlowJson>,
     sink_error: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -143,6 +158,9 @@ struct AppJson {
     fragments_followed: u64,
     fragments_released: u64,
     fragments_fallback: u64,
+    /// What rebalancing did (apps that rebalance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rebalance: Option<RebalanceJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -174,6 +192,9 @@ struct SummaryJson {
     /// The split's peak resident memory (`VmHWM`), bytes.
     resident_peak_bytes: Option<u64>,
     apps: Vec<AppJson>,
+    /// Per app, what rebalancing did (for the human report).
+    #[serde(skip)]
+    rebalanced: Vec<Option<symrss_engine::rebalance::RebalanceStats>>,
 }
 
 /// Frames the dissector stopped early on (each was steered by the layers
@@ -235,6 +256,10 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
                 flows: qs.flows,
                 other_linktype_files: other,
                 pcapng_files: exact_time,
+                hot_flows: hot_flows_json(
+                    st.hot_flows.get(q).map_or(&[][..], Vec::as_slice),
+                    qs.delivered,
+                ),
                 sink_error: qs.dropped_sink_error,
                 error: st.queue_errors.get(q).cloned().flatten(),
             }
@@ -257,6 +282,7 @@ fn app_json(st: &AppStats, dir: &Path, scheme: &str, layer: HashLayer) -> AppJso
         fragments_followed: st.fragments.followed,
         fragments_released: st.fragments.released,
         fragments_fallback: st.fragments.fallback_timeout + st.fragments.fallback_full,
+        rebalance: st.rebalance.as_ref().map(RebalanceJson::from),
         error: st.sink_error.clone(),
     }
 }
@@ -269,14 +295,20 @@ fn app_configs(
     let layer = HashLayer::parse(&args.layer).expect("clap restricts the values");
     let mut names = std::collections::HashSet::new();
     let mut configs = Vec::new();
-    for (name, queues, scheme) in apps {
+    for (name, queues, spec) in apps {
         if !names.insert(name.clone()) {
             return Err(Failure::Usage(format!("app name `{name}` given twice")));
         }
+        let (scheme, flagged) = rebalance_args::split_flag(spec);
         let mut policy =
-            Policy::parse(scheme, layer, args.seed).map_err(|e| Failure::Usage(e.to_string()))?;
+            Policy::parse(&scheme, layer, args.seed).map_err(|e| Failure::Usage(e.to_string()))?;
         if args.icmp_follow == "off" {
             policy.icmp_follow = false;
+        }
+        if args.rebalance || flagged {
+            let cfg = args.rebalancing.config(args.flow_idle_s * 1_000_000_000);
+            policy = rebalance_args::rebalance(policy, cfg)
+                .map_err(|e| Failure::Usage(format!("app `{name}`: {e}")))?;
         }
         configs.push(AppConfig {
             name: name.clone(),
@@ -422,10 +454,13 @@ pub fn run(args: &SplitArgs) -> Result<ExitCode, Failure> {
             .map(|a| FlowTableJson::from(&a.flow_table))
             .unwrap_or_else(|| FlowTableJson::from(&Default::default())),
         resident_peak_bytes: symrss_sys::resident_peak_bytes(),
+        rebalanced: stats.iter().map(|a| a.rebalance.clone()).collect(),
         apps: stats
             .iter()
             .zip(&apps)
-            .map(|(st, (_, _, scheme))| app_json(st, &args.out, scheme, layer))
+            .map(|(st, (_, _, spec))| {
+                app_json(st, &args.out, &rebalance_args::split_flag(spec).0, layer)
+            })
             .collect(),
         inputs,
     };
@@ -547,6 +582,28 @@ fn report(args: &SplitArgs, summary: &SummaryJson, path: &Path) -> io::Result<()
             a.dropped.sink_error,
             a.affinity_violations
         )?;
+    }
+    for (a, st) in summary.apps.iter().zip(&summary.rebalanced) {
+        if let Some(r) = st {
+            writeln!(out, "{}", rebalance_args::summary_line(&a.name, r))?;
+        }
+    }
+    // An elephant is worth a line: the queues whose hottest flow carries
+    // at least a tenth of them.
+    for a in &summary.apps {
+        for q in &a.queues {
+            if let Some(h) = q.hot_flows.first().filter(|h| h.share >= 0.1) {
+                writeln!(
+                    out,
+                    "{}: hottest flow {} carries ~{:.0}% of the queue ({} of {} packets)",
+                    q.file,
+                    h.flow,
+                    100.0 * h.share,
+                    h.packets,
+                    q.packets
+                )?;
+            }
+        }
     }
     out.flush()
 }

@@ -20,6 +20,7 @@ mod input;
 mod outdir;
 mod output;
 mod pinning;
+mod rebalance_args;
 mod svg;
 
 use std::process::ExitCode;

@@ -48,6 +48,41 @@ impl From<&TableStats> for FlowTableJson {
     }
 }
 
+/// One of a queue's hottest flows (sampled estimates,
+/// `symrss_engine::balancer::hot`) with its share of the queue's packets.
+#[derive(Serialize, Debug)]
+pub struct HotFlowJson {
+    /// Both endpoints and the protocol.
+    pub flow: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// The estimate overstates by at most this many packets.
+    pub error: u64,
+    /// Of the queue's packets.
+    pub share: f64,
+}
+
+/// A queue's hottest flows (at most 5) out of its `delivered` packets.
+pub fn hot_flows_json(
+    hot: &[symrss_engine::balancer::HotFlow],
+    delivered: u64,
+) -> Vec<HotFlowJson> {
+    hot.iter()
+        .take(5)
+        .map(|h| HotFlowJson {
+            flow: h.flow.clone(),
+            packets: h.packets,
+            bytes: h.bytes,
+            error: h.error,
+            share: if delivered > 0 {
+                (h.packets as f64 / delivered as f64).min(1.0)
+            } else {
+                0.0
+            },
+        })
+        .collect()
+}
+
 /// `0x` + 8 lower-case hex digits, the format of hashes in JSON and tables.
 pub fn hex32(v: u32) -> String {
     format!("0x{v:08x}")

@@ -278,6 +278,98 @@ fn workers_capture_exactly_what_split_writes() {
     }
 }
 
+/// A rebalancing app captured live places every packet where `split
+/// --rebalance` places the same stream offline: the capture's own
+/// one-queue app records what arrived, with the capture's timestamps, and
+/// `split` of that file with the same settings writes the live queues
+/// exactly — decisions follow packet time, not the live batches and
+/// flushes. Short ticks and no minimum rate, so buckets move with live
+/// flows pinned during the replay.
+#[test]
+fn a_rebalancing_capture_is_reproduced_by_split_of_what_it_captured() {
+    if prerequisites().is_none() || shared("pcaps").is_none() {
+        return;
+    }
+    let (a, b) = (Netns::create("rbla"), Netns::create("rblb"));
+    veth_pair(&a, "rva", &b, "rvb", 1);
+    let corpus = shared("pcaps").unwrap();
+    for name in [
+        "PcapPlusPlus__DnsPackets.pcap",
+        "nDPI__dnscrypt-v1-and-resolver-pings.pcap",
+    ] {
+        let dir = TempDir::new("rbl");
+        let trace = dir.path().join("trace.pcap");
+        rewrite(&corpus.join(name), &trace);
+        let sent = frames(&trace).len() as u64;
+        let config = dir.path().join("capture.toml");
+        std::fs::write(
+            &config,
+            "[rebalance]\nmin_rate = 0\ntick_ms = 1\nhorizon_ms = 20\nwindow_ms = 50\n",
+        )
+        .unwrap();
+        let out = dir.path().join("cap");
+        let stats_json = dir.path().join("stats.json");
+        let sent_text = sent.to_string();
+        let cap = Capture::start(
+            &b,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "-i",
+                "rvb",
+                "-w",
+                out.to_str().unwrap(),
+                "--app",
+                "ids:4:sym:rebalance",
+                "--app",
+                "all:1",
+                "--stats-interval",
+                "0",
+                "--count",
+                &sent_text,
+                "--duration",
+                "60",
+                "--stats-json",
+                stats_json.to_str().unwrap(),
+            ],
+        );
+        replay(&a, "rva", &trace);
+        let (status, err) = cap.wait();
+        assert!(status.success(), "{name}: {err}");
+        assert_eq!(
+            summary_count(&err, "packets captured"),
+            sent,
+            "{name}: {err}"
+        );
+        assert!(err.contains("ids: rebalanced with"), "{name}: {err}");
+        let stats: Value = serde_json::from_slice(&std::fs::read(&stats_json).unwrap()).unwrap();
+        let ids = &stats["apps"][0];
+        assert_eq!(ids["name"], "ids");
+        assert_eq!(ids["delivered"], sent, "{name}");
+        assert_eq!(ids["affinity_violations"], 0, "{name}");
+        let live = &ids["rebalance"];
+        assert!(live["moves"].as_u64().unwrap() > 0, "{name}: {live}");
+        // The same stream offline.
+        let split_dir = dir.path().join("split");
+        let summary = run(Command::new(SYMRSS)
+            .args(["split", "--json", "-o", split_dir.to_str().unwrap()])
+            .args(["--app", "ids:4:sym:rebalance", "--rebalance-min-rate", "0"])
+            .args(["--rebalance-tick-ms", "1", "--rebalance-horizon-ms", "20"])
+            .args(["--rebalance-window-ms", "50"])
+            .arg(out.join("all").join("q0.pcap")));
+        let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
+        let offline = &summary["apps"][0]["rebalance"];
+        for field in ["moves", "pinned_flows", "windows"] {
+            assert_eq!(live[field], offline[field], "{name}: {field}");
+        }
+        for q in 0..4 {
+            let live = frames(&out.join("ids").join(format!("q{q}.pcap")));
+            let offline = frames(&split_dir.join("ids").join(format!("q{q}.pcap")));
+            assert!(live == offline, "{name}: ids q{q} differs from split's");
+        }
+    }
+}
+
 /// Two-way flows, each direction in its own file.
 fn direction_traces(dir: &Path, flows: u16, per_direction: u16) -> (PathBuf, PathBuf, u64) {
     use symrss_wire::build::*;

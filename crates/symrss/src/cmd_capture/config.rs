@@ -179,6 +179,56 @@ pub struct AppSection {
     pub(super) scheme: String,
     #[serde(default)]
     pub(super) sink: SinkKind,
+    /// Rebalance the app's queues without moving a live flow (one steering
+    /// worker; the `[rebalance]` section tunes it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) rebalance: bool,
+}
+
+/// Tuning of the apps that rebalance (`symrss_engine::rebalance`; the
+/// defaults are what BENCHMARKS.md measured).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebalanceSection {
+    /// Milliseconds of packet time between two decisions.
+    pub(super) tick_ms: u64,
+    /// Milliseconds of packet time each queue's load is measured over.
+    pub(super) horizon_ms: u64,
+    /// Buckets move only while the queues carry this many packets per
+    /// second each on average.
+    pub(super) min_rate: u32,
+    /// Most flows whose queue is remembered.
+    pub(super) max_flows: usize,
+    /// Milliseconds of packet time per window of the imbalance report.
+    pub(super) window_ms: u64,
+}
+
+impl Default for RebalanceSection {
+    fn default() -> Self {
+        let d = symrss_engine::rebalance::RebalanceConfig::default();
+        Self {
+            tick_ms: d.tick_ns / 1_000_000,
+            horizon_ms: d.horizon_ns / 1_000_000,
+            min_rate: d.min_rate,
+            max_flows: d.max_flows,
+            window_ms: d.window_ns / 1_000_000,
+        }
+    }
+}
+
+impl RebalanceSection {
+    /// The engine's settings (a flow idle `idle_ns` starts anew).
+    pub(super) fn config(&self, idle_ns: u64) -> symrss_engine::rebalance::RebalanceConfig {
+        symrss_engine::rebalance::RebalanceConfig {
+            tick_ns: self.tick_ms.max(1) * 1_000_000,
+            horizon_ns: self.horizon_ms.max(1) * 1_000_000,
+            min_rate: self.min_rate,
+            max_flows: self.max_flows.max(1),
+            window_ns: self.window_ms.max(1) * 1_000_000,
+            idle_ns,
+            ..symrss_engine::rebalance::RebalanceConfig::default()
+        }
+    }
 }
 
 fn default_scheme() -> String {
@@ -364,6 +414,7 @@ pub struct CaptureConfig {
     pub(super) max_flows: usize,
     pub(super) flow_idle_s: u64,
     pub(super) rotate: RotateSection,
+    pub(super) rebalance: RebalanceSection,
     #[serde(rename = "app")]
     pub(super) apps: Vec<AppSection>,
 }
@@ -402,15 +453,22 @@ impl Default for CaptureConfig {
             max_flows: EngineConfig::default().max_flows,
             flow_idle_s: EngineConfig::default().flow_idle_ns / 1_000_000_000,
             rotate: RotateSection::default(),
+            rebalance: RebalanceSection::default(),
             apps: Vec::new(),
         }
     }
 }
 
 fn parse_app(s: &str) -> Result<AppSection, String> {
-    let parts: Vec<&str> = s.split(':').collect();
+    let mut parts: Vec<&str> = s.split(':').collect();
     if parts.len() < 2 {
-        return Err(format!("`{s}`: expected NAME:QUEUES[:SCHEME[:SINK]]"));
+        return Err(format!(
+            "`{s}`: expected NAME:QUEUES[:SCHEME[:SINK]][:rebalance]"
+        ));
+    }
+    let rebalance = parts.len() > 2 && parts.last() == Some(&"rebalance");
+    if rebalance {
+        parts.pop();
     }
     // A scheme may contain ':' (toeplitz:..., nic:driver:key); the sink is
     // the last part when it names a sink.
@@ -432,6 +490,7 @@ fn parse_app(s: &str) -> Result<AppSection, String> {
             .map_err(|_| format!("`{s}`: QUEUES must be a number"))?,
         scheme,
         sink,
+        rebalance,
     })
 }
 
@@ -526,6 +585,7 @@ pub(super) fn effective_config(a: &CaptureArgs) -> Result<CaptureConfig, Failure
             queues: 4,
             scheme: default_scheme(),
             sink: SinkKind::default(),
+            rebalance: false,
         }];
     }
     Ok(c)
@@ -554,6 +614,17 @@ mod tests {
             (t.scheme.as_str(), t.sink),
             ("toeplitz:key=sym,fields=ip", SinkKind::Fifo)
         );
+        let r = parse_app("ids:8:sym:tap:rebalance").unwrap();
+        assert_eq!(
+            (r.scheme.as_str(), r.sink, r.rebalance),
+            ("sym", SinkKind::Tap, true)
+        );
+        let r = parse_app("ids:8:rebalance").unwrap();
+        assert_eq!(
+            (r.scheme.as_str(), r.sink, r.rebalance),
+            ("sym", SinkKind::Pcap, true)
+        );
+        assert!(!parse_app("ids:8:keyed").unwrap().rebalance);
         assert!(parse_app("x").is_err());
         assert!(parse_app("x:y").is_err());
     }

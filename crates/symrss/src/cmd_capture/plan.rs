@@ -122,9 +122,16 @@ impl Plan {
             Some(n) if n > MAX_WORKERS => {
                 return Err(usage(format!("workers {n}: at most {MAX_WORKERS}")));
             }
+            Some(n) if n > 1 && c.apps.iter().any(|a| a.rebalance) => {
+                return Err(usage(format!(
+                    "workers {n}: an app that rebalances needs one steering worker (it must \
+                     see every packet of a flow to keep the flow on its queue); give --workers 1"
+                )));
+            }
             Some(n) => n,
-            // Inline sinks run on the one capture thread.
-            None if c.inline_sinks => 1,
+            // Inline sinks run on the one capture thread, and rebalancing
+            // needs one steering worker.
+            None if c.inline_sinks || c.apps.iter().any(|a| a.rebalance) => 1,
             None => default_workers(&c.interfaces),
         };
         if workers > 1 && c.inline_sinks {
@@ -216,8 +223,13 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
         if app.sink.makes_interfaces() {
             check_interface_names(&app.name, app.queues).map_err(Failure::Usage)?;
         }
-        let policy = Policy::parse(&app.scheme, layer, c.seed)
+        let mut policy = Policy::parse(&app.scheme, layer, c.seed)
             .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
+        if app.rebalance {
+            let cfg = c.rebalance.config(c.flow_idle_s * 1_000_000_000);
+            policy = crate::rebalance_args::rebalance(policy, cfg)
+                .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
+        }
         configs.push(AppConfig {
             name: app.name.clone(),
             queues: app.queues,

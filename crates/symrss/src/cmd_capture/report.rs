@@ -14,7 +14,8 @@ use symrss_engine::balancer::AppStats;
 use super::config::CaptureConfig;
 use super::{Interface, WorkerRow};
 use crate::Failure;
-use crate::output::{FlowTableJson, Table};
+use crate::output::{FlowTableJson, Table, hot_flows_json};
+use crate::rebalance_args::RebalanceJson;
 
 pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[AppStats]) -> String {
     let ifs: Vec<String> = interfaces
@@ -45,23 +46,6 @@ pub(super) fn stats_line(started: Instant, interfaces: &[Interface], apps: &[App
         ifs.join(", "),
         apps.join(" | ")
     )
-}
-
-/// A queue's hottest flows (at most 5), each with its share of the
-/// queue's packets (sampled estimates, see `symrss_engine::balancer::hot`).
-fn hot_json(hot: &[symrss_engine::balancer::HotFlow], delivered: u64) -> serde_json::Value {
-    hot.iter()
-        .take(5)
-        .map(|h| {
-            json!({
-                "flow": h.flow,
-                "packets": h.packets,
-                "bytes": h.bytes,
-                "error": h.error,
-                "share": if delivered > 0 { (h.packets as f64 / delivered as f64).min(1.0) } else { 0.0 },
-            })
-        })
-        .collect()
 }
 
 fn stats_json(
@@ -100,11 +84,12 @@ fn stats_json(
             "non_ip": a.non_ip,
             "affinity_violations": a.affinity_violations,
             "packets_untracked": a.packets_untracked,
+            "rebalance": a.rebalance.as_ref().map(RebalanceJson::from),
             "queues": a.queues.iter().enumerate().map(|(k, q)| json!({
                 "delivered": q.delivered,
                 "bytes": q.bytes,
                 "flows": q.flows,
-                "hot_flows": hot_json(a.hot_flows.get(k).map_or(&[][..], Vec::as_slice), q.delivered),
+                "hot_flows": hot_flows_json(a.hot_flows.get(k).map_or(&[][..], Vec::as_slice), q.delivered),
                 "dropped": {
                     "queue_full": q.dropped_queue_full,
                     "sink_error": q.dropped_sink_error,
@@ -218,6 +203,56 @@ fn prometheus_text(interfaces: &[Interface], workers: &[WorkerRow], apps: &[AppS
             "symrss_app_packets_untracked_total{{app=\"{}\"}} {}\n",
             a.name, a.packets_untracked
         ));
+    }
+    let rebalancing: Vec<_> = apps
+        .iter()
+        .filter_map(|a| a.rebalance.as_ref().map(|r| (a, r)))
+        .collect();
+    if !rebalancing.is_empty() {
+        type Of = fn(&symrss_engine::rebalance::RebalanceStats) -> u64;
+        let counters: [(&str, &str, Of); 3] = [
+            (
+                "symrss_app_rebalance_moves_total",
+                "RETA buckets a rebalancing app moved.",
+                |r| r.moves,
+            ),
+            (
+                "symrss_app_rebalance_pinned_flows_total",
+                "Live flows a rebalancing app kept on their queue after their bucket moved.",
+                |r| r.pinned_flows,
+            ),
+            (
+                "symrss_app_rebalance_untracked_packets_total",
+                "Packets of flows the placement table had no room for (steered by bucket).",
+                |r| r.untracked_packets,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(&mut s, name, "counter", help);
+            for (a, r) in &rebalancing {
+                s.push_str(&format!("{name}{{app=\"{}\"}} {}\n", a.name, value(r)));
+            }
+        }
+        family(
+            &mut s,
+            "symrss_app_imbalance_ratio",
+            "gauge",
+            "Busiest queue over mean queue, summed over the closed report windows: as placed, as \
+             the static table would have placed it, and the lower bound no flow-preserving \
+             placement beats.",
+        );
+        for (a, r) in &rebalancing {
+            for (table, v) in [
+                ("rebalanced", r.imbalance()),
+                ("static", r.static_imbalance()),
+                ("lower_bound", r.bound()),
+            ] {
+                s.push_str(&format!(
+                    "symrss_app_imbalance_ratio{{app=\"{}\",table=\"{table}\"}} {v}\n",
+                    a.name
+                ));
+            }
+        }
     }
     family(
         &mut s,
@@ -393,6 +428,9 @@ pub(super) fn print_summary(interfaces: &[Interface], apps: &[AppStats], capture
             a.dropped(),
             a.affinity_violations
         );
+        if let Some(r) = &a.rebalance {
+            eprintln!("{}", crate::rebalance_args::summary_line(&a.name, r));
+        }
     }
     if let Some(a) = apps.iter().find(|a| a.packets_untracked > 0) {
         eprintln!(
@@ -425,11 +463,26 @@ mod tests {
             ..Interface::default()
         }];
         let workers = [WorkerRow::default()];
-        let apps = [AppStats {
-            name: "ids".into(),
-            queues: vec![QueueStats::default(); 2],
-            ..AppStats::default()
-        }];
+        let apps = [
+            AppStats {
+                name: "ids".into(),
+                queues: vec![QueueStats::default(); 2],
+                ..AppStats::default()
+            },
+            AppStats {
+                name: "zeek".into(),
+                queues: vec![QueueStats::default(); 2],
+                rebalance: Some(symrss_engine::rebalance::RebalanceStats {
+                    moves: 7,
+                    sum_max: 30,
+                    sum_static_max: 40,
+                    sum_mean: 25.0,
+                    sum_bound: 26.0,
+                    ..Default::default()
+                }),
+                ..AppStats::default()
+            },
+        ];
         prometheus_text(&interfaces, &workers, &apps)
     }
 
@@ -464,6 +517,10 @@ mod tests {
             "symrss_queue_dropped_total{app=\"ids\",queue=\"1\",reason=\"queue_full\"} 0"
         ));
         assert!(text.contains("symrss_interface_captured_total{interface=\"eth1\"} 10"));
+        // Only the app that rebalances has rebalancing metrics.
+        assert!(text.contains("symrss_app_rebalance_moves_total{app=\"zeek\"} 7"));
+        assert!(text.contains("symrss_app_imbalance_ratio{app=\"zeek\",table=\"static\"} 1.6"));
+        assert!(!text.contains("symrss_app_rebalance_moves_total{app=\"ids\"}"));
     }
 
     /// The Grafana dashboard in contrib/grafana asks only for metrics the
