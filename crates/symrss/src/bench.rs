@@ -27,7 +27,11 @@ pub enum Group {
     Dissect,
     /// The balancer: steering thread and consumer threads.
     Engine,
-    /// Every group.
+    /// Not a timing: the imbalance of the static table and of rebalancing
+    /// against the lower bound, on the generated heavy-tailed mix (three
+    /// seeds, 4 and 8 queues, `sym` and `keyed`).
+    Rebalance,
+    /// Every timing group (hash, dissect, engine).
     All,
 }
 
@@ -115,6 +119,71 @@ struct BenchReport {
     tuples: usize,
     calls_per_bench: u64,
     results: Vec<BenchResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imbalance: Vec<ImbalanceRow>,
+}
+
+/// One `bench rebalance` run: busiest queue over mean, summed over 1 s
+/// windows of packet time.
+#[derive(Serialize)]
+struct ImbalanceRow {
+    seed: u64,
+    scheme: &'static str,
+    queues: u32,
+    packets: u64,
+    static_imbalance: f64,
+    rebalanced: f64,
+    lower_bound: f64,
+    moves: u64,
+    pinned_flows: u64,
+    flows_split: u64,
+}
+
+/// The heavy-tailed mix (20,000 flows over 10 s of packet time, see
+/// `symrss_engine::traffic::heavy_tailed`) through the analyzer: each
+/// scheme static and rebalanced with the default settings.
+fn rebalance_rows() -> Vec<ImbalanceRow> {
+    use symrss_engine::analyze::{AnalyzeConfig, Analyzer};
+    use symrss_engine::rebalance::RebalanceConfig;
+    use symrss_engine::{HashLayer, Policy};
+    let mut rows = Vec::new();
+    for seed in 1..=3 {
+        let traffic = symrss_engine::traffic::heavy_tailed(seed, 20_000, 10_000_000_000);
+        for queues in [4, 8] {
+            let mut policies = Vec::new();
+            for scheme in ["sym", "keyed"] {
+                let p = Policy::parse(scheme, HashLayer::Outer, seed).expect("built-in scheme");
+                policies.push(p.with_rebalance(RebalanceConfig::default()));
+            }
+            let mut a = Analyzer::new(
+                policies,
+                AnalyzeConfig {
+                    queues,
+                    ..AnalyzeConfig::default()
+                },
+            );
+            for p in &traffic {
+                a.packet(p.ts_ns, p.frame.len() as u32, 1, &p.frame);
+            }
+            let report = a.finish();
+            for (s, scheme) in report.schemes.iter().zip(["sym", "keyed"]) {
+                let r = s.rebalance.as_ref().expect("rebalanced");
+                rows.push(ImbalanceRow {
+                    seed,
+                    scheme,
+                    queues,
+                    packets: report.packets,
+                    static_imbalance: r.static_imbalance(),
+                    rebalanced: r.imbalance(),
+                    lower_bound: r.bound(),
+                    moves: r.moves,
+                    pinned_flows: r.pinned_flows,
+                    flows_split: s.flows_split,
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// Number of distinct pre-generated tuples.
@@ -776,13 +845,50 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
             workers_benches(args.calls, n, &mut results);
         }
     }
+    let imbalance = if args.group == Group::Rebalance {
+        eprintln!("bench: rebalancing the heavy-tailed mix (3 seeds, 4 and 8 queues)...");
+        rebalance_rows()
+    } else {
+        Vec::new()
+    };
     let report = BenchReport {
         tuples: TUPLES,
         calls_per_bench: args.calls,
         results,
+        imbalance,
     };
     if args.json {
         print_json(&report)?;
+    } else if !report.imbalance.is_empty() {
+        let mut t = Table::new(&[
+            "seed",
+            "scheme",
+            "queues",
+            "packets",
+            "static",
+            "rebalanced",
+            "lower bound",
+            "rebalanced/bound",
+            "moves",
+            "flows kept",
+            "split flows",
+        ]);
+        for r in &report.imbalance {
+            t.row(vec![
+                r.seed.to_string(),
+                r.scheme.to_string(),
+                r.queues.to_string(),
+                r.packets.to_string(),
+                format!("{:.3}", r.static_imbalance),
+                format!("{:.3}", r.rebalanced),
+                format!("{:.3}", r.lower_bound),
+                format!("{:.3}", r.rebalanced / r.lower_bound),
+                r.moves.to_string(),
+                r.pinned_flows.to_string(),
+                r.flows_split.to_string(),
+            ]);
+        }
+        print!("{}", t.render());
     } else {
         let mut t = Table::new(&["benchmark", "ns/op", "detail"]);
         for r in &report.results {
