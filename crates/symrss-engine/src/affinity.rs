@@ -62,6 +62,11 @@ pub(crate) trait Account {
     /// Every steering has reported the step: `common` are the flow digests
     /// of its common packets, `how` their [`how`] bits.
     fn settle(&mut self, common: &[u64], how: &[u8]);
+    /// The flow table rebalancing steerings place flows in
+    /// ([`crate::rebalance`]), if any steering rebalances: the balancer's
+    /// own (accounting and placement in one look-up), the analyzer's kept
+    /// for them.
+    fn placement(&mut self) -> Option<&mut crate::flowtable::FlowTable>;
 }
 
 /// Direction-independent id of a flow for the affinity table.
@@ -85,6 +90,11 @@ impl Account for crate::flowtable::FlowTable {
     #[inline]
     fn settle(&mut self, common: &[u64], how: &[u8]) {
         self.settle(common, how);
+    }
+
+    #[inline]
+    fn placement(&mut self) -> Option<&mut crate::flowtable::FlowTable> {
+        self.places().then_some(self)
     }
 
     // Always inlined into the steering loop: as a call it cost ~1.5×

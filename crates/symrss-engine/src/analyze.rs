@@ -18,6 +18,7 @@ use symrss_wire::{FlowKey, Options};
 
 use crate::affinity::{Account, how};
 use crate::arena::Arena;
+use crate::flowtable::FlowTable;
 use crate::frag::{FragConfig, FragStats};
 use crate::policy::{HashLayer, Policy, Subject};
 use crate::rebalance::RebalanceStats;
@@ -202,12 +203,23 @@ struct Record {
 struct Recorder {
     /// (steering, input position, decision).
     decisions: Vec<(usize, u64, Decision)>,
+    /// Where rebalanced schemes place their flows (the balancer keeps the
+    /// same in its flow table); `None` if no scheme rebalances.
+    placement: Option<FlowTable>,
 }
 
 impl Account for Recorder {
-    fn prepare(&mut self, _: usize, _: usize, _: i128) {}
+    fn prepare(&mut self, common: usize, decisions: usize, ts_ns: i128) {
+        if let Some(t) = &mut self.placement {
+            t.prepare(ts_ns, common, decisions);
+        }
+    }
 
     fn settle(&mut self, _: &[u64], _: &[u8]) {}
+
+    fn placement(&mut self) -> Option<&mut FlowTable> {
+        self.placement.as_mut()
+    }
 
     #[inline]
     fn steered(&mut self, app: usize, queue: usize, flow: u64, how: u8, index: u64) {
@@ -284,6 +296,24 @@ impl Analyzer {
             Scheme::parse("sym", 0).expect("a built-in scheme"),
             cfg.layer,
         );
+        let placing: Vec<bool> = policies
+            .iter()
+            .map(|p| p.rebalance.is_some())
+            .chain([false])
+            .collect();
+        // The balancer's flow table would hold the same (10 M flows by
+        // default here too, so nothing is untracked that split tracks).
+        let placement = policies.iter().find_map(|p| p.rebalance).map(|r| {
+            let queues: Vec<u32> = placing.iter().map(|_| queues).collect();
+            FlowTable::with_placing(
+                &queues,
+                &placing,
+                cfg.max_flows,
+                r.idle_ns,
+                r.ended_linger_ns,
+                None,
+            )
+        });
         let cores = policies
             .into_iter()
             .map(|p| (p, queues))
@@ -291,8 +321,12 @@ impl Analyzer {
             .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect))
             .collect();
         let arena = Arena::new(4096, 1 << 20, 8);
+        let recorder = Recorder {
+            decisions: Vec::new(),
+            placement,
+        };
         Self {
-            steerer: Steerer::new(arena, cores, dissect, cfg.frag, Recorder::default()),
+            steerer: Steerer::new(arena, cores, dissect, cfg.frag, recorder),
             cfg,
             schemes,
             records: VecDeque::new(),

@@ -182,6 +182,13 @@ pub(crate) struct FlowTable {
     step_queues: Vec<u16>,
     /// Called on each new allocation of `words` (huge-page advice).
     on_alloc: Option<fn(&mut [u64]) -> bool>,
+    /// Per app, the word of its placement state in a slot, for the apps
+    /// that place flows ([`FlowTable::with_placing`]); empty if none do.
+    place_word: Vec<Option<u8>>,
+    /// With placing apps: the step's common packets' slots
+    /// ([`FlowTable::look_up_step`]), and whether they are this step's.
+    step_slots: Vec<u32>,
+    step_looked_up: bool,
     pub(crate) apps: Vec<AppFlows>,
     pub(crate) stats: TableStats,
 }
@@ -216,24 +223,53 @@ impl FlowTable {
         Self::with_stride(apps, stride, max_flows, idle_ns, on_alloc)
     }
 
-    /// A rebalancing steering's placement table ([`FlowTable::place`]):
-    /// one app, whose queue field is the queue each live flow was placed
-    /// on, a third word counting the flow's packets in the current window
-    /// (window number in the high half, packets in the low) and a fourth
-    /// holding the control tick it was placed at.
-    /// An ended flow lingers `linger_ns` of packet time (at least one
-    /// table unit, ~1.07 s).
-    pub(crate) fn placement(max_flows: usize, idle_ns: u64, linger_ns: u64) -> Self {
-        let app = AppFlows {
-            per_queue: Vec::new(),
-            affinity_violations: 0,
-            untracked: 0,
-        };
-        let mut t = Self::with_stride(vec![app], 4, max_flows, idle_ns, None);
+    /// A table that also *places* flows for the apps marked in `placing`
+    /// (they rebalance, [`FlowTable::place`]): each such app has one more
+    /// word per slot (see [`FlowTable::place`]), and a flow is gone — its
+    /// next packet a new flow's, for every app — once idle for more than
+    /// `idle_ns` or, ended, for more than `linger_ns` of packet time
+    /// (both rounded up to whole table units).
+    pub(crate) fn with_placing(
+        queues: &[u32],
+        placing: &[bool],
+        max_flows: usize,
+        idle_ns: u64,
+        linger_ns: u64,
+        on_alloc: Option<fn(&mut [u64]) -> bool>,
+    ) -> Self {
+        let app_words = 2 + queues.len().saturating_sub(2).div_ceil(4);
+        let extra = placing.iter().filter(|&&p| p).count();
+        let stride = (app_words + extra).next_power_of_two();
+        let mut t = Self::new(queues, max_flows, idle_ns, on_alloc);
+        if extra == 0 {
+            return t;
+        }
+        let mut next = app_words;
+        t.place_word = placing
+            .iter()
+            .map(|&p| {
+                p.then(|| {
+                    next += 1;
+                    (next - 1) as u8
+                })
+            })
+            .collect();
         // Rounded up: a flow is gone only after at least the time given.
         let units = |ns: u64| ns.div_ceil(1 << 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
         t.idle = units(idle_ns);
         t.linger = units(linger_ns);
+        t.stride = stride;
+        t.per_line = (LINE_WORDS / stride).max(1);
+        t.max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
+        t.stats.slot_bytes = 8 * stride as u64;
+        t.stats.bytes_at_capacity = if max_flows > 0 {
+            (t.max_slots * stride * 8) as u64
+        } else {
+            0
+        };
+        if max_flows > 0 {
+            t.resize(INITIAL_SLOTS);
+        }
         t
     }
 
@@ -262,6 +298,9 @@ impl FlowTable {
             last_sweep: 0,
             step_queues: Vec::new(),
             on_alloc,
+            place_word: Vec::new(),
+            step_slots: Vec::new(),
+            step_looked_up: false,
             apps,
             stats: TableStats {
                 capacity: max_flows as u64,
@@ -378,6 +417,7 @@ impl FlowTable {
     /// call. Grows or sweeps the table if that could take it past half
     /// full.
     pub(crate) fn prepare(&mut self, ts_ns: i128, common: usize, inserts: usize) {
+        self.step_looked_up = false;
         self.step_queues.clear();
         self.step_queues.resize(common * self.apps.len(), 0);
         self.now = time_unit(ts_ns);
@@ -417,7 +457,7 @@ impl FlowTable {
             }
             let idle = since(self.now, (s[1] & TIME_MASK) as u32);
             let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            if ended && idle > self.linger {
+            if ended && idle > self.linger && idle < 2 * MAX_IDLE_UNITS {
                 self.stats.ended += 1;
                 continue;
             }
@@ -453,6 +493,10 @@ impl FlowTable {
         if self.max_flows == 0 || digests.is_empty() {
             return;
         }
+        if self.step_looked_up {
+            self.settle_looked_up(hows);
+            return;
+        }
         self.touch(digests);
         let apps = self.apps.len();
         let queues = std::mem::take(&mut self.step_queues);
@@ -481,10 +525,41 @@ impl FlowTable {
         self.step_queues = queues;
     }
 
+    /// [`FlowTable::settle`] of a step looked up already: the placing apps
+    /// accounted at their decisions, the others here.
+    fn settle_looked_up(&mut self, hows: &[u8]) {
+        self.step_looked_up = false;
+        let apps = self.apps.len();
+        let queues = std::mem::take(&mut self.step_queues);
+        for (k, &how_bits) in hows.iter().enumerate() {
+            let firsts = &queues[k * apps..(k + 1) * apps];
+            match self.step_slot(k) {
+                Some(slot) => {
+                    let at = self.at(slot);
+                    if how_bits & how::ENDS != 0 {
+                        self.words[at + 1] |= end_state(how_bits);
+                    }
+                    for (app, &mine) in firsts.iter().enumerate() {
+                        if mine != 0 && self.place_word[app].is_none() {
+                            self.account_queue(at, app, mine);
+                        }
+                    }
+                }
+                None => {
+                    for (app, &mine) in firsts.iter().enumerate() {
+                        let counted = mine != 0 && self.place_word[app].is_none();
+                        self.apps[app].untracked += u64::from(counted);
+                    }
+                }
+            }
+        }
+        self.step_queues = queues;
+    }
+
     /// Touches the line every lookup of `digests` nearly always ends in:
     /// its home bucket. The loads are independent, so their misses
     /// overlap.
-    pub(crate) fn touch(&self, digests: &[u64]) {
+    fn touch(&self, digests: &[u64]) {
         let mut touched = 0u64;
         for &d in digests {
             touched ^= self.words[self.at(self.home(d.max(1)))];
@@ -496,7 +571,11 @@ impl FlowTable {
     /// the general path, one lookup each).
     #[inline]
     pub(crate) fn steered(&mut self, app: usize, q: usize, digest: u64, how_bits: u8) {
-        if how_bits & how::IP == 0 || self.max_flows == 0 {
+        if how_bits & how::IP == 0
+            || self.max_flows == 0
+            || self.place_word.get(app).is_some_and(Option::is_some)
+        {
+            // (A placing app's packets were accounted as they were placed.)
             return;
         }
         match self.find_or_insert(digest) {
@@ -519,11 +598,7 @@ impl FlowTable {
     /// `mine - 1`.
     #[inline(always)]
     fn account_queue(&mut self, at: usize, app: usize, mine: u16) {
-        let (word, shift) = if app < 2 {
-            (at + 1, 32 + 16 * app)
-        } else {
-            (at + 2 + (app - 2) / 4, 16 * ((app - 2) % 4))
-        };
+        let (word, shift) = queue_field(at, app);
         let word = &mut self.words[word];
         let first = (*word >> shift) as u16;
         let counts = &mut self.apps[app];
@@ -543,97 +618,163 @@ pub(crate) struct Placed {
     pub(crate) queue: u16,
     /// The flow's packets in this window, this one included.
     pub(crate) window_packets: u32,
-    /// Control ticks since the flow was placed first.
-    pub(crate) age_ticks: u32,
     /// The flow's queue is not the proposed one (its bucket moved while
     /// it was live) and this is the first packet to find that out.
     pub(crate) newly_pinned: bool,
+    /// Control ticks since the flow was placed (16 bits, wrapping).
+    pub(crate) age_ticks: u16,
 }
 
-/// Word 1: set once a flow was found off its bucket's queue (pinned).
-const PINNED: u64 = 1 << (TIME_BITS + 3);
+/// A placing app's word: bits 0..24 the flow's packets in the current
+/// window (saturating), 24..47 the window's number (23 bits), 47 set once
+/// the flow was found off its bucket's queue (pinned), 48..64 the control
+/// tick it was placed at.
+const WINDOW_COUNT: u64 = (1 << 24) - 1;
+const WINDOW_ID: u64 = (1 << 23) - 1;
+const PINNED: u64 = 1 << 47;
+
+/// [`FlowTable::step_slot`] of a common packet whose flow had no room.
+const NO_SLOT: u32 = u32::MAX;
 
 impl FlowTable {
-    /// A rebalancing steering's decision for a packet of flow `digest` at
-    /// packet time `ts_ns` in report window `window` and control tick
-    /// `tick`: a live flow keeps the queue
-    /// it was placed on; a new flow — or one idle past the timeout, or
-    /// ended (RST, or FIN both ways) and idle for the linger time, the
-    /// same rule a rebuild removes flows by — is placed on `proposed`.
-    /// `None`: a new flow with no room (not recorded; the caller must not
-    /// move its bucket while it may be live).
-    ///
-    /// The decision depends only on the flow's own packets, never on when
-    /// the table was rebuilt (a rebuild removes only flows this rule
-    /// already treats as new), so a capture and its offline replay place
-    /// flows alike. Only for tables made by [`FlowTable::placement`].
+    /// Whether some app places flows here.
+    pub(crate) fn places(&self) -> bool {
+        !self.place_word.is_empty()
+    }
+
+    /// A placing table's slot of `digest` at table time `unit` (inserted
+    /// if new and there is room): a flow that is gone — idle past the
+    /// timeout, or ended (RST, or FIN both ways) and quiet past the
+    /// linger — starts again in its slot, a new flow for every app, so a
+    /// decision depends on the flow's own packets only, never on when the
+    /// table was rebuilt (a rebuild drops only flows this rule calls
+    /// gone).
     #[inline(always)]
-    pub(crate) fn place(
-        &mut self,
-        digest: u64,
-        how_bits: u8,
-        ts_ns: i128,
-        window: u32,
-        tick: u32,
-        proposed: u16,
-    ) -> Option<Placed> {
-        let now = time_unit(ts_ns);
+    pub(crate) fn find_live(&mut self, digest: u64, unit: u32) -> Option<usize> {
         let d = digest.max(1);
         let (i, found) = self.probe(d);
         let at = self.at(i);
-        let counter = u64::from(window) << 32;
         if found {
             let meta = self.words[at + 1];
-            let idle = since(now, (meta & TIME_MASK) as u32);
+            let idle = since(unit, (meta & TIME_MASK) as u32);
             // (A time ahead of now — input out of order — is not idle.)
-            let ahead = idle >= 2 * MAX_IDLE_UNITS;
+            if idle >= 2 * MAX_IDLE_UNITS {
+                return Some(i);
+            }
             let ended = meta & RST != 0 || meta & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            let gone = !ahead && (idle > self.idle || (ended && idle > self.linger));
-            if !gone {
-                let queue = (meta >> 32) as u16 - 1;
-                let mut next = meta | end_state(how_bits);
-                if !ahead {
-                    next = (next & !TIME_MASK) | u64::from(now);
-                }
-                let newly_pinned = queue != proposed && next & PINNED == 0;
-                if newly_pinned {
-                    next |= PINNED;
-                }
-                // Written only when it changed (a clean line stays clean).
-                if next != meta {
-                    self.words[at + 1] = next;
-                }
-                let w = &mut self.words[at + 2];
-                *w = if *w & !0xffff_ffff == counter {
-                    *w + u64::from(*w as u32 != u32::MAX)
+            if idle > self.idle || (ended && idle > self.linger) {
+                if ended {
+                    self.stats.ended += 1;
                 } else {
-                    counter | 1
-                };
-                let window_packets = *w as u32;
-                return Some(Placed {
-                    queue,
-                    window_packets,
-                    newly_pinned,
-                    age_ticks: tick.wrapping_sub(self.words[at + 3] as u32),
-                });
+                    self.stats.expired += 1;
+                }
+                self.words[at + 1..at + self.stride].fill(0);
+                self.words[at + 1] = u64::from(unit);
+            } else if idle != 0 {
+                self.words[at + 1] = (meta & !TIME_MASK) | u64::from(unit);
             }
-        } else {
-            if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
-                return None;
-            }
-            self.words[at] = d;
-            self.len += 1;
-            self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
+            return Some(i);
         }
-        self.words[at + 1] = u64::from(now) | end_state(how_bits) | u64::from(proposed + 1) << 32;
-        self.words[at + 2] = counter | 1;
-        self.words[at + 3] = u64::from(tick);
-        Some(Placed {
-            queue: proposed,
-            window_packets: 1,
-            newly_pinned: false,
-            age_ticks: 0,
-        })
+        if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
+            return None;
+        }
+        self.words[at] = d;
+        self.words[at + 1] = u64::from(unit);
+        self.len += 1;
+        self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
+        Some(i)
+    }
+
+    /// A placing table, before the apps assign a step: looks up every
+    /// common packet's flow once ([`FlowTable::find_live`]; their home
+    /// lines touched first so the misses overlap), for the placing apps'
+    /// decisions now and the accounting at [`FlowTable::settle`].
+    pub(crate) fn look_up_step(&mut self, digests: &[u64], units: &[u32]) {
+        self.touch(digests);
+        self.step_slots.clear();
+        for (&d, &u) in digests.iter().zip(units) {
+            let slot = self.find_live(d, u).map_or(NO_SLOT, |i| i as u32);
+            self.step_slots.push(slot);
+        }
+        self.step_looked_up = true;
+    }
+
+    /// The slot of the step's `k`-th common packet's flow (after
+    /// [`FlowTable::look_up_step`]), `None` if it had no room.
+    #[inline(always)]
+    pub(crate) fn step_slot(&self, k: usize) -> Option<usize> {
+        let s = self.step_slots[k];
+        (s != NO_SLOT).then_some(s as usize)
+    }
+
+    /// Placing app `app`'s decision for a packet (its [`how`] bits
+    /// `how_bits`) of the flow in `slot`, in report window `window` and at
+    /// control tick `tick`: a flow the app has placed keeps its queue; a
+    /// flow new to it is placed on `proposed` (and counted as one of the
+    /// queue's flows, the accounting [`FlowTable::settle`] and
+    /// [`FlowTable::steered`] then leave to this).
+    #[inline(always)]
+    pub(crate) fn place(
+        &mut self,
+        app: usize,
+        slot: usize,
+        how_bits: u8,
+        proposed: u16,
+        window: u32,
+        tick: u16,
+    ) -> Placed {
+        let at = self.at(slot);
+        if how_bits & how::ENDS != 0 {
+            self.words[at + 1] |= end_state(how_bits);
+        }
+        let own = at + usize::from(self.place_word[app].expect("a placing app"));
+        let (word, shift) = queue_field(at, app);
+        let first = (self.words[word] >> shift) as u16;
+        let window = u64::from(window) & WINDOW_ID;
+        if first == 0 {
+            self.words[word] |= u64::from(proposed + 1) << shift;
+            self.apps[app].per_queue[usize::from(proposed)] += 1;
+            self.words[own] = u64::from(tick) << 48 | window << 24 | 1;
+            return Placed {
+                queue: proposed,
+                window_packets: 1,
+                newly_pinned: false,
+                age_ticks: 0,
+            };
+        }
+        let queue = first - 1;
+        let w = self.words[own];
+        let newly_pinned = queue != proposed && w & PINNED == 0;
+        let count = if (w >> 24) & WINDOW_ID == window {
+            (w & WINDOW_COUNT) + u64::from(w & WINDOW_COUNT != WINDOW_COUNT)
+        } else {
+            1
+        };
+        let pinned = if newly_pinned { PINNED } else { 0 };
+        self.words[own] = (w & !(WINDOW_COUNT | WINDOW_ID << 24)) | pinned | window << 24 | count;
+        Placed {
+            queue,
+            window_packets: count as u32,
+            newly_pinned,
+            age_ticks: tick.wrapping_sub((w >> 48) as u16),
+        }
+    }
+
+    /// Placing app `app` steered a packet of a flow the table had no room
+    /// for.
+    pub(crate) fn untracked(&mut self, app: usize) {
+        self.apps[app].untracked += 1;
+    }
+}
+
+/// The word and bit shift of app `app`'s first-queue field in the slot at
+/// word `at`.
+#[inline(always)]
+fn queue_field(at: usize, app: usize) -> (usize, usize) {
+    if app < 2 {
+        (at + 1, 32 + 16 * app)
+    } else {
+        (at + 2 + (app - 2) / 4, 16 * ((app - 2) % 4))
     }
 }
 

@@ -33,17 +33,19 @@
 //! at 1.5× fixes that and stays within 1.02–1.08×.
 //!
 //! **No flow changes queue.** Every flow's queue is remembered when its
-//! first packet is placed ([`crate::flowtable::FlowTable::place`]): a flow
-//! that is live when its bucket moves keeps its queue until it ends (TCP
-//! RST, or FIN both ways, then [`RebalanceConfig::ended_linger_ns`] of
-//! silence, 60 s by default) or
-//! idles out
-//! ([`RebalanceConfig::idle_ns`] of packet time); only flows that start
-//! after the move take the bucket's new queue. Fragments and ICMP errors
-//! carry their flow's digest, so they follow it. The table is bounded
-//! ([`RebalanceConfig::max_flows`]); a flow it has no room for is steered
-//! by its bucket, and that bucket is then not moved until such a flow
-//! could have idled out (counted as `moves_refused`).
+//! first packet is placed, in the flow table every steering worker
+//! already keeps for its apps' accounting ([`crate::flowtable`]: the
+//! app's first-queue field *is* the placement, plus one word per
+//! rebalancing app for the window and tick counts), so a packet costs one
+//! look-up for accounting and placement together. A flow that is live
+//! when its bucket moves keeps its queue until it ends (TCP RST, or FIN
+//! both ways, then [`RebalanceConfig::ended_linger_ns`] of silence, 60 s
+//! by default) or idles out ([`RebalanceConfig::idle_ns`] of packet time);
+//! only flows that start after the move take the bucket's new queue.
+//! Fragments and ICMP errors carry their flow's digest, so they follow
+//! it. The table is bounded (`max_flows` of the engine); a flow it has no
+//! room for is steered by its bucket, and that bucket is then not moved
+//! until such a flow could have idled out (counted as `moves_refused`).
 //!
 //! **Deterministic.** Ticks and report windows start at the first packet
 //! and take effect at the first packet at or past their time, whatever
@@ -63,7 +65,7 @@
 
 use symrss_hash::Reta;
 
-use crate::flowtable::{FlowTable, TableStats};
+use crate::flowtable::FlowTable;
 
 /// Rebalancing settings of one application.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,8 +89,6 @@ pub struct RebalanceConfig {
     pub min_rate: u32,
     /// Most buckets moved at one tick.
     pub max_moves: u32,
-    /// Most flows whose queue is remembered at once.
-    pub max_flows: usize,
     /// A flow idle this long (packet time, ns) has ended: its next packet
     /// is placed as a new flow's.
     pub idle_ns: u64,
@@ -110,7 +110,6 @@ impl Default for RebalanceConfig {
             max_share: 1.5,
             min_rate: 1000,
             max_moves: 64,
-            max_flows: 1 << 20,
             idle_ns: 300_000_000_000,
             ended_linger_ns: 60_000_000_000,
         }
@@ -188,8 +187,6 @@ pub struct RebalanceStats {
     /// Windows in which the placement's busiest queue carried more than
     /// the static RETA's would have.
     pub windows_worse_than_static: u64,
-    /// The placement table.
-    pub table: TableStats,
     /// The bucket table now (bucket → queue).
     pub buckets_now: Vec<u32>,
     /// Each window's load, the first [`WINDOWS_KEPT`].
@@ -222,7 +219,6 @@ pub(crate) struct Rebalancer {
     live: Vec<u32>,
     /// The static RETA's entries.
     fixed: Vec<u32>,
-    placement: FlowTable,
     /// Packet time the current report window ends at, and the next
     /// control tick (`None` before the first packet).
     window_end: Option<i128>,
@@ -235,8 +231,9 @@ pub(crate) struct Rebalancer {
     /// This tick's packets per queue: all, and those of young flows.
     tick_load: Vec<u64>,
     tick_young: Vec<u64>,
-    /// This tick's packets per bucket of flows on their bucket's queue
-    /// (moving the least loaded buckets pins the fewest flows).
+    /// This report window's placed packets per bucket: under the static
+    /// table bucket b's packets were queue `fixed[b]`'s, and moving the
+    /// least loaded buckets pins the fewest flows.
     bucket_load: Vec<u64>,
     /// Per queue, packets over about the last horizon (decayed per tick):
     /// all, and those of young flows.
@@ -260,7 +257,6 @@ impl Rebalancer {
         Self {
             live: reta.entries().to_vec(),
             fixed: reta.entries().to_vec(),
-            placement: FlowTable::placement(cfg.max_flows, cfg.idle_ns, cfg.ended_linger_ns),
             window_end: None,
             next_tick: 0,
             window: WindowLoad {
@@ -271,7 +267,8 @@ impl Rebalancer {
             },
             window_number: 0,
             tick_number: 0,
-            young_ticks: (horizon / tick).min(u64::from(u32::MAX / 2)) as u32,
+            // (Ages are 16-bit tick counts.)
+            young_ticks: (horizon / tick).min(30_000) as u32,
             tick_load: vec![0; queues],
             tick_young: vec![0; queues],
 
@@ -289,55 +286,53 @@ impl Rebalancer {
         }
     }
 
-    /// Before a step whose first packet is at `ts_ns` and which places at
-    /// most `placements` packets: the table makes room (grows, or sweeps
-    /// flows that are gone).
-    pub(crate) fn prepare(&mut self, ts_ns: i128, placements: usize) {
-        self.placement.prepare(ts_ns, 0, placements);
-    }
-
-    /// Touches the placement lines of a step's flows before they are
-    /// placed one by one, so their cache misses overlap.
-    pub(crate) fn touch(&self, digests: &[u64]) {
-        self.placement.touch(digests);
-    }
-
-    /// The queue of an IP packet of flow `digest` (its [`how`] bits
-    /// `how_bits`) hashed to `bucket`, decided at packet time `ts_ns`.
+    /// The queue of an IP packet (its [`how`] bits `how_bits`) hashed to
+    /// `bucket`, decided at packet time `ts_ns`, its flow in `slot` of the
+    /// flow `table` (`None`: no room), for app `app` of the table.
     ///
     /// [`how`]: crate::affinity::how
     #[inline]
-    pub(crate) fn place(&mut self, bucket: usize, digest: u64, how_bits: u8, ts_ns: i128) -> u32 {
+    pub(crate) fn place(
+        &mut self,
+        table: &mut FlowTable,
+        app: usize,
+        slot: Option<usize>,
+        bucket: usize,
+        how_bits: u8,
+        ts_ns: impl FnOnce() -> i128,
+    ) -> u32 {
         debug_assert!(
             self.window_end.is_some(),
             "advance() before the first placement"
         );
         let proposed = self.live[bucket];
-        self.window.static_queues[self.fixed[bucket] as usize] += 1;
-        let (window, tick) = (self.window_number, self.tick_number);
-        let placed = self
-            .placement
-            .place(digest, how_bits, ts_ns, window, tick, proposed as u16);
-        let Some(p) = placed else {
+        self.bucket_load[bucket] += 1;
+        let Some(slot) = slot else {
             // No room: steered by its bucket, which must then stay put
             // while the flow may be live.
+            table.untracked(app);
             self.stats.untracked_packets += 1;
-            let until = ts_ns.saturating_add(i128::from(self.cfg.idle_ns));
+            let until = ts_ns().saturating_add(i128::from(self.cfg.idle_ns));
             self.frozen_until[bucket] = self.frozen_until[bucket].max(until);
-            self.bucket_load[bucket] += 1;
             self.add(proposed, true);
             return proposed;
         };
+        let p = table.place(
+            app,
+            slot,
+            how_bits,
+            proposed as u16,
+            self.window_number,
+            self.tick_number as u16,
+        );
         let w = &mut self.window;
         w.largest_flow = w.largest_flow.max(u64::from(p.window_packets));
         let queue = u32::from(p.queue);
-        if queue == proposed {
-            self.bucket_load[bucket] += 1;
-        } else {
+        if queue != proposed {
             self.stats.pinned_packets += 1;
             self.stats.pinned_flows += u64::from(p.newly_pinned);
         }
-        self.add(queue, p.age_ticks < self.young_ticks);
+        self.add(queue, u32::from(p.age_ticks) < self.young_ticks);
         queue
     }
 
@@ -419,10 +414,12 @@ impl Rebalancer {
         self.rebalance(now);
         self.tick_load.fill(0);
         self.tick_young.fill(0);
-        self.bucket_load.fill(0);
     }
 
     fn account_window(&mut self) {
+        for (b, n) in self.bucket_load.iter_mut().enumerate() {
+            self.window.static_queues[self.fixed[b] as usize] += std::mem::take(n);
+        }
         let w = &self.window;
         if w.queues.iter().all(|&q| q == 0) {
             return;
@@ -461,31 +458,26 @@ impl Rebalancer {
         for &q in &self.live {
             have[q as usize] += 1;
         }
-        // Buckets of queues above their number, the least loaded first.
-        let mut spare: Vec<usize> = (0..self.live.len())
-            .filter(|&b| have[self.live[b] as usize] > target[self.live[b] as usize])
-            .collect();
-        spare.sort_by_key(|&b| (self.bucket_load[b], b));
         let mut moves = 0;
-        for b in spare {
-            if moves >= self.cfg.max_moves {
-                break;
-            }
-            let from = self.live[b] as usize;
-            if have[from] <= target[from] {
-                continue;
-            }
-            // The queue furthest below its number (ties: the lowest).
-            let Some(to) = (0..queues)
-                .filter(|&q| have[q] < target[q])
-                .max_by_key(|&q| (target[q] - have[q], std::cmp::Reverse(q)))
-            else {
+        while moves < self.cfg.max_moves && have != target {
+            // From the queue furthest above its number to the one furthest
+            // below it (ties: the lowest queue), its least loaded bucket
+            // (it pins the fewest flows; ties: the lowest bucket).
+            let from = (0..queues)
+                .max_by_key(|&q| (have[q].saturating_sub(target[q]), std::cmp::Reverse(q)))
+                .expect("queues");
+            let to = (0..queues)
+                .max_by_key(|&q| (target[q].saturating_sub(have[q]), std::cmp::Reverse(q)))
+                .expect("queues");
+            let bucket = (0..self.live.len())
+                .filter(|&b| self.live[b] as usize == from && self.frozen_until[b] <= now)
+                .min_by_key(|&b| (self.bucket_load[b], b));
+            let Some(b) = bucket else {
+                // Every bucket it could give holds a flow the table had no
+                // room for.
+                self.stats.moves_refused += 1;
                 break;
             };
-            if self.frozen_until[b] > now {
-                self.stats.moves_refused += 1;
-                continue;
-            }
             self.live[b] = to as u32;
             have[from] -= 1;
             have[to] += 1;
@@ -508,7 +500,6 @@ impl Rebalancer {
     pub(crate) fn stats(&self, windows: bool) -> RebalanceStats {
         let s = &self.stats;
         RebalanceStats {
-            table: self.placement.stats(),
             buckets_now: self.live.clone(),
             window_loads: if windows {
                 s.window_loads.clone()
@@ -538,7 +529,8 @@ fn water_fill(carried: &[f64], fresh: f64, max_share: f64, buckets: usize) -> Ve
         lowest,
         lowest + fresh + carried.iter().copied().fold(0.0, f64::max),
     );
-    for _ in 0..100 {
+    // 40 halvings: the level to within 2^-40 of the range.
+    for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
         if poured(mid) < fresh {
             lo = mid
@@ -584,18 +576,57 @@ mod tests {
     const SEC: i128 = 1_000_000_000;
     const TICK: i128 = 5_000_000;
 
-    fn rebalancer(queues: u32, max_flows: usize) -> Rebalancer {
+    /// A rebalancer over 16 buckets and its app's flow table (of at most
+    /// `max_flows` flows).
+    struct Placer {
+        r: Rebalancer,
+        table: FlowTable,
+    }
+
+    impl Placer {
+        /// The queue of a packet of flow `digest` hashed to `bucket`.
+        fn place(&mut self, bucket: usize, digest: u64, how_bits: u8, ts: i128) -> u32 {
+            self.table.prepare(ts, 0, 1);
+            let slot = self
+                .table
+                .find_live(digest, crate::flowtable::time_unit(ts));
+            self.r
+                .place(&mut self.table, 0, slot, bucket, how_bits, || ts)
+        }
+    }
+
+    impl std::ops::Deref for Placer {
+        type Target = Rebalancer;
+        fn deref(&self) -> &Rebalancer {
+            &self.r
+        }
+    }
+
+    impl std::ops::DerefMut for Placer {
+        fn deref_mut(&mut self) -> &mut Rebalancer {
+            &mut self.r
+        }
+    }
+
+    fn rebalancer(queues: u32, max_flows: usize) -> Placer {
         let reta = Reta::equal(16, queues, 0).unwrap();
-        Rebalancer::new(
-            RebalanceConfig {
+        let cfg = RebalanceConfig {
+            min_rate: 0,
+            // No cap: with two queues every new flow may go to one.
+            max_share: 2.0,
+            ..RebalanceConfig::default()
+        };
+        Placer {
+            r: Rebalancer::new(cfg, &reta),
+            table: FlowTable::with_placing(
+                &[queues],
+                &[true],
                 max_flows,
-                min_rate: 0,
-                // No cap: with two queues every new flow may go to one.
-                max_share: 2.0,
-                ..RebalanceConfig::default()
-            },
-            &reta,
-        )
+                cfg.idle_ns,
+                cfg.ended_linger_ns,
+                None,
+            ),
+        }
     }
 
     fn moved(r: &Rebalancer) -> Vec<usize> {
@@ -644,7 +675,6 @@ mod tests {
     fn a_bucket_holding_an_untracked_flow_is_not_moved() {
         let mut r = rebalancer(2, 1);
         r.advance(0);
-        r.prepare(0, 10);
         for i in 0..6 {
             r.place(0, 1, how::IP, i);
         }

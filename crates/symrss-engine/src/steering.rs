@@ -67,55 +67,102 @@ const HOLE: u32 = u32::MAX - 1;
 /// [`Slot::flow`] is then its position among them.
 const COMMON: u32 = u32::MAX - 2;
 
-/// The queue of an IP packet whose hash is `hash`: the RETA's entry, or
-/// with rebalancing its flow's placement (`flow` its digest, `how` its
-/// [`how`] bits, `ts` its decision's packet time, read only then).
-#[inline(always)]
-fn decide(
-    reta: &Reta,
-    rebalance: &mut Option<Box<Rebalancer>>,
-    hash: u32,
-    flow: u64,
-    how: u8,
-    ts: impl FnOnce() -> i128,
-) -> u32 {
-    match rebalance {
-        None => reta.queue(hash),
-        Some(r) => r.place(reta.index(hash), flow, how, ts()),
-    }
+/// Where a decision's flow is in the flow table: a common packet's,
+/// looked up with its step, or by its digest.
+#[derive(Clone, Copy, Debug)]
+enum FlowAt {
+    Common(usize),
+    Digest(u64),
 }
 
-/// A slot's queue: its own, for a fast-path slot the queue of the step's
-/// next batch hash, for a common packet the queue of its scheme's hash
-/// ([`HOLE`] stays a hole).
+/// The queue of an IP packet whose hash is `hash`: the RETA's entry, or
+/// with rebalancing its flow's placement in the account's flow table
+/// (`at` the flow, `how` its [`how`] bits, `ts` its decision's packet
+/// time, read only then; `app` the steering's position).
 #[inline(always)]
-fn slot_queue(
-    slot: &Slot,
+#[allow(clippy::too_many_arguments)] // the one place a queue is decided
+fn decide<A: Account>(
     reta: &Reta,
     rebalance: &mut Option<Box<Rebalancer>>,
-    batch: &Batch,
-    fast: &mut std::slice::Iter<'_, u32>,
-    common: &Common,
-    hashes: &[u32],
+    account: &mut A,
+    app: usize,
+    hash: u32,
+    at: FlowAt,
+    how: u8,
+    ts: impl Fn() -> i128,
 ) -> u32 {
-    let ts = || batch.packet(slot.entry).0.ts_ns;
-    match slot.queue {
-        COMMON => {
+    let Some(r) = rebalance else {
+        return reta.queue(hash);
+    };
+    let table = account
+        .placement()
+        .expect("a rebalancing steering's account places flows");
+    // (A common packet's flow was looked up with its step, at its time.)
+    let slot = match at {
+        FlowAt::Common(k) => table.step_slot(k),
+        FlowAt::Digest(d) => table.find_live(d, crate::flowtable::time_unit(ts())),
+    };
+    r.place(table, app, slot, reta.index(hash), how, ts)
+}
+
+/// What deciding and reporting a step's slots needs besides the slots.
+struct Decider<'a, A> {
+    reta: &'a Reta,
+    rebalance: &'a mut Option<Box<Rebalancer>>,
+    account: &'a mut A,
+    app: usize,
+    batch: &'a Batch,
+    common: &'a Common,
+    /// The step's common packets' hashes under this steering's scheme.
+    hashes: &'a [u32],
+    /// Input position of the batch's first packet.
+    first: u64,
+}
+
+impl<A: Account> Decider<'_, A> {
+    /// A slot's queue: its own, for a fast-path slot the queue of the
+    /// step's next batch hash, for a common packet the queue of its
+    /// scheme's hash ([`HOLE`] stays a hole).
+    #[inline(always)]
+    fn queue(&mut self, slot: &Slot, fast: &mut std::slice::Iter<'_, u32>) -> u32 {
+        let batch = self.batch;
+        let ts = || batch.packet(slot.entry).0.ts_ns;
+        let (hash, at, how) = match slot.queue {
+            COMMON => {
+                let k = slot.flow as usize;
+                (self.hashes[k], FlowAt::Common(k), self.common.how[k])
+            }
+            FAST => {
+                let hash = *fast.next().expect("one hash per fast slot");
+                (hash, FlowAt::Digest(slot.flow), slot.how)
+            }
+            q => return q,
+        };
+        decide(
+            self.reta,
+            self.rebalance,
+            self.account,
+            self.app,
+            hash,
+            at,
+            how,
+            ts,
+        )
+    }
+
+    /// Reports one decision (a common packet's flow by its position).
+    #[inline(always)]
+    fn report(&mut self, slot: &Slot, q: usize) {
+        let index = self.first + u64::from(slot.entry);
+        if slot.queue == COMMON {
             let k = slot.flow as usize;
-            decide(
-                reta,
-                rebalance,
-                hashes[k],
-                common.digests[k],
-                common.how[k],
-                ts,
-            )
+            let c = self.common;
+            self.account
+                .steered_common(self.app, q, k, c.digests[k], c.how[k], index);
+        } else {
+            self.account
+                .steered(self.app, q, slot.flow, slot.how, index);
         }
-        FAST => {
-            let hash = *fast.next().expect("one hash per fast slot");
-            decide(reta, rebalance, hash, slot.flow, slot.how, ts)
-        }
-        q => q,
     }
 }
 
@@ -129,6 +176,8 @@ struct Common {
     digests: Vec<u64>,
     /// Per tuple, its [`how`] bits (the same for every steering).
     how: Vec<u8>,
+    /// Per tuple, its packet time in flow-table units (for placement).
+    units: Vec<u32>,
     /// Per scheme group, the hash of each tuple.
     hashes: Vec<Vec<u32>>,
 }
@@ -136,7 +185,8 @@ struct Common {
 impl Common {
     /// Adds a common packet; returns its position among them.
     #[inline]
-    fn push(&mut self, p: &symrss_wire::PlainFlow) -> usize {
+    fn push(&mut self, p: &symrss_wire::PlainFlow, ts_ns: i128) -> usize {
+        self.units.push(crate::flowtable::time_unit(ts_ns));
         self.tuples.push(p.tuple);
         self.digests.push(flow_digest(&p.tuple, p.proto));
         self.how
@@ -345,11 +395,17 @@ impl Steering {
     /// Before a packet at `ts_ns`: fragments held longer than the hold
     /// allows fall back to their own addresses.
     #[inline]
-    fn expire_held(&mut self, ts_ns: i128, batch: &Batch, released: &mut Vec<PacketRef>) {
+    fn expire_held<A: Account>(
+        &mut self,
+        ts_ns: i128,
+        batch: &Batch,
+        released: &mut Vec<PacketRef>,
+        (account, app): (&mut A, usize),
+    ) {
         if self.tracker.datagrams() > 0 {
             self.tracker.expire(ts_ns, released);
             for r in released.drain(..) {
-                self.route_fallback(r, batch, ts_ns);
+                self.route_fallback(r, batch, ts_ns, (&mut *account, app));
             }
         }
     }
@@ -411,7 +467,14 @@ impl Steering {
     /// First step for one dissected packet (`frame`): its slot, with the
     /// queue decided now unless it takes the fast path (hashed with the
     /// step).
-    fn classify(&mut self, key: &FlowKey, frame: &[u8], ts_ns: i128, i: u32) {
+    fn classify<A: Account>(
+        &mut self,
+        key: &FlowKey,
+        frame: &[u8],
+        ts_ns: i128,
+        i: u32,
+        (account, app): (&mut A, usize),
+    ) {
         let policy = &self.policy;
         if let Some(l) = Subject::plain(key, policy.layer)
             && policy.hashes_tuple_as_is(&l.tuple, l.proto)
@@ -474,12 +537,13 @@ impl Steering {
                         } else {
                             0
                         };
-                        self.push_slot(&subject, r, i, bits | fallback, ts_ns);
+                        let at = (ts_ns, &mut *account, app);
+                        self.push_slot(&subject, r, i, bits | fallback, at);
                     }
                     Outcome::Release(_, held, r) => {
                         // The fragments that waited for the first one go
                         // where it goes, each in its own place.
-                        let q = self.push_slot(&subject, r, i, bits, ts_ns);
+                        let q = self.push_slot(&subject, r, i, bits, (ts_ns, &mut *account, app));
                         let flow = resolved_digest(&subject.flow(r));
                         for other in held {
                             if let Some(r) = &mut self.rebalance {
@@ -507,23 +571,23 @@ impl Steering {
             }
             frag => {
                 let bits = how::IP | quote | if frag.is_some() { how::FRAGMENT } else { 0 };
-                self.push_slot(&subject, None, i, bits, ts_ns);
+                self.push_slot(&subject, None, i, bits, (ts_ns, account, app));
             }
         }
     }
 
     /// The slot of a packet of this step whose queue is decided now (at
     /// packet time `ts_ns`).
-    fn push_slot(
+    fn push_slot<A: Account>(
         &mut self,
         subject: &Subject,
         tracked: Option<Resolved>,
         i: u32,
         how: u8,
-        ts_ns: i128,
+        at: (i128, &mut A, usize),
     ) -> u32 {
         let flow = resolved_digest(&subject.flow(tracked));
-        let queue = self.queue_of(subject, tracked, flow, how, ts_ns);
+        let queue = self.queue_of(subject, tracked, flow, how, at);
         self.push(Slot {
             queue,
             entry: i,
@@ -533,23 +597,40 @@ impl Steering {
         queue
     }
 
-    /// The queue of a packet of flow `flow` decided at packet time `ts_ns`.
-    fn queue_of(
+    /// The queue of a packet of flow `flow` decided at packet time `ts_ns`
+    /// (this steering being app `app` of `account`).
+    fn queue_of<A: Account>(
         &mut self,
         subject: &Subject,
         tracked: Option<Resolved>,
         flow: u64,
         how: u8,
-        ts_ns: i128,
+        (ts_ns, account, app): (i128, &mut A, usize),
     ) -> u32 {
         let hash = self.policy.hash(subject, tracked);
-        decide(&self.reta, &mut self.rebalance, hash, flow, how, || ts_ns)
+        let at = FlowAt::Digest(flow);
+        decide(
+            &self.reta,
+            &mut self.rebalance,
+            account,
+            app,
+            hash,
+            at,
+            how,
+            || ts_ns,
+        )
     }
 
     /// A fragment whose first fragment never came in time (decided at
     /// packet time `now`): hashed by its own addresses; its hole in the
     /// delay line is filled.
-    fn route_fallback(&mut self, packet: PacketRef, current: &Batch, now: i128) {
+    fn route_fallback<A: Account>(
+        &mut self,
+        packet: PacketRef,
+        current: &Batch,
+        now: i128,
+        (account, app): (&mut A, usize),
+    ) {
         let (meta, data) = packet.packet(current);
         let index = meta.index;
         let mut key = FlowKey::default();
@@ -560,7 +641,7 @@ impl Steering {
                 let how = how::IP | how::FRAGMENT | how::FALLBACK;
                 Filled {
                     at: index,
-                    queue: self.queue_of(&s, None, flow, how, now),
+                    queue: self.queue_of(&s, None, flow, how, (now, account, app)),
                     flow,
                     how,
                 }
@@ -583,7 +664,12 @@ impl Steering {
     /// The delay line grew past its bound: the fragments that have waited
     /// longest give up on their first fragment now (as if their hold had
     /// expired), so its front can leave.
-    fn shorten_delay(&mut self, current: &Batch, released: &mut Vec<PacketRef>) {
+    fn shorten_delay<A: Account>(
+        &mut self,
+        current: &Batch,
+        released: &mut Vec<PacketRef>,
+        (account, app): (&mut A, usize),
+    ) {
         let Some((r, _)) = self.delay.iter().find(|(_, q)| *q == HOLE) else {
             return;
         };
@@ -591,7 +677,7 @@ impl Steering {
         let now = since + self.tracker.hold_ns() + 1;
         self.tracker.expire(now, released);
         for r in released.drain(..) {
-            self.route_fallback(r, current, now);
+            self.route_fallback(r, current, now, (&mut *account, app));
         }
     }
 
@@ -608,20 +694,16 @@ impl Steering {
             .scheme()
             .hash_batch(&self.fast, &mut self.fast_hashes);
         let mut fast = self.fast_hashes.iter();
-        let hashes = common.hashes.get(self.group).map_or(&[][..], Vec::as_slice);
-        if let Some(r) = &self.rebalance {
-            r.touch(&common.digests);
-        }
         let first = self.batch_first;
-        // Reports one decision (a common packet's flow by its position).
-        let mut report = |slot: &Slot, q: usize| {
-            let index = first + u64::from(slot.entry);
-            if slot.queue == COMMON {
-                let k = slot.flow as usize;
-                account.steered_common(app, q, k, common.digests[k], common.how[k], index);
-            } else {
-                account.steered(app, q, slot.flow, slot.how, index);
-            }
+        let mut d = Decider {
+            reta: &self.reta,
+            rebalance: &mut self.rebalance,
+            account,
+            app,
+            batch,
+            common,
+            hashes: common.hashes.get(self.group).map_or(&[][..], Vec::as_slice),
+            first,
         };
         if self.delay.is_empty() && !self.step_has_hole {
             // The common case: no fragment waits, every packet goes
@@ -634,45 +716,21 @@ impl Steering {
                     flow: u64::from(k),
                     how: 0,
                 };
-                let q = slot_queue(
-                    &slot,
-                    &self.reta,
-                    &mut self.rebalance,
-                    batch,
-                    &mut fast,
-                    common,
-                    hashes,
-                ) as usize;
+                let q = d.queue(&slot, &mut fast) as usize;
                 self.pending[q].push(slot.entry);
-                report(&slot, q);
+                d.report(&slot, q);
             }
             self.run = 0;
             for slot in &self.slots {
-                let q = slot_queue(
-                    slot,
-                    &self.reta,
-                    &mut self.rebalance,
-                    batch,
-                    &mut fast,
-                    common,
-                    hashes,
-                ) as usize;
+                let q = d.queue(slot, &mut fast) as usize;
                 self.pending[q].push(slot.entry);
-                report(slot, q);
+                d.report(slot, q);
             }
         } else {
             // Until the first hole, packets still go to their pending
             // lists; from it on, every packet waits behind it.
             for slot in &self.slots {
-                let q = slot_queue(
-                    slot,
-                    &self.reta,
-                    &mut self.rebalance,
-                    batch,
-                    &mut fast,
-                    common,
-                    hashes,
-                );
+                let q = d.queue(slot, &mut fast);
                 if self.delay.is_empty() && q != HOLE {
                     self.pending[q as usize].push(slot.entry);
                 } else {
@@ -684,10 +742,11 @@ impl Steering {
                         continue;
                     }
                 }
-                report(slot, q as usize);
+                d.report(slot, q as usize);
             }
             self.step_has_hole = false;
         }
+        let account = d.account;
         // (A hole always lands in the delay line: it starts there.)
         for f in &self.filled {
             let place = &mut self.delay[(f.at - self.delay_front) as usize].1;
@@ -850,6 +909,7 @@ impl<A: Account> Steerer<A> {
             tuples: Vec::with_capacity(STEER_PACKETS),
             digests: Vec::with_capacity(STEER_PACKETS),
             how: Vec::with_capacity(STEER_PACKETS),
+            units: Vec::with_capacity(STEER_PACKETS),
         };
         Self {
             arena,
@@ -986,13 +1046,19 @@ impl<A: Account> Steerer<A> {
             None => i128::MAX,
         };
         let first_ts = batch.packet(self.steered as u32).0.ts_ns;
+        let mut held = 0;
         for core in &mut self.cores {
             core.batch_first = batch.first_index();
             core.poll_remote();
             core.received += (end - self.steered) as u64;
-            if let Some(r) = &mut core.rebalance {
-                r.prepare(first_ts, end - self.steered + core.tracker.held());
-            }
+            held += core.tracker.held();
+        }
+        if self.rebalancing {
+            // Rebalancing steerings place flows as they classify: the
+            // table makes room for the whole step first (and sweeps by the
+            // step's first packet time, so a flow is gone only by its own
+            // packets' times).
+            self.account.prepare(0, end - self.steered + held, first_ts);
         }
         // The step's prefix: while every packet so far is plain and every
         // steering hashes it as it is (and no fragment is held, so there is
@@ -1008,7 +1074,7 @@ impl<A: Account> Steerer<A> {
             let plain = plain_flow(meta.linktype, data, &self.dissect);
             if prefix {
                 if let Some(p) = &plain {
-                    self.common.push(p);
+                    self.common.push(p, meta.ts_ns);
                     observe(meta.index, Seen::Plain(&p.tuple));
                     continue;
                 }
@@ -1019,12 +1085,13 @@ impl<A: Account> Steerer<A> {
             // steering hashes its plain tuple as it is.
             let mut common = None;
             let mut dissected = false;
-            for core in &mut self.cores {
-                core.expire_held(now, batch, &mut self.released);
+            for (app, core) in self.cores.iter_mut().enumerate() {
+                let account = (&mut self.account, app);
+                core.expire_held(now, batch, &mut self.released, account);
                 if let Some(p) = &plain
                     && core.policy.hashes_tuple_as_is(&p.tuple, p.proto)
                 {
-                    let k = *common.get_or_insert_with(|| self.common.push(p));
+                    let k = *common.get_or_insert_with(|| self.common.push(p, meta.ts_ns));
                     core.push_common(k, i);
                     continue;
                 }
@@ -1035,7 +1102,7 @@ impl<A: Account> Steerer<A> {
                         self.dissect_errors.record(meta.index, e);
                     }
                 }
-                core.classify(&self.key, data, meta.ts_ns, i);
+                core.classify(&self.key, data, meta.ts_ns, i, (&mut self.account, app));
             }
             // (A frame without the plain tuple was dissected above: every
             // steering took the general path.)
@@ -1057,15 +1124,23 @@ impl<A: Account> Steerer<A> {
                 .iter()
                 .map(|c| c.run as usize + c.slots.len() + c.filled.len())
                 .sum::<usize>();
-        self.account.prepare(
-            self.common.digests.len(),
-            decisions,
-            i128::from(self.last_ts),
-        );
+        let time = if self.rebalancing {
+            first_ts
+        } else {
+            i128::from(self.last_ts)
+        };
+        self.account
+            .prepare(self.common.digests.len(), decisions, time);
+        if let Some(table) = self.account.placement() {
+            // Rebalancing steerings place the common packets' flows as
+            // they assign: each is looked up once, now, for them and for
+            // the accounting at `settle`.
+            table.look_up_step(&self.common.digests, &self.common.units);
+        }
         for (app, core) in self.cores.iter_mut().enumerate() {
             core.assign(app, &mut self.account, &self.common, batch);
             if core.delay.len() > self.max_delayed {
-                core.shorten_delay(batch, &mut self.released);
+                core.shorten_delay(batch, &mut self.released, (&mut self.account, app));
                 core.assign(app, &mut self.account, &self.common, batch);
             }
         }
@@ -1073,6 +1148,7 @@ impl<A: Account> Steerer<A> {
         self.common.tuples.clear();
         self.common.digests.clear();
         self.common.how.clear();
+        self.common.units.clear();
         self.steered = end;
         if let Some((shared, me)) = &self.shared {
             shared.advance(*me, self.last_ts);
@@ -1115,9 +1191,10 @@ impl<A: Account> Steerer<A> {
             loop {
                 let others = shared.others(*me);
                 let mut waiting = false;
-                for core in &mut self.cores {
+                for (a, core) in self.cores.iter_mut().enumerate() {
                     core.poll_remote();
-                    core.expire_held(i128::from(others), &current, &mut self.released);
+                    let account = (&mut self.account, a);
+                    core.expire_held(i128::from(others), &current, &mut self.released, account);
                     waiting |= core.tracker.held() > 0;
                 }
                 if !waiting || others == i64::MAX {
@@ -1133,7 +1210,8 @@ impl<A: Account> Steerer<A> {
             let mut held = Vec::new();
             core.tracker.drain(&mut held);
             for r in held {
-                core.route_fallback(r, &current, i128::from(self.last_ts));
+                let account = (&mut self.account, a);
+                core.route_fallback(r, &current, i128::from(self.last_ts), account);
             }
             core.assign(a, &mut self.account, &self.common, &current);
             core.emit(&empty, &mut |q, chunk| deliver(a, q, chunk));

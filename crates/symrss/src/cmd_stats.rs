@@ -190,6 +190,21 @@ fn render(doc: &Value) -> String {
             n(&a["dropped"]),
             n(&a["affinity_violations"]),
         );
+        let r = &a["rebalance"];
+        if r.is_object() {
+            let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            out += &format!(
+                "{}: rebalanced with {} bucket moves, {} live flows kept on their queue; \
+                 imbalance {:.3} (static table {:.3}, lower bound {:.3}) over {} windows\n",
+                a["name"].as_str().unwrap_or("?"),
+                n(&r["moves"]),
+                n(&r["pinned_flows"]),
+                f("imbalance"),
+                f("static_imbalance"),
+                f("lower_bound"),
+                n(&r["windows"]),
+            );
+        }
     }
     out
 }
@@ -207,6 +222,8 @@ mod tests {
             "workers": [{"worker": 0, "received": 100, "kernel_drops": 1, "busy": 0.25}],
             "apps": [{"name": "ids", "received": 100, "delivered": 98, "dropped": 2,
                       "affinity_violations": 0,
+                      "rebalance": {"moves": 12, "pinned_flows": 3, "imbalance": 1.05,
+                                    "static_imbalance": 1.4, "lower_bound": 1.01, "windows": 9},
                       "queues": [{"delivered": 60, "bytes": 6000, "flows": 3,
                                   "dropped": {"queue_full": 2, "no_reader": 0, "sink_error": 0}},
                                  {"delivered": 38, "bytes": 3800, "flows": 2,
@@ -227,6 +244,10 @@ mod tests {
         );
         assert!(
             text.contains("ids: received 100 = delivered 98 + dropped 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ids: rebalanced with 12 bucket moves, 3 live flows kept on their queue; imbalance 1.050 (static table 1.400, lower bound 1.010)"),
             "{text}"
         );
     }

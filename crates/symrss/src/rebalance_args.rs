@@ -22,11 +22,6 @@ pub struct RebalanceArgs {
     /// per second each on average (0: at any load).
     #[arg(long, default_value_t = RebalanceConfig::default().min_rate, help_heading = "Rebalancing")]
     pub rebalance_min_rate: u32,
-    /// Most flows whose queue is remembered (beyond it a flow is steered by
-    /// its bucket, and its bucket is not moved while it may be live).
-    #[arg(long, default_value_t = RebalanceConfig::default().max_flows as u64,
-          value_parser = clap::value_parser!(u64).range(1..=(1 << 26)), help_heading = "Rebalancing")]
-    pub rebalance_max_flows: u64,
     /// Milliseconds of packet time per window of the imbalance report.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000),
           help_heading = "Rebalancing")]
@@ -41,7 +36,6 @@ impl RebalanceArgs {
             tick_ns: self.rebalance_tick_ms * 1_000_000,
             horizon_ns: self.rebalance_horizon_ms * 1_000_000,
             min_rate: self.rebalance_min_rate,
-            max_flows: self.rebalance_max_flows as usize,
             window_ns: self.rebalance_window_ms * 1_000_000,
             idle_ns,
             ..RebalanceConfig::default()
@@ -101,10 +95,6 @@ pub struct RebalanceJson {
     pub lower_bound: f64,
     /// Windows whose busiest queue carried more than the static table's.
     pub windows_worse_than_static: u64,
-    /// Flows whose queue is remembered now, and the most at once.
-    pub placement_flows: u64,
-    pub placement_peak_flows: u64,
-    pub placement_bytes: u64,
 }
 
 impl From<&RebalanceStats> for RebalanceJson {
@@ -122,9 +112,6 @@ impl From<&RebalanceStats> for RebalanceJson {
             static_imbalance: r.static_imbalance(),
             lower_bound: r.bound(),
             windows_worse_than_static: r.windows_worse_than_static,
-            placement_flows: r.table.flows,
-            placement_peak_flows: r.table.peak_flows,
-            placement_bytes: r.table.bytes,
         }
     }
 }
@@ -165,8 +152,8 @@ pub fn summary_line(name: &str, r: &RebalanceStats) -> String {
         r.window_ns / 1_000_000,
         if r.moves_refused > 0 || r.untracked_packets > 0 {
             format!(
-                "; placement table full: {} packets steered by bucket, {} moves refused \
-                 (--rebalance-max-flows)",
+                "; flow table full: {} packets steered by bucket, {} moves refused \
+                 (--max-flows)",
                 r.untracked_packets, r.moves_refused
             )
         } else {

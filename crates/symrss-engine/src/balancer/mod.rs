@@ -430,6 +430,18 @@ pub fn start_workers(
 ) -> io::Result<(Collector, Vec<Worker>)> {
     let workers = workers.max(1);
     if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some())
+        && cfg.max_flows == 0
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "app `{}` rebalances, which keeps each flow's queue in the flow table: give \
+                 max_flows above 0",
+                app.name
+            ),
+        ));
+    }
+    if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some())
         && workers > 1
     {
         return Err(io::Error::new(
@@ -483,8 +495,22 @@ pub fn start_workers(
                 2 * cfg.ring_chunks.max(1) + 8,
             );
             let queues: Vec<u32> = policies.iter().map(|(_, q)| *q).collect();
-            let table =
-                FlowTable::new(&queues, cfg.max_flows, cfg.flow_idle_ns, cfg.on_table_alloc);
+            let placing: Vec<bool> = policies
+                .iter()
+                .map(|(p, _)| p.rebalance.is_some())
+                .collect();
+            // Rebalancing apps place their flows in this table: its
+            // timeouts are theirs (the front ends give both the same idle
+            // timeout).
+            let rebalancing = policies.iter().find_map(|(p, _)| p.rebalance);
+            let table = FlowTable::with_placing(
+                &queues,
+                &placing,
+                cfg.max_flows,
+                rebalancing.map_or(cfg.flow_idle_ns, |r| r.idle_ns),
+                rebalancing.map_or(0, |r| r.ended_linger_ns),
+                cfg.on_table_alloc,
+            );
             let steerer = Steerer::new(arena, cores, cfg.dissect, cfg.frag, table);
             let steerer = match &shared {
                 Some(s) => steerer.with_shared(Arc::clone(s), w),

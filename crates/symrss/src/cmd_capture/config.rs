@@ -197,8 +197,6 @@ pub struct RebalanceSection {
     /// Buckets move only while the queues carry this many packets per
     /// second each on average.
     pub(super) min_rate: u32,
-    /// Most flows whose queue is remembered.
-    pub(super) max_flows: usize,
     /// Milliseconds of packet time per window of the imbalance report.
     pub(super) window_ms: u64,
 }
@@ -210,7 +208,6 @@ impl Default for RebalanceSection {
             tick_ms: d.tick_ns / 1_000_000,
             horizon_ms: d.horizon_ns / 1_000_000,
             min_rate: d.min_rate,
-            max_flows: d.max_flows,
             window_ms: d.window_ns / 1_000_000,
         }
     }
@@ -223,7 +220,6 @@ impl RebalanceSection {
             tick_ns: self.tick_ms.max(1) * 1_000_000,
             horizon_ns: self.horizon_ms.max(1) * 1_000_000,
             min_rate: self.min_rate,
-            max_flows: self.max_flows.max(1),
             window_ns: self.window_ms.max(1) * 1_000_000,
             idle_ns,
             ..symrss_engine::rebalance::RebalanceConfig::default()
