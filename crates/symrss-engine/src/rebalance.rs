@@ -34,7 +34,7 @@
 //!
 //! **No flow changes queue.** Every flow's queue is remembered when its
 //! first packet is placed, in the flow table every steering worker
-//! already keeps for its apps' accounting ([`crate::flowtable`]: the
+//! already keeps for its apps' accounting (`flowtable.rs`: the
 //! app's first-queue field *is* the placement, plus one word per
 //! rebalancing app for the window and tick counts), so a packet costs one
 //! look-up for accounting and placement together. A flow that is live
@@ -71,7 +71,7 @@ use crate::flowtable::FlowTable;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RebalanceConfig {
     /// Packet time per report window (the imbalance is measured per
-    /// window), ns.
+    /// window), ns; rounded up to a multiple of `tick_ns`.
     pub window_ns: u64,
     /// Packet time between two rebalancing decisions, ns.
     pub tick_ns: u64,
@@ -228,17 +228,18 @@ pub(crate) struct Rebalancer {
     tick_number: u32,
     /// Control ticks a flow counts as young for (the horizon).
     young_ticks: u32,
-    /// This tick's packets per queue: all, and those of young flows.
+    /// This tick's packets per queue (added to the report window's at the
+    /// tick: windows end at ticks), and those of young flows in all.
     tick_load: Vec<u64>,
-    tick_young: Vec<u64>,
+    tick_young: u64,
     /// This report window's placed packets per bucket: under the static
     /// table bucket b's packets were queue `fixed[b]`'s, and moving the
     /// least loaded buckets pins the fewest flows.
     bucket_load: Vec<u64>,
-    /// Per queue, packets over about the last horizon (decayed per tick):
-    /// all, and those of young flows.
+    /// Per queue, packets over about the last horizon (decayed per tick),
+    /// and those of young flows in all.
     load: Vec<f64>,
-    young: Vec<f64>,
+    young: f64,
     /// Decay per tick: 1 − tick/horizon.
     decay: f64,
     /// Per bucket, the packet time until which it may hold a live flow
@@ -254,6 +255,12 @@ impl Rebalancer {
         let buckets = reta.len();
         let tick = cfg.tick_ns.max(1);
         let horizon = cfg.horizon_ns.max(tick);
+        // Report windows end at ticks (their loads are the ticks').
+        let cfg = RebalanceConfig {
+            tick_ns: tick,
+            window_ns: cfg.window_ns.max(1).div_ceil(tick) * tick,
+            ..cfg
+        };
         Self {
             live: reta.entries().to_vec(),
             fixed: reta.entries().to_vec(),
@@ -270,11 +277,11 @@ impl Rebalancer {
             // (Ages are 16-bit tick counts.)
             young_ticks: (horizon / tick).min(30_000) as u32,
             tick_load: vec![0; queues],
-            tick_young: vec![0; queues],
+            tick_young: 0,
 
             bucket_load: vec![0; buckets],
             load: vec![0.0; queues],
-            young: vec![0.0; queues],
+            young: 0.0,
             decay: 1.0 - tick as f64 / horizon as f64,
             frozen_until: vec![i128::MIN; buckets],
             stats: RebalanceStats {
@@ -338,10 +345,8 @@ impl Rebalancer {
 
     #[inline]
     fn add(&mut self, queue: u32, young: bool) {
-        let q = queue as usize;
-        self.window.queues[q] += 1;
-        self.tick_load[q] += 1;
-        self.tick_young[q] += u64::from(young);
+        self.tick_load[queue as usize] += 1;
+        self.tick_young += u64::from(young);
     }
 
     /// Counts a packet whose queue was decided without placement (a
@@ -406,14 +411,18 @@ impl Rebalancer {
         for (l, &t) in self.load.iter_mut().zip(&self.tick_load) {
             *l = (*l * self.decay + t as f64) * decay;
         }
-        for (y, &t) in self.young.iter_mut().zip(&self.tick_young) {
-            *y = (*y * self.decay + t as f64) * decay;
-        }
-
+        self.young = (self.young * self.decay + self.tick_young as f64) * decay;
         self.tick_number = self.tick_number.wrapping_add(ticks as u32);
         self.rebalance(now);
-        self.tick_load.fill(0);
-        self.tick_young.fill(0);
+        self.tick_young = 0;
+        self.flush_tick();
+    }
+
+    /// The tick's packets join the report window's.
+    fn flush_tick(&mut self) {
+        for (w, t) in self.window.queues.iter_mut().zip(&mut self.tick_load) {
+            *w += std::mem::take(t);
+        }
     }
 
     fn account_window(&mut self) {
@@ -443,7 +452,7 @@ impl Rebalancer {
     fn rebalance(&mut self, now: i128) {
         let queues = self.load.len();
         let mean = self.load.iter().sum::<f64>() / queues as f64;
-        let fresh: f64 = self.young.iter().sum();
+        let fresh = self.young;
         if queues < 2
             || fresh <= 0.0
             || mean < f64::from(self.cfg.min_rate) * self.cfg.horizon_ns as f64 / 1e9
@@ -489,6 +498,7 @@ impl Rebalancer {
     /// End of input: the last window is accounted.
     pub(crate) fn finish(&mut self) {
         if self.window_end.is_some() {
+            self.flush_tick();
             self.account_window();
             self.window.queues.fill(0);
             self.window.static_queues.fill(0);
