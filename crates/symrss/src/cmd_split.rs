@@ -306,6 +306,12 @@ fn app_configs(
             policy.icmp_follow = false;
         }
         if args.rebalance || flagged {
+            if args.max_flows == 0 {
+                return Err(Failure::Usage(format!(
+                    "app `{name}` rebalances, which keeps each flow's queue in the flow table: \
+                     --max-flows 0 turns it off"
+                )));
+            }
             let cfg = args.rebalancing.config(args.flow_idle_s * 1_000_000_000);
             policy = rebalance_args::rebalance(policy, cfg)
                 .map_err(|e| Failure::Usage(format!("app `{name}`: {e}")))?;

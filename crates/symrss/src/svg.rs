@@ -20,12 +20,9 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Renders panels side by side, each scaled to its busiest queue, with the
-/// mean as a dashed line, so imbalance reads as bar height over the line.
-pub fn bar_chart(title: &str, panels: &[Panel<'_>]) -> String {
-    let (pw, ph, top, left) = (220.0, 180.0, 60.0, 20.0);
-    let width = left + pw * panels.len().max(1) as f64 + 20.0;
-    let height = top + ph + 70.0;
+/// An SVG document's start: its size, a white background and the title
+/// at `left`.
+fn start(width: f64, height: f64, left: f64, title: &str) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -37,6 +34,16 @@ pub fn bar_chart(title: &str, panels: &[Panel<'_>]) -> String {
         r#"<text x="{left}" y="24" font-size="15" font-weight="bold">{}</text>"#,
         esc(title)
     );
+    s
+}
+
+/// Renders panels side by side, each scaled to its busiest queue, with the
+/// mean as a dashed line, so imbalance reads as bar height over the line.
+pub fn bar_chart(title: &str, panels: &[Panel<'_>]) -> String {
+    let (pw, ph, top, left) = (220.0, 180.0, 60.0, 20.0);
+    let width = left + pw * panels.len().max(1) as f64 + 20.0;
+    let height = top + ph + 70.0;
+    let mut s = start(width, height, left, title);
     for (i, p) in panels.iter().enumerate() {
         let x0 = left + pw * i as f64;
         let n = p.values.len().max(1) as f64;
@@ -125,17 +132,7 @@ pub fn load_over_time(title: &str, window_ms: u64, panels: &[Series<'_>]) -> Str
         .max(1) as f64;
     let windows = panels.iter().map(|p| p.windows.len()).max().unwrap_or(0);
     let dx = pw / windows.max(2).saturating_sub(1) as f64;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = write!(
-        s,
-        r#"<text x="{left}" y="24" font-size="15" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let mut s = start(width, height, left, title);
     for (i, p) in panels.iter().enumerate() {
         let y0 = top + (ph + gap) * i as f64;
         let base = y0 + ph;

@@ -270,4 +270,12 @@ fn analyze_rebalance_draws_load_over_time_and_refuses_nic_only() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("models a NIC"));
+    let refused = Command::new(SYMRSS)
+        .args(["split", "-o", dir.path().join("y").to_str().unwrap()])
+        .args(["--app", "ids:4:rebalance", "--max-flows", "0"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("flow table"));
 }

@@ -226,6 +226,13 @@ fn apps(c: &CaptureConfig) -> Result<Vec<AppConfig>, Failure> {
         let mut policy = Policy::parse(&app.scheme, layer, c.seed)
             .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
         if app.rebalance {
+            if c.max_flows == 0 {
+                return Err(Failure::Usage(format!(
+                    "app {} rebalances, which keeps each flow's queue in the flow table: \
+                     max_flows 0 turns it off",
+                    app.name
+                )));
+            }
             let cfg = c.rebalance.config(c.flow_idle_s * 1_000_000_000);
             policy = crate::rebalance_args::rebalance(policy, cfg)
                 .map_err(|e| Failure::Usage(format!("app {}: {e}", app.name)))?;
