@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use symrss_hash::Scheme;
+use symrss_hash::{Scheme, Tuple};
 use symrss_wire::{FlowKey, Options};
 
 use crate::affinity::{Account, how};
@@ -129,6 +129,26 @@ pub struct SchemeReport {
     /// For a rebalanced scheme, what rebalancing did (per window: load as
     /// placed, as the static RETA would have placed it, largest flow).
     pub rebalance: Option<RebalanceStats>,
+    /// Per queue, its [`TOP_FLOWS`] largest flows by packets on it (exact
+    /// counts), largest first: what makes a queue hot.
+    pub top_flows: Vec<Vec<TopFlow>>,
+}
+
+/// Flows listed per queue in [`SchemeReport::top_flows`].
+pub const TOP_FLOWS: usize = 5;
+
+/// One of a queue's largest flows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopFlow {
+    /// Both endpoints (at the analysed layer) and the protocol.
+    pub flow: String,
+    /// Its packets on this queue.
+    pub packets: u64,
+    /// Its bytes on the wire (all of them: on this queue unless the scheme
+    /// split it).
+    pub bytes: u64,
+    /// Its share of the queue's packets.
+    pub share: f64,
 }
 
 /// Result of an analysis.
@@ -169,6 +189,9 @@ struct FlowOnPolicy {
 #[derive(Clone, Debug)]
 struct FlowState {
     first_forward: bool,
+    /// Canonical tuple and protocol, from the flow's first packet.
+    name: (Tuple, u8),
+    bytes: u64,
     per_policy: Vec<FlowOnPolicy>,
 }
 
@@ -193,6 +216,8 @@ struct Record {
     forward: bool,
     /// Some layer carries an ICMP error quote.
     quote: bool,
+    /// Its tuple (canonical) and protocol at the analysed layer.
+    name: Option<(Tuple, u8)>,
     /// Decisions (and the observation) still missing.
     missing: usize,
 }
@@ -350,6 +375,7 @@ impl Analyzer {
             len,
             forward: true,
             quote: false,
+            name: None,
             missing: self.schemes + 2,
         });
         let undecided = Decision {
@@ -414,6 +440,8 @@ impl Analyzer {
             .entry(identity.flow)
             .or_insert_with(|| FlowState {
                 first_forward: r.forward,
+                name: r.name.unwrap_or_default(),
+                bytes: 0,
                 per_policy: d[..n]
                     .iter()
                     .zip(loads.iter_mut())
@@ -428,6 +456,7 @@ impl Analyzer {
                     })
                     .collect(),
             });
+        state.bytes += u64::from(r.len);
         let steerings = &self.steerer.cores;
         for (i, own) in d[..n].iter().enumerate() {
             let f = &mut state.per_policy[i];
@@ -503,7 +532,9 @@ impl Analyzer {
             split_classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let queues = self.loads[i].clone();
             let rebalance = core.rebalance_stats(true);
+            let top_flows = self.top_flows(i);
             schemes.push(SchemeReport {
+                top_flows,
                 name: match rebalance {
                     Some(_) => format!("{} rebalanced", policy.name()),
                     None => policy.name().to_string(),
@@ -533,18 +564,71 @@ impl Analyzer {
     }
 }
 
+impl Analyzer {
+    /// Scheme `i`'s [`TOP_FLOWS`] largest flows per queue.
+    fn top_flows(&self, i: usize) -> Vec<Vec<TopFlow>> {
+        let loads = &self.loads[i];
+        // (packets, flow digest, flow): largest first, ties by digest, so
+        // the list does not depend on the map's order.
+        let mut top: Vec<Vec<(u64, u64, &FlowState)>> = vec![Vec::new(); loads.len()];
+        for (&digest, flow) in &self.flows {
+            let f = &flow.per_policy[i];
+            let on = [(f.first, f.first_count)]
+                .into_iter()
+                .chain(f.others.iter().copied());
+            for (q, packets) in on {
+                let list = &mut top[q as usize];
+                let before = |&(p, d, _): &(u64, u64, &FlowState)| {
+                    (p, std::cmp::Reverse(d)) > (packets, std::cmp::Reverse(digest))
+                };
+                let at = list.partition_point(before);
+                if at < TOP_FLOWS {
+                    list.insert(at, (packets, digest, flow));
+                    list.truncate(TOP_FLOWS);
+                }
+            }
+        }
+        top.iter()
+            .zip(loads)
+            .map(|(list, load)| {
+                list.iter()
+                    .map(|(packets, _, flow)| TopFlow {
+                        flow: crate::balancer::hot::flow_name(&flow.name.0, flow.name.1),
+                        packets: *packets,
+                        bytes: flow.bytes,
+                        share: if load.packets > 0 {
+                            *packets as f64 / load.packets as f64
+                        } else {
+                            0.0
+                        },
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// Notes what the steerer saw of a packet: its direction at `layer` and
 /// whether it quotes a flow (an ICMP error).
 fn observe(record: &mut Record, seen: Seen<'_>, layer: HashLayer) {
-    let (forward, quote) = match seen {
-        Seen::Plain(tuple) => (tuple.canonical() == *tuple, false),
-        Seen::Dissected(key) => (
-            Subject::of(key, layer, true).is_none_or(|s| s.tuple.canonical() == s.tuple),
-            key.layers_quote(),
+    let (forward, quote, name) = match seen {
+        Seen::Plain(tuple, proto) => (
+            tuple.canonical() == *tuple,
+            false,
+            Some((tuple.canonical(), proto)),
         ),
+        Seen::Dissected(key) => {
+            let subject = Subject::of(key, layer, true);
+            (
+                subject.is_none_or(|s| s.tuple.canonical() == s.tuple),
+                key.layers_quote(),
+                subject.map(|s| (s.tuple.canonical(), s.proto)),
+            )
+        }
     };
     record.forward = forward;
     record.quote = quote;
+    record.name = name;
     record.missing -= 1;
 }
 

@@ -843,8 +843,8 @@ impl DissectErrors {
 /// or the full dissection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Seen<'a> {
-    /// One Ethernet/IPv4-or-IPv6 TCP/UDP layer: its tuple.
-    Plain(&'a Tuple),
+    /// One Ethernet/IPv4-or-IPv6 TCP/UDP layer: its tuple and protocol.
+    Plain(&'a Tuple, u8),
     /// Anything else, dissected.
     Dissected(&'a FlowKey),
 }
@@ -1075,7 +1075,7 @@ impl<A: Account> Steerer<A> {
             if prefix {
                 if let Some(p) = &plain {
                     self.common.push(p, meta.ts_ns);
-                    observe(meta.index, Seen::Plain(&p.tuple));
+                    observe(meta.index, Seen::Plain(&p.tuple, p.proto));
                     continue;
                 }
                 prefix = false;
@@ -1107,7 +1107,7 @@ impl<A: Account> Steerer<A> {
             // (A frame without the plain tuple was dissected above: every
             // steering took the general path.)
             match &plain {
-                Some(p) => observe(meta.index, Seen::Plain(&p.tuple)),
+                Some(p) => observe(meta.index, Seen::Plain(&p.tuple, p.proto)),
                 None => observe(meta.index, Seen::Dissected(&self.key)),
             }
         }

@@ -256,3 +256,49 @@ fn rebalancing_splits_no_flow_of_the_corpus() {
         "buckets moved with live flows in only {moved} runs"
     );
 }
+
+/// The analyzer names each queue's largest flows with exact counts: on the
+/// heavy-tailed mix the largest ground-truth flow heads its queue's list
+/// with all its packets, and every list is largest first.
+#[test]
+fn the_analyzer_lists_each_queues_largest_flows_exactly() {
+    let traffic = heavy_tailed(3, 3000, 5_000_000_000);
+    let mut sizes: HashMap<u32, u64> = HashMap::new();
+    for p in &traffic {
+        *sizes.entry(p.flow).or_default() += 1;
+    }
+    let largest = *sizes.values().max().unwrap();
+    let schemes = analyze_packets(
+        traffic
+            .iter()
+            .map(|p| (p.ts_ns, p.frame.len() as u32, 1, &p.frame[..])),
+        4,
+        vec![Policy::parse("sym", HashLayer::Outer, 1).unwrap()],
+    );
+    let s = &schemes[0];
+    assert_eq!(s.top_flows.len(), 4);
+    let heads: Vec<u64> = s
+        .top_flows
+        .iter()
+        .filter_map(|q| q.first())
+        .map(|t| t.packets)
+        .collect();
+    assert_eq!(
+        heads.iter().copied().max(),
+        Some(largest),
+        "{:?}",
+        s.top_flows
+    );
+    for (q, list) in s.top_flows.iter().enumerate() {
+        assert!(list.len() <= symrss_engine::analyze::TOP_FLOWS);
+        assert!(
+            list.windows(2).all(|w| w[0].packets >= w[1].packets),
+            "q{q}"
+        );
+        for t in list {
+            let share = t.packets as f64 / s.queues[q].packets as f64;
+            assert!((t.share - share).abs() < 1e-12);
+            assert!(t.flow.contains(" <-> "), "{}", t.flow);
+        }
+    }
+}

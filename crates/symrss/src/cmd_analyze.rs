@@ -112,6 +112,17 @@ struct SchemeJson {
     rebalance: Option<RebalanceJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     windows: Option<Vec<WindowJson>>,
+    /// Per queue, its largest flows (exact packets on the queue, the
+    /// flow's bytes, share of the queue's packets), largest first.
+    top_flows: Vec<Vec<TopFlowJson>>,
+}
+
+#[derive(Serialize)]
+struct TopFlowJson {
+    flow: String,
+    packets: u64,
+    bytes: u64,
+    share: f64,
 }
 
 #[derive(Serialize)]
@@ -202,6 +213,20 @@ fn to_json(
                     .rebalance
                     .as_ref()
                     .map(|r| r.window_loads.iter().map(WindowJson::from).collect()),
+                top_flows: s
+                    .top_flows
+                    .iter()
+                    .map(|q| {
+                        q.iter()
+                            .map(|t| TopFlowJson {
+                                flow: t.flow.clone(),
+                                packets: t.packets,
+                                bytes: t.bytes,
+                                share: t.share,
+                            })
+                            .collect()
+                    })
+                    .collect(),
             })
             .collect(),
     }
@@ -295,6 +320,33 @@ fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) 
             ]);
         }
         print!("{}", t.render());
+    }
+    // What makes a queue hot: flows that carry a tenth of it or more.
+    let mut heavy = Vec::new();
+    for s in &r.schemes {
+        for (q, list) in s.top_flows.iter().enumerate() {
+            for t in list.iter().filter(|t| t.share >= 0.1) {
+                heavy.push(format!(
+                    "  {:<18} q{q}: {} carries {:.0}% of the queue ({} packets, {} bytes)",
+                    s.name,
+                    t.flow,
+                    100.0 * t.share,
+                    t.packets,
+                    t.bytes
+                ));
+            }
+        }
+    }
+    if !heavy.is_empty() {
+        println!(
+            "\nflows that carry a tenth of their queue or more (--json: top_flows per queue):"
+        );
+        for line in heavy.iter().take(40) {
+            println!("{line}");
+        }
+        if heavy.len() > 40 {
+            println!("  ... and {} more", heavy.len() - 40);
+        }
     }
     let explained: Vec<_> = r.schemes.iter().filter(|s| s.flows_split > 0).collect();
     if !explained.is_empty() {

@@ -63,22 +63,28 @@ impl Entry {
     }
 
     pub(crate) fn hot_flow(&self) -> HotFlow {
-        let name = match self.proto {
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            1 => "icmp".to_string(),
-            58 => "icmpv6".to_string(),
-            132 => "sctp".to_string(),
-            p => format!("proto {p}"),
-        };
         let s = u64::from(SAMPLE_EVERY);
         HotFlow {
-            flow: format!("{} {name}", self.tuple).replacen(" -> ", " <-> ", 1),
+            flow: flow_name(&self.tuple, self.proto),
             packets: self.count * s,
             bytes: self.bytes * s,
             error: self.error * s,
         }
     }
+}
+
+/// A flow as people read it: both endpoints and the protocol,
+/// `a:p <-> b:q tcp`.
+pub(crate) fn flow_name(tuple: &Tuple, proto: u8) -> String {
+    let name = match proto {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        1 => "icmp".to_string(),
+        58 => "icmpv6".to_string(),
+        132 => "sctp".to_string(),
+        p => format!("proto {p}"),
+    };
+    format!("{tuple} {name}").replacen(" -> ", " <-> ", 1)
 }
 
 /// One queue's sketch.
