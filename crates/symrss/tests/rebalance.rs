@@ -279,3 +279,37 @@ fn analyze_rebalance_draws_load_over_time_and_refuses_nic_only() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("flow table"));
 }
+
+/// `capture` checks a rebalancing app before it opens anything: one
+/// steering worker, a software scheme, the flow table on.
+#[test]
+fn capture_refuses_rebalancing_it_cannot_do() {
+    for (args, why) in [
+        (
+            &["--workers", "2", "--app", "a:4:rebalance"][..],
+            "one steering worker",
+        ),
+        (&["--app", "a:4:nic:ixgbe:rebalance"][..], "models a NIC"),
+        (
+            &["--max-flows", "0", "--app", "a:4:sym:rebalance"][..],
+            "flow table",
+        ),
+    ] {
+        let out = Command::new(SYMRSS)
+            .args([
+                "capture",
+                "-i",
+                "lo",
+                "-w",
+                "/nonexistent/symrss",
+                "--count",
+                "1",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
