@@ -5,9 +5,15 @@
 //! digest, [`crate::affinity::flow_digest`]) and each app, the queue the
 //! flow went to first. From that come the per-queue flow counts and the
 //! affinity violations (packets of a known flow on another queue than its
-//! first) that `split`, `capture` and `analyze` report. Steering never
-//! reads it: a packet's queue comes from its hash alone, so a full table
-//! costs accounting, never placement.
+//! first) that `split`, `capture` and `analyze` report. Steering by hash
+//! never reads it: a packet's queue comes from its hash alone, so a full
+//! table costs accounting, never placement. An app that *rebalances*
+//! ([`crate::rebalance`]) does read it — the flow's first queue is where
+//! the flow stays ([`FlowTable::with_placing`], [`FlowTable::place`]) —
+//! and for such a table a step's common packets are looked up before the
+//! apps assign ([`FlowTable::look_up_step`]), once for placement and
+//! accounting together; a flow it has no room for is steered by its
+//! bucket (which then does not move while such a flow may be live).
 //!
 //! Layout: open addressing over buckets of one cache line each, with
 //! linear probing from bucket to bucket. A bucket holds 64 bytes / the

@@ -75,13 +75,13 @@ pub struct RebalanceJson {
     pub buckets: u32,
     /// Buckets moved.
     pub moves: u64,
-    /// Moves not made: the bucket held a flow the placement table had no
+    /// Moves not made: the bucket held a flow the flow table had no
     /// room for.
     pub moves_refused: u64,
     /// Flows that stayed on their queue after their bucket moved.
     pub pinned_flows: u64,
     pub pinned_packets: u64,
-    /// Packets of flows the placement table had no room for.
+    /// Packets of flows the flow table had no room for (steered by bucket).
     pub untracked_packets: u64,
     /// Report windows (with packets) and their length.
     pub windows: u64,

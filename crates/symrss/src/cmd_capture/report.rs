@@ -223,7 +223,7 @@ fn prometheus_text(interfaces: &[Interface], workers: &[WorkerRow], apps: &[AppS
             ),
             (
                 "symrss_app_rebalance_untracked_packets_total",
-                "Packets of flows the placement table had no room for (steered by bucket).",
+                "Packets of a rebalancing app's flows the flow table had no room for (steered by bucket).",
                 |r| r.untracked_packets,
             ),
         ];
