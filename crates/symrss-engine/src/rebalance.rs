@@ -163,6 +163,9 @@ pub struct RebalanceStats {
     pub buckets: u32,
     /// Window length, ns.
     pub window_ns: u64,
+    /// The settings in force (the report window rounded to whole ticks):
+    /// the same packets with the same settings place alike.
+    pub config: RebalanceConfig,
     /// Windows with packets.
     pub windows: u64,
     /// Buckets moved.
@@ -287,6 +290,7 @@ impl Rebalancer {
             stats: RebalanceStats {
                 buckets: buckets as u32,
                 window_ns: cfg.window_ns,
+                config: cfg,
                 ..RebalanceStats::default()
             },
             cfg,

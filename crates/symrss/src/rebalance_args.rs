@@ -95,6 +95,13 @@ pub struct RebalanceJson {
     pub lower_bound: f64,
     /// Windows whose busiest queue carried more than the static table's.
     pub windows_worse_than_static: u64,
+    /// The settings (`analyze`/`split` with the same ones reproduce the
+    /// placement).
+    pub tick_ms: f64,
+    pub horizon_ms: f64,
+    pub min_rate: u32,
+    pub max_share: f64,
+    pub flow_idle_s: f64,
 }
 
 impl From<&RebalanceStats> for RebalanceJson {
@@ -112,6 +119,11 @@ impl From<&RebalanceStats> for RebalanceJson {
             static_imbalance: r.static_imbalance(),
             lower_bound: r.bound(),
             windows_worse_than_static: r.windows_worse_than_static,
+            tick_ms: r.config.tick_ns as f64 / 1e6,
+            horizon_ms: r.config.horizon_ns as f64 / 1e6,
+            min_rate: r.config.min_rate,
+            max_share: r.config.max_share,
+            flow_idle_s: r.config.idle_ns as f64 / 1e9,
         }
     }
 }

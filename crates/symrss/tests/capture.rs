@@ -359,7 +359,15 @@ fn a_rebalancing_capture_is_reproduced_by_split_of_what_it_captured() {
             .arg(out.join("all").join("q0.pcap")));
         let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
         let offline = &summary["apps"][0]["rebalance"];
-        for field in ["moves", "pinned_flows", "windows"] {
+        assert_eq!(live["tick_ms"], 1.0, "{name}: the TOML's settings in force");
+        for field in [
+            "moves",
+            "pinned_flows",
+            "windows",
+            "tick_ms",
+            "horizon_ms",
+            "min_rate",
+        ] {
             assert_eq!(live[field], offline[field], "{name}: {field}");
         }
         for q in 0..4 {

@@ -132,6 +132,11 @@ fn split_rebalance_evens_heavy_tailed_load_and_keeps_every_flow_whole() {
         r["lower_bound"].as_f64().unwrap(),
     );
     assert!(bound <= placed && placed < fixed, "{r}");
+    assert_eq!(
+        (&r["tick_ms"], &r["horizon_ms"], &r["min_rate"]),
+        (&Value::from(5.0), &Value::from(500.0), &Value::from(1000)),
+        "the default settings are reported"
+    );
     assert!(
         v["apps"][1].get("rebalance").is_none(),
         "rec does not rebalance"
