@@ -132,6 +132,10 @@ pub struct SchemeReport {
     /// Per queue, its [`TOP_FLOWS`] largest flows by packets on it (exact
     /// counts), largest first: what makes a queue hot.
     pub top_flows: Vec<Vec<TopFlow>>,
+    /// Per RETA bucket, its packets (IP packets, by their hash) and the
+    /// queue the table as built gives it: a queue is hot because of a
+    /// bucket, or of a flow within it.
+    pub buckets: Vec<(u64, u32)>,
 }
 
 /// Flows listed per queue in [`SchemeReport::top_flows`].
@@ -343,7 +347,7 @@ impl Analyzer {
             .into_iter()
             .map(|p| (p, queues))
             .chain([(identity, 1)])
-            .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect))
+            .map(|(p, q)| Steering::new(p, q, cfg.frag, dissect).with_bucket_counts())
             .collect();
         let arena = Arena::new(4096, 1 << 20, 8);
         let recorder = Recorder {
@@ -533,8 +537,19 @@ impl Analyzer {
             let queues = self.loads[i].clone();
             let rebalance = core.rebalance_stats(true);
             let top_flows = self.top_flows(i);
+            let buckets = core
+                .bucket_counts()
+                .map(|(packets, queues)| {
+                    packets
+                        .iter()
+                        .copied()
+                        .zip(queues.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
             schemes.push(SchemeReport {
                 top_flows,
+                buckets,
                 name: match rebalance {
                     Some(_) => format!("{} rebalanced", policy.name()),
                     None => policy.name().to_string(),

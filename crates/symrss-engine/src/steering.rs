@@ -83,7 +83,7 @@ enum FlowAt {
 #[allow(clippy::too_many_arguments)] // the one place a queue is decided
 fn decide<A: Account>(
     reta: &Reta,
-    rebalance: &mut Option<Box<Rebalancer>>,
+    placing: &mut Placing,
     account: &mut A,
     app: usize,
     hash: u32,
@@ -91,7 +91,10 @@ fn decide<A: Account>(
     how: u8,
     ts: impl Fn() -> i128,
 ) -> u32 {
-    let Some(r) = rebalance else {
+    if let Some(b) = &mut placing.buckets {
+        b[reta.index(hash)] += 1;
+    }
+    let Some(r) = &mut placing.rebalance else {
         return reta.queue(hash);
     };
     let table = account
@@ -105,10 +108,20 @@ fn decide<A: Account>(
     r.place(table, app, slot, reta.index(hash), how, ts)
 }
 
+/// How a steering decides beyond its RETA: rebalancing, and (for the
+/// analyzer) counting packets per RETA bucket.
+#[derive(Debug, Default)]
+pub(crate) struct Placing {
+    /// With rebalancing: the live bucket table, the windows' loads.
+    rebalance: Option<Box<Rebalancer>>,
+    /// Packets per RETA bucket (what makes a static table's queue hot).
+    buckets: Option<Vec<u64>>,
+}
+
 /// What deciding and reporting a step's slots needs besides the slots.
 struct Decider<'a, A> {
     reta: &'a Reta,
-    rebalance: &'a mut Option<Box<Rebalancer>>,
+    placing: &'a mut Placing,
     account: &'a mut A,
     app: usize,
     batch: &'a Batch,
@@ -140,7 +153,7 @@ impl<A: Account> Decider<'_, A> {
         };
         decide(
             self.reta,
-            self.rebalance,
+            self.placing,
             self.account,
             self.app,
             hash,
@@ -277,9 +290,8 @@ pub(crate) struct Steering {
     /// With several workers: the directory of first fragments and this
     /// steering's app number in it.
     remote: Option<(Arc<Shared>, u16)>,
-    /// With rebalancing: the live bucket table, the flows' placements and
-    /// the windows' loads.
-    rebalance: Option<Box<Rebalancer>>,
+    /// Rebalancing and bucket counts, if any.
+    placing: Placing,
 }
 
 impl Steering {
@@ -288,9 +300,12 @@ impl Steering {
         let queues = queues.max(1);
         let reta = policy.reta(queues);
         Self {
-            rebalance: policy
-                .rebalance
-                .map(|cfg| Box::new(Rebalancer::new(cfg, &reta))),
+            placing: Placing {
+                rebalance: policy
+                    .rebalance
+                    .map(|cfg| Box::new(Rebalancer::new(cfg, &reta))),
+                buckets: None,
+            },
             reta,
             policy,
             group: 0,
@@ -317,17 +332,31 @@ impl Steering {
     /// `app` through `shared`.
     pub(crate) fn with_remote(mut self, shared: Arc<Shared>, app: u16) -> Self {
         debug_assert!(
-            self.rebalance.is_none(),
+            self.placing.rebalance.is_none(),
             "rebalancing needs every packet of a flow on one worker"
         );
         self.remote = Some((shared, app));
         self
     }
 
+    /// This steering counts its packets per RETA bucket (the analyzer's
+    /// explanation of a static table's hot queue).
+    pub(crate) fn with_bucket_counts(mut self) -> Self {
+        self.placing.buckets = Some(vec![0; self.reta.len()]);
+        self
+    }
+
+    /// Packets per RETA bucket (with [`Steering::with_bucket_counts`]),
+    /// and the table's entries as built.
+    pub(crate) fn bucket_counts(&self) -> Option<(&[u64], &[u32])> {
+        let b = self.placing.buckets.as_deref()?;
+        Some((b, self.reta.entries()))
+    }
+
     /// What rebalancing did (`None` without it), with every window's
     /// load when `windows`.
     pub(crate) fn rebalance_stats(&self, windows: bool) -> Option<RebalanceStats> {
-        self.rebalance.as_ref().map(|r| r.stats(windows))
+        self.placing.rebalance.as_ref().map(|r| r.stats(windows))
     }
 
     /// Timestamp of the oldest packet waiting in the delay line.
@@ -485,7 +514,7 @@ impl Steering {
         }
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.non_ip += 1;
-            if let Some(r) = &mut self.rebalance {
+            if let Some(r) = &mut self.placing.rebalance {
                 r.count(0, ts_ns);
             }
             self.push(Slot {
@@ -545,8 +574,12 @@ impl Steering {
                         // where it goes, each in its own place.
                         let q = self.push_slot(&subject, r, i, bits, (ts_ns, &mut *account, app));
                         let flow = resolved_digest(&subject.flow(r));
+                        if let Some(b) = &mut self.placing.buckets {
+                            // (Counted in their first fragment's bucket.)
+                            b[self.reta.index(self.policy.hash(&subject, r))] += held.len() as u64;
+                        }
                         for other in held {
-                            if let Some(r) = &mut self.rebalance {
+                            if let Some(r) = &mut self.placing.rebalance {
                                 r.count(q, ts_ns);
                             }
                             let at = other.index(self.batch_first);
@@ -611,7 +644,7 @@ impl Steering {
         let at = FlowAt::Digest(flow);
         decide(
             &self.reta,
-            &mut self.rebalance,
+            &mut self.placing,
             account,
             app,
             hash,
@@ -647,7 +680,7 @@ impl Steering {
                 }
             }
             None => {
-                if let Some(r) = &mut self.rebalance {
+                if let Some(r) = &mut self.placing.rebalance {
                     r.count(0, now);
                 }
                 Filled {
@@ -697,7 +730,7 @@ impl Steering {
         let first = self.batch_first;
         let mut d = Decider {
             reta: &self.reta,
-            rebalance: &mut self.rebalance,
+            placing: &mut self.placing,
             account,
             app,
             batch,
@@ -903,7 +936,7 @@ impl<A: Account> Steerer<A> {
             };
         }
         let every_plain = cores.iter().all(|c| c.policy.hashes_every_plain_as_is());
-        let rebalancing = cores.iter().any(|c| c.rebalance.is_some());
+        let rebalancing = cores.iter().any(|c| c.placing.rebalance.is_some());
         let common = Common {
             hashes: vec![Vec::with_capacity(STEER_PACKETS); schemes.len()],
             tuples: Vec::with_capacity(STEER_PACKETS),
@@ -1021,7 +1054,7 @@ impl<A: Account> Steerer<A> {
         let ts = batch.packet(self.steered as u32).0.ts_ns;
         let mut end = i128::MAX;
         for core in &mut self.cores {
-            if let Some(r) = &mut core.rebalance {
+            if let Some(r) = &mut core.placing.rebalance {
                 r.advance(ts);
                 end = end.min(r.next_event().unwrap_or(i128::MAX));
             }
@@ -1215,7 +1248,7 @@ impl<A: Account> Steerer<A> {
             }
             core.assign(a, &mut self.account, &self.common, &current);
             core.emit(&empty, &mut |q, chunk| deliver(a, q, chunk));
-            if let Some(r) = &mut core.rebalance {
+            if let Some(r) = &mut core.placing.rebalance {
                 r.finish();
             }
         }

@@ -49,6 +49,10 @@ fn symmetric_schemes_split_nothing_on_the_corpus() {
                     "{} {}: every packet on exactly one queue",
                     entry.name, s.name
                 );
+                // Every IP packet counted once in its RETA bucket, and a
+                // queue's buckets add up to its IP packets.
+                let counted: u64 = s.buckets.iter().map(|(p, _)| p).sum();
+                assert_eq!(counted, r.packets - r.non_ip, "{} {}", entry.name, s.name);
                 if SYMMETRIC.contains(&s.name.as_str()) {
                     assert_eq!(
                         s.flows_split, 0,

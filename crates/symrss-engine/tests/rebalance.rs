@@ -276,6 +276,18 @@ fn the_analyzer_lists_each_queues_largest_flows_exactly() {
         vec![Policy::parse("sym", HashLayer::Outer, 1).unwrap()],
     );
     let s = &schemes[0];
+    // Every IP packet counted in the bucket its hash chose, and the
+    // buckets of a queue add up to it (this mix has no non-IP frames).
+    assert_eq!(s.buckets.len(), symrss_engine::software_reta_size(4));
+    for (q, load) in s.queues.iter().enumerate() {
+        let of_q: u64 = s
+            .buckets
+            .iter()
+            .filter(|(_, queue)| *queue as usize == q)
+            .map(|(p, _)| p)
+            .sum();
+        assert_eq!(of_q, load.packets, "q{q}");
+    }
     assert_eq!(s.top_flows.len(), 4);
     let heads: Vec<u64> = s
         .top_flows

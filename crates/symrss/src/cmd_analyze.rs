@@ -115,6 +115,16 @@ struct SchemeJson {
     /// Per queue, its largest flows (exact packets on the queue, the
     /// flow's bytes, share of the queue's packets), largest first.
     top_flows: Vec<Vec<TopFlowJson>>,
+    /// Per RETA bucket: the queue the table as built gives it and its
+    /// packets (IP packets, by their hash).
+    buckets: Vec<BucketJson>,
+}
+
+#[derive(Serialize)]
+struct BucketJson {
+    bucket: usize,
+    queue: u32,
+    packets: u64,
 }
 
 #[derive(Serialize)]
@@ -213,6 +223,16 @@ fn to_json(
                     .rebalance
                     .as_ref()
                     .map(|r| r.window_loads.iter().map(WindowJson::from).collect()),
+                buckets: s
+                    .buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(bucket, &(packets, queue))| BucketJson {
+                        bucket,
+                        queue,
+                        packets,
+                    })
+                    .collect(),
                 top_flows: s
                     .top_flows
                     .iter()
@@ -320,6 +340,50 @@ fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) 
             ]);
         }
         print!("{}", t.render());
+    }
+    // What makes a static table's queue hot: its busiest buckets.
+    let mut hot_buckets = Vec::new();
+    for s in r
+        .schemes
+        .iter()
+        .filter(|s| s.rebalance.is_none() && s.imbalance_packets > 1.1)
+    {
+        let Some((q, load)) = s.queues.iter().enumerate().max_by_key(|(_, l)| l.packets) else {
+            continue;
+        };
+        let mut own: Vec<(usize, u64)> = s
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, queue))| *queue as usize == q && *p > 0)
+            .map(|(b, (p, _))| (b, *p))
+            .collect();
+        own.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let listed: Vec<String> = own
+            .iter()
+            .take(3)
+            .map(|(b, p)| {
+                format!(
+                    "bucket {b} {:.0}%",
+                    100.0 * *p as f64 / load.packets.max(1) as f64
+                )
+            })
+            .collect();
+        hot_buckets.push(format!(
+            "  {:<18} q{q} ({} of {} buckets): {}",
+            s.name,
+            own.len(),
+            s.buckets.len(),
+            listed.join(", ")
+        ));
+    }
+    if !hot_buckets.is_empty() {
+        println!(
+            "\nthe busiest queue's busiest RETA buckets, schemes above 1.1 (--json: buckets):"
+        );
+        for line in &hot_buckets {
+            println!("{line}");
+        }
     }
     // What makes a queue hot: flows that carry a tenth of it or more.
     let mut heavy = Vec::new();
