@@ -33,7 +33,7 @@ use crate::rebalance_args::{self, RebalanceArgs, RebalanceJson};
     Rebalancing (--rebalance, or :rebalance on one app) evens the queues' load without moving a \
     live flow: every few ms of packet time the app's RETA buckets are re-aimed at the queues that \
     carried least, and each flow stays on the queue its first packet went to until it ends (TCP \
-    RST or FIN both ways, then 2 s) or idles out (--flow-idle-s). The same input and settings \
+    RST or FIN both ways, then 60 s of silence) or idles out (--flow-idle-s). The same input and settings \
     give the same placement; analyze --rebalance shows the effect beside the static table. The \
     summary also lists each queue's hottest flows (sampled) and their share of the queue.\n\n\
     Examples:\n  symrss split trace.pcap -o out --app ids:4 --app rec:1:keyed\n  \
@@ -89,7 +89,7 @@ pub struct SplitArgs {
           value_parser = clap::value_parser!(u64).range(0..=MAX_FLOWS_LIMIT as u64))]
     max_flows: u64,
     /// A flow idle this long (seconds of packet time) leaves the flow table;
-    /// an ended TCP flow (RST, or FIN both ways) after ~2 s.
+    /// an ended TCP flow (RST, or FIN both ways) after ~2 s (60 s when an app rebalances).
     #[arg(long, default_value_t = EngineConfig::default().flow_idle_ns / 1_000_000_000,
           value_parser = clap::value_parser!(u64).range(1..=FLOW_IDLE_MAX_S))]
     flow_idle_s: u64,

@@ -156,7 +156,8 @@ pub struct CaptureArgs {
     #[arg(long)]
     max_flows: Option<usize>,
     /// A flow idle this long (seconds of packet time) leaves the flow table;
-    /// an ended TCP flow (RST, or FIN both ways) after ~2 s. Default 300.
+    /// an ended TCP flow (RST, or FIN both ways) after ~2 s (60 s when an app rebalances).
+    /// Default 300.
     #[arg(long)]
     flow_idle_s: Option<u64>,
     /// Read settings from a TOML file (flags override it).
