@@ -210,31 +210,25 @@ impl FlowTable {
     /// `max_flows` flows (0: accounting off), forgetting flows idle for
     /// `idle_ns` of packet time; `on_alloc` is called on its memory each
     /// time it is allocated, before first use (huge-page advice).
+    #[cfg(test)]
     pub(crate) fn new(
         queues: &[u32],
         max_flows: usize,
         idle_ns: u64,
         on_alloc: Option<fn(&mut [u64]) -> bool>,
     ) -> Self {
-        // Apps 0 and 1 share word 1 with the time; four more per word.
-        let stride = (2 + queues.len().saturating_sub(2).div_ceil(4)).next_power_of_two();
-        let apps = queues
-            .iter()
-            .map(|&q| AppFlows {
-                per_queue: vec![0; q.max(1) as usize],
-                affinity_violations: 0,
-                untracked: 0,
-            })
-            .collect();
-        Self::with_stride(apps, stride, max_flows, idle_ns, on_alloc)
+        Self::with_placing(queues, &[], max_flows, idle_ns, 0, on_alloc)
     }
 
-    /// A table that also *places* flows for the apps marked in `placing`
-    /// (they rebalance, [`FlowTable::place`]): each such app has one more
-    /// word per slot (see [`FlowTable::place`]), and a flow is gone — its
-    /// next packet a new flow's, for every app — once idle for more than
-    /// `idle_ns` or, ended, for more than `linger_ns` of packet time
-    /// (both rounded up to whole table units).
+    /// A table for apps with these queue counts (see above) that also
+    /// *places* flows for the apps marked in `placing` (they rebalance,
+    /// [`FlowTable::place`]): each such app has one more word per slot
+    /// (see [`FlowTable::place`]), and a flow is gone — its next packet a
+    /// new flow's, for every app — once idle for more than `idle_ns` or,
+    /// ended, for more than `linger_ns` of packet time (both rounded up to
+    /// whole table units). With no app placing (`placing` all false or
+    /// empty) it is a plain accounting table: `linger_ns` is unused, ended
+    /// flows leave after [`ENDED_LINGER`].
     pub(crate) fn with_placing(
         queues: &[u32],
         placing: &[bool],
@@ -243,51 +237,32 @@ impl FlowTable {
         linger_ns: u64,
         on_alloc: Option<fn(&mut [u64]) -> bool>,
     ) -> Self {
-        let app_words = 2 + queues.len().saturating_sub(2).div_ceil(4);
-        let extra = placing.iter().filter(|&&p| p).count();
-        let stride = (app_words + extra).next_power_of_two();
-        let mut t = Self::new(queues, max_flows, idle_ns, on_alloc);
-        if extra == 0 {
-            return t;
-        }
-        let mut next = app_words;
-        t.place_word = placing
-            .iter()
-            .map(|&p| {
-                p.then(|| {
-                    next += 1;
-                    (next - 1) as u8
+        // Apps 0 and 1 share word 1 with the time; four more per word;
+        // then one word per placing app.
+        let mut words = 2 + queues.len().saturating_sub(2).div_ceil(4);
+        let place_word: Vec<Option<u8>> = if placing.contains(&true) {
+            placing
+                .iter()
+                .map(|&p| {
+                    p.then(|| {
+                        words += 1;
+                        (words - 1) as u8
+                    })
                 })
-            })
-            .collect();
-        // Rounded up: a flow is gone only after at least the time given.
-        let units = |ns: u64| ns.div_ceil(1 << 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
-        t.idle = units(idle_ns);
-        t.linger = units(linger_ns);
-        t.stride = stride;
-        t.per_line = (LINE_WORDS / stride).max(1);
-        t.max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
-        t.stats.slot_bytes = 8 * stride as u64;
-        t.stats.bytes_at_capacity = if max_flows > 0 {
-            (t.max_slots * stride * 8) as u64
+                .collect()
         } else {
-            0
+            Vec::new()
         };
-        if max_flows > 0 {
-            t.resize(INITIAL_SLOTS);
-        }
-        t
-    }
-
-    fn with_stride(
-        apps: Vec<AppFlows>,
-        stride: usize,
-        max_flows: usize,
-        idle_ns: u64,
-        on_alloc: Option<fn(&mut [u64]) -> bool>,
-    ) -> Self {
+        let stride = words.next_power_of_two();
+        let (idle, linger) = if place_word.is_empty() {
+            let idle = (idle_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
+            (idle, ENDED_LINGER)
+        } else {
+            // Rounded up: a flow is gone only after at least the time given.
+            let units = |ns: u64| ns.div_ceil(1 << 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32;
+            (units(idle_ns), units(linger_ns))
+        };
         let max_slots = (2 * max_flows).next_power_of_two().max(INITIAL_SLOTS);
-        let slots = INITIAL_SLOTS;
         let mut t = Self {
             words: Vec::new(),
             base: 0,
@@ -298,16 +273,23 @@ impl FlowTable {
             len: 0,
             max_flows,
             max_slots,
-            idle: (idle_ns >> 30).clamp(1, u64::from(MAX_IDLE_UNITS)) as u32,
-            linger: ENDED_LINGER,
+            idle,
+            linger,
             now: 0,
             last_sweep: 0,
             step_queues: Vec::new(),
             on_alloc,
-            place_word: Vec::new(),
+            place_word,
             step_slots: Vec::new(),
             step_looked_up: false,
-            apps,
+            apps: queues
+                .iter()
+                .map(|&q| AppFlows {
+                    per_queue: vec![0; q.max(1) as usize],
+                    affinity_violations: 0,
+                    untracked: 0,
+                })
+                .collect(),
             stats: TableStats {
                 capacity: max_flows as u64,
                 bytes_at_capacity: if max_flows > 0 {
@@ -320,7 +302,7 @@ impl FlowTable {
             },
         };
         if max_flows > 0 {
-            t.resize(slots);
+            t.resize(INITIAL_SLOTS);
         }
         t
     }
@@ -408,14 +390,42 @@ impl FlowTable {
             }
             return Some(i);
         }
+        self.insert(i, d, self.now)
+    }
+
+    /// Stores flow `d` (not 0) at table time `unit` in the empty slot `i`
+    /// its probe ended at, if there is room.
+    #[inline(always)]
+    fn insert(&mut self, i: usize, d: u64, unit: u32) -> Option<usize> {
         if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
             return None;
         }
+        let at = self.at(i);
         self.words[at] = d;
-        self.words[at + 1] = u64::from(self.now);
+        self.words[at + 1] = u64::from(unit);
         self.len += 1;
         self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
         Some(i)
+    }
+
+    /// Whether the flow whose word 1 is `meta`, `idle` table units since
+    /// its last packet, is gone: idle past the timeout, or ended (RST, or
+    /// FIN both ways) and quiet past the linger; `Some(true)` if it ended.
+    /// A time ahead of now (input out of order) is not idle. The one rule
+    /// for a rebuild and for a placing look-up.
+    #[inline(always)]
+    fn gone(&self, meta: u64, idle: u32) -> Option<bool> {
+        if idle >= 2 * MAX_IDLE_UNITS {
+            return None;
+        }
+        let ended = meta & RST != 0 || meta & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
+        if ended && idle > self.linger {
+            Some(true)
+        } else if idle > self.idle {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     /// Before a step of `common` common packets: packet time is now
@@ -461,16 +471,16 @@ impl FlowTable {
             if s[0] == 0 {
                 continue;
             }
-            let idle = since(self.now, (s[1] & TIME_MASK) as u32);
-            let ended = s[1] & RST != 0 || s[1] & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            if ended && idle > self.linger && idle < 2 * MAX_IDLE_UNITS {
-                self.stats.ended += 1;
-                continue;
-            }
-            // (A time ahead of now — input out of order — is not idle.)
-            if idle > self.idle && idle < 2 * MAX_IDLE_UNITS {
-                self.stats.expired += 1;
-                continue;
+            match self.gone(s[1], since(self.now, (s[1] & TIME_MASK) as u32)) {
+                Some(true) => {
+                    self.stats.ended += 1;
+                    continue;
+                }
+                Some(false) => {
+                    self.stats.expired += 1;
+                    continue;
+                }
+                None => {}
             }
             let (i, _) = self.probe(s[0]);
             let at = self.at(i);
@@ -499,61 +509,38 @@ impl FlowTable {
         if self.max_flows == 0 || digests.is_empty() {
             return;
         }
-        if self.step_looked_up {
-            self.settle_looked_up(hows);
-            return;
+        // A placing table looked the step up before the apps assigned it
+        // (and its placing apps accounted their packets as they placed
+        // them); else each flow is looked up now, home lines touched first.
+        let looked_up = std::mem::replace(&mut self.step_looked_up, false);
+        if !looked_up {
+            self.touch(digests);
         }
-        self.touch(digests);
         let apps = self.apps.len();
         let queues = std::mem::take(&mut self.step_queues);
         for (k, &d) in digests.iter().enumerate() {
             let firsts = &queues[k * apps..(k + 1) * apps];
             let how_bits = hows[k];
-            match self.find_or_insert(d) {
+            let slot = if looked_up {
+                self.step_slot(k)
+            } else {
+                self.find_or_insert(d)
+            };
+            match slot {
                 Some(slot) => {
                     let at = self.at(slot);
                     if how_bits & how::ENDS != 0 {
                         self.words[at + 1] |= end_state(how_bits);
                     }
                     for (app, &mine) in firsts.iter().enumerate() {
-                        if mine != 0 {
+                        if mine != 0 && !self.places_for(app) {
                             self.account_queue(at, app, mine);
                         }
                     }
                 }
                 None => {
                     for (app, &mine) in firsts.iter().enumerate() {
-                        self.apps[app].untracked += u64::from(mine != 0);
-                    }
-                }
-            }
-        }
-        self.step_queues = queues;
-    }
-
-    /// [`FlowTable::settle`] of a step looked up already: the placing apps
-    /// accounted at their decisions, the others here.
-    fn settle_looked_up(&mut self, hows: &[u8]) {
-        self.step_looked_up = false;
-        let apps = self.apps.len();
-        let queues = std::mem::take(&mut self.step_queues);
-        for (k, &how_bits) in hows.iter().enumerate() {
-            let firsts = &queues[k * apps..(k + 1) * apps];
-            match self.step_slot(k) {
-                Some(slot) => {
-                    let at = self.at(slot);
-                    if how_bits & how::ENDS != 0 {
-                        self.words[at + 1] |= end_state(how_bits);
-                    }
-                    for (app, &mine) in firsts.iter().enumerate() {
-                        if mine != 0 && self.place_word[app].is_none() {
-                            self.account_queue(at, app, mine);
-                        }
-                    }
-                }
-                None => {
-                    for (app, &mine) in firsts.iter().enumerate() {
-                        let counted = mine != 0 && self.place_word[app].is_none();
+                        let counted = mine != 0 && !self.places_for(app);
                         self.apps[app].untracked += u64::from(counted);
                     }
                 }
@@ -577,10 +564,7 @@ impl FlowTable {
     /// the general path, one lookup each).
     #[inline]
     pub(crate) fn steered(&mut self, app: usize, q: usize, digest: u64, how_bits: u8) {
-        if how_bits & how::IP == 0
-            || self.max_flows == 0
-            || self.place_word.get(app).is_some_and(Option::is_some)
-        {
+        if how_bits & how::IP == 0 || self.max_flows == 0 || self.places_for(app) {
             // (A placing app's packets were accounted as they were placed.)
             return;
         }
@@ -648,6 +632,13 @@ impl FlowTable {
         !self.place_word.is_empty()
     }
 
+    /// Whether app `app` places its flows here (it accounts its packets as
+    /// it places them).
+    #[inline(always)]
+    fn places_for(&self, app: usize) -> bool {
+        self.place_word.get(app).is_some_and(Option::is_some)
+    }
+
     /// A placing table's slot of `digest` at table time `unit` (inserted
     /// if new and there is room): a flow that is gone — idle past the
     /// timeout, or ended (RST, or FIN both ways) and quiet past the
@@ -659,16 +650,14 @@ impl FlowTable {
     pub(crate) fn find_live(&mut self, digest: u64, unit: u32) -> Option<usize> {
         let d = digest.max(1);
         let (i, found) = self.probe(d);
+        if !found {
+            return self.insert(i, d, unit);
+        }
         let at = self.at(i);
-        if found {
-            let meta = self.words[at + 1];
-            let idle = since(unit, (meta & TIME_MASK) as u32);
-            // (A time ahead of now — input out of order — is not idle.)
-            if idle >= 2 * MAX_IDLE_UNITS {
-                return Some(i);
-            }
-            let ended = meta & RST != 0 || meta & (FIN_LOW | FIN_HIGH) == FIN_LOW | FIN_HIGH;
-            if idle > self.idle || (ended && idle > self.linger) {
+        let meta = self.words[at + 1];
+        let idle = since(unit, (meta & TIME_MASK) as u32);
+        match self.gone(meta, idle) {
+            Some(ended) => {
                 if ended {
                     self.stats.ended += 1;
                 } else {
@@ -676,18 +665,15 @@ impl FlowTable {
                 }
                 self.words[at + 1..at + self.stride].fill(0);
                 self.words[at + 1] = u64::from(unit);
-            } else if idle != 0 {
-                self.words[at + 1] = (meta & !TIME_MASK) | u64::from(unit);
             }
-            return Some(i);
+            None => {
+                // Written only when the time moved on (never back: a time
+                // ahead of `unit` stays).
+                if idle != 0 && idle < 2 * MAX_IDLE_UNITS {
+                    self.words[at + 1] = (meta & !TIME_MASK) | u64::from(unit);
+                }
+            }
         }
-        if self.len >= self.max_flows || 4 * self.len >= 3 * (self.mask + 1) {
-            return None;
-        }
-        self.words[at] = d;
-        self.words[at + 1] = u64::from(unit);
-        self.len += 1;
-        self.stats.peak_flows = self.stats.peak_flows.max(self.len as u64);
         Some(i)
     }
 

@@ -161,8 +161,6 @@ pub const WINDOWS_KEPT: usize = 100_000;
 pub struct RebalanceStats {
     /// Buckets of the app's table.
     pub buckets: u32,
-    /// Window length, ns.
-    pub window_ns: u64,
     /// The settings in force (the report window rounded to whole ticks):
     /// the same packets with the same settings place alike.
     pub config: RebalanceConfig,
@@ -281,7 +279,6 @@ impl Rebalancer {
             young_ticks: (horizon / tick).min(30_000) as u32,
             tick_load: vec![0; queues],
             tick_young: 0,
-
             bucket_load: vec![0; buckets],
             load: vec![0.0; queues],
             young: 0.0,
@@ -289,7 +286,6 @@ impl Rebalancer {
             frozen_until: vec![i128::MIN; buckets],
             stats: RebalanceStats {
                 buckets: buckets as u32,
-                window_ns: cfg.window_ns,
                 config: cfg,
                 ..RebalanceStats::default()
             },
@@ -355,10 +351,13 @@ impl Rebalancer {
 
     /// Counts a packet whose queue was decided without placement (a
     /// non-IP frame on queue 0, or a fragment that follows its first
-    /// fragment's decision), at packet time `ts_ns`.
+    /// fragment's decision).
     #[inline]
-    pub(crate) fn count(&mut self, queue: u32, ts_ns: i128) {
-        self.start(ts_ns);
+    pub(crate) fn count(&mut self, queue: u32) {
+        debug_assert!(
+            self.window_end.is_some(),
+            "advance() before the first count"
+        );
         self.window.static_queues[queue as usize] += 1;
         self.add(queue, false);
     }
@@ -367,8 +366,9 @@ impl Rebalancer {
     pub(crate) fn start(&mut self, ts_ns: i128) {
         if self.window_end.is_none() {
             self.window.start_ns = ts_ns;
-            self.window_end = Some(ts_ns.saturating_add(i128::from(self.cfg.window_ns.max(1))));
-            self.next_tick = ts_ns.saturating_add(i128::from(self.cfg.tick_ns.max(1)));
+            // (Both at least 1 ns: `new` normalised them.)
+            self.window_end = Some(ts_ns.saturating_add(i128::from(self.cfg.window_ns)));
+            self.next_tick = ts_ns.saturating_add(i128::from(self.cfg.tick_ns));
         }
     }
 
@@ -383,7 +383,7 @@ impl Rebalancer {
     /// closes.
     pub(crate) fn advance(&mut self, ts_ns: i128) {
         self.start(ts_ns);
-        let tick = i128::from(self.cfg.tick_ns.max(1));
+        let tick = i128::from(self.cfg.tick_ns);
         if ts_ns >= self.next_tick {
             let ticks = (ts_ns - self.next_tick) / tick + 1;
             self.tick(ticks, ts_ns);
@@ -398,7 +398,7 @@ impl Rebalancer {
         self.account_window();
         // Windows without packets are skipped: the next starts at the
         // window boundary at or before `ts_ns`.
-        let w = i128::from(self.cfg.window_ns.max(1));
+        let w = i128::from(self.cfg.window_ns);
         let start = end + (ts_ns - end) / w * w;
         self.window.start_ns = start;
         self.window_end = Some(start + w);
@@ -450,9 +450,9 @@ impl Rebalancer {
         }
     }
 
-    /// Shares new flows out by water-filling over the carried (old flows')
-    /// load of the last horizon, and moves buckets to match (see the
-    /// module docs).
+    /// Shares the new flows expected before the next tick out by
+    /// water-filling over the queues' load of the last horizon, and moves
+    /// buckets to match (see the module docs).
     fn rebalance(&mut self, now: i128) {
         let queues = self.load.len();
         let mean = self.load.iter().sum::<f64>() / queues as f64;
@@ -527,21 +527,18 @@ impl Rebalancer {
 
 /// Water-filling: the number of `buckets` each queue should hold so that
 /// `fresh` packets of new flows, spread over buckets evenly, fill the
-/// queues' `carried` loads up to one level (queues above it get none).
-/// Largest remainder rounding; ties to the lowest queue.
-fn water_fill(carried: &[f64], fresh: f64, max_share: f64, buckets: usize) -> Vec<usize> {
-    let ceiling = fresh * max_share.max(1.0) / carried.len() as f64;
-    let poured = |level: f64| -> f64 {
-        carried
-            .iter()
-            .map(|&c| (level - c).clamp(0.0, ceiling))
-            .sum()
-    };
+/// queues' `loads` up to one level (queues above it get none), no queue
+/// getting more than `max_share` fair shares of them. Largest remainder
+/// rounding; ties to the lowest queue.
+fn water_fill(loads: &[f64], fresh: f64, max_share: f64, buckets: usize) -> Vec<usize> {
+    let ceiling = fresh * max_share.max(1.0) / loads.len() as f64;
+    let poured =
+        |level: f64| -> f64 { loads.iter().map(|&c| (level - c).clamp(0.0, ceiling)).sum() };
     // The level: found by bisection (the poured amount grows with it).
-    let lowest = carried.iter().copied().fold(f64::INFINITY, f64::min);
+    let lowest = loads.iter().copied().fold(f64::INFINITY, f64::min);
     let (mut lo, mut hi) = (
         lowest,
-        lowest + fresh + carried.iter().copied().fold(0.0, f64::max),
+        lowest + fresh + loads.iter().copied().fold(0.0, f64::max),
     );
     // 40 halvings: the level to within 2^-40 of the range.
     for _ in 0..40 {
@@ -553,7 +550,7 @@ fn water_fill(carried: &[f64], fresh: f64, max_share: f64, buckets: usize) -> Ve
         }
     }
     let level = hi;
-    let shares: Vec<f64> = carried
+    let shares: Vec<f64> = loads
         .iter()
         .map(|&c| (level - c).clamp(0.0, ceiling) / fresh * buckets as f64)
         .collect();

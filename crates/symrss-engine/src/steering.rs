@@ -189,8 +189,10 @@ struct Common {
     digests: Vec<u64>,
     /// Per tuple, its [`how`] bits (the same for every steering).
     how: Vec<u8>,
-    /// Per tuple, its packet time in flow-table units (for placement).
+    /// Per tuple, its packet time in flow-table units, kept only when
+    /// some steering rebalances (its flows are placed by their times).
     units: Vec<u32>,
+    keep_units: bool,
     /// Per scheme group, the hash of each tuple.
     hashes: Vec<Vec<u32>>,
 }
@@ -199,7 +201,9 @@ impl Common {
     /// Adds a common packet; returns its position among them.
     #[inline]
     fn push(&mut self, p: &symrss_wire::PlainFlow, ts_ns: i128) -> usize {
-        self.units.push(crate::flowtable::time_unit(ts_ns));
+        if self.keep_units {
+            self.units.push(crate::flowtable::time_unit(ts_ns));
+        }
         self.tuples.push(p.tuple);
         self.digests.push(flow_digest(&p.tuple, p.proto));
         self.how
@@ -515,7 +519,7 @@ impl Steering {
         let Some(subject) = Subject::of(key, policy.layer, policy.icmp_follow) else {
             self.non_ip += 1;
             if let Some(r) = &mut self.placing.rebalance {
-                r.count(0, ts_ns);
+                r.count(0);
             }
             self.push(Slot {
                 queue: 0,
@@ -580,7 +584,7 @@ impl Steering {
                         }
                         for other in held {
                             if let Some(r) = &mut self.placing.rebalance {
-                                r.count(q, ts_ns);
+                                r.count(q);
                             }
                             let at = other.index(self.batch_first);
                             self.filled.push(Filled {
@@ -681,7 +685,7 @@ impl Steering {
             }
             None => {
                 if let Some(r) = &mut self.placing.rebalance {
-                    r.count(0, now);
+                    r.count(0);
                 }
                 Filled {
                     at: index,
@@ -943,6 +947,7 @@ impl<A: Account> Steerer<A> {
             digests: Vec::with_capacity(STEER_PACKETS),
             how: Vec::with_capacity(STEER_PACKETS),
             units: Vec::with_capacity(STEER_PACKETS),
+            keep_units: rebalancing,
         };
         Self {
             arena,
@@ -1032,7 +1037,7 @@ impl<A: Account> Steerer<A> {
     }
 
     /// Steers the packets pushed since the last call, in steps that end
-    /// at every rebalancing window's end.
+    /// at every rebalancing tick and report window.
     fn steer(&mut self, observe: &mut impl FnMut(u64, Seen<'_>)) {
         let len = self.arena.current().len();
         while self.steered < len {

@@ -317,7 +317,7 @@ fn print_human(r: &Report, files: &[FileResult], layer: HashLayer, queues: u32) 
     if let Some((_, first)) = rebalanced.first() {
         println!(
             "\nload per window of {} ms (busiest queue / mean, summed over windows):",
-            first.window_ns / 1_000_000
+            first.config.window_ns / 1_000_000
         );
         let mut t = Table::new(&[
             "scheme",
@@ -518,7 +518,7 @@ fn chart(report: &Report, layer: HashLayer) -> String {
             report.flows,
             layer.name()
         );
-        return svg::load_over_time(&title, first.window_ns / 1_000_000, &panels);
+        return svg::load_over_time(&title, first.config.window_ns / 1_000_000, &panels);
     }
     let panels: Vec<svg::Panel<'_>> = report
         .schemes

@@ -114,7 +114,7 @@ impl From<&RebalanceStats> for RebalanceJson {
             pinned_packets: r.pinned_packets,
             untracked_packets: r.untracked_packets,
             windows: r.windows,
-            window_ms: r.window_ns as f64 / 1e6,
+            window_ms: r.config.window_ns as f64 / 1e6,
             imbalance: r.imbalance(),
             static_imbalance: r.static_imbalance(),
             lower_bound: r.bound(),
@@ -161,7 +161,7 @@ pub fn summary_line(name: &str, r: &RebalanceStats) -> String {
         r.static_imbalance(),
         r.bound(),
         r.windows,
-        r.window_ns / 1_000_000,
+        r.config.window_ns / 1_000_000,
         if r.moves_refused > 0 || r.untracked_packets > 0 {
             format!(
                 "; flow table full: {} packets steered by bucket, {} moves refused \

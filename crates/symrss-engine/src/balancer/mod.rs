@@ -429,29 +429,23 @@ pub fn start_workers(
     workers: usize,
 ) -> io::Result<(Collector, Vec<Worker>)> {
     let workers = workers.max(1);
-    if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some())
-        && cfg.max_flows == 0
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "app `{}` rebalances, which keeps each flow's queue in the flow table: give \
-                 max_flows above 0",
-                app.name
-            ),
-        ));
-    }
-    if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some())
-        && workers > 1
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "app `{}` rebalances, which needs one steering worker (it must see every \
-                 packet of a flow to keep the flow on its queue); use --workers 1",
-                app.name
-            ),
-        ));
+    if let Some((app, _)) = apps.iter().find(|(a, _)| a.policy.rebalance.is_some()) {
+        let why = if cfg.max_flows == 0 {
+            Some("keeps each flow's queue in the flow table: give max_flows above 0")
+        } else if workers > 1 {
+            Some(
+                "needs one steering worker (it must see every packet of a flow to keep the \
+                 flow on its queue); use --workers 1",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("app `{}` rebalances, which {why}", app.name),
+            ));
+        }
     }
     let mut policies = Vec::with_capacity(apps.len());
     let mut sinks = Vec::with_capacity(apps.len());
