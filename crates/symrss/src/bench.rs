@@ -397,7 +397,7 @@ fn frames_64b() -> Vec<Vec<u8>> {
 
 /// Apps `(scheme, queues)` on the outer layer whose queues only count
 /// bytes (the cost of a consumer that does nothing but read the packet);
-/// `SCHEME+rebalance` rebalances with the default settings.
+/// `SCHEME:rebalance` rebalances with the default settings.
 fn counting_apps(
     apps: &[(&str, u32)],
     loss: symrss_engine::balancer::LossPolicy,
@@ -418,11 +418,8 @@ fn counting_apps(
                     })) as Box<dyn Sink>
                 })
                 .collect();
-            let (base, rebalanced) = match scheme.strip_suffix("+rebalance") {
-                Some(b) => (b, true),
-                None => (*scheme, false),
-            };
-            let policy = Policy::parse(base, HashLayer::Outer, 1).expect("built-in scheme");
+            let (base, rebalanced) = crate::rebalance_args::split_flag(scheme);
+            let policy = Policy::parse(&base, HashLayer::Outer, 1).expect("built-in scheme");
             let app = AppConfig {
                 name: scheme.to_string(),
                 queues: *queues,
@@ -493,7 +490,7 @@ fn engine_benches(calls: u64, pin: bool, out: &mut Vec<BenchResult>) {
     use symrss_engine::balancer::LossPolicy;
     for (name, apps) in [
         ("64b", vec![("sym", 4u32)]),
-        ("64b_rebalance", vec![("sym+rebalance", 4u32)]),
+        ("64b_rebalance", vec![("sym:rebalance", 4u32)]),
         ("64b_3apps", vec![("sym", 4), ("keyed", 2), ("xor", 1)]),
     ] {
         let best = |loss| {

@@ -11,11 +11,11 @@ use symrss_engine::rebalance::{RebalanceConfig, RebalanceStats, WindowLoad};
 #[derive(Debug, Args, Clone)]
 pub struct RebalanceArgs {
     /// Milliseconds of packet time between two rebalancing decisions.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000),
+    #[arg(long, default_value_t = RebalanceConfig::default().tick_ns / 1_000_000, value_parser = clap::value_parser!(u64).range(1..=60_000),
           help_heading = "Rebalancing")]
     pub rebalance_tick_ms: u64,
     /// Milliseconds of packet time over which each queue's load is measured.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=3_600_000),
+    #[arg(long, default_value_t = RebalanceConfig::default().horizon_ns / 1_000_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000),
           help_heading = "Rebalancing")]
     pub rebalance_horizon_ms: u64,
     /// Buckets move only while the queues carry at least this many packets
@@ -23,7 +23,8 @@ pub struct RebalanceArgs {
     #[arg(long, default_value_t = RebalanceConfig::default().min_rate, help_heading = "Rebalancing")]
     pub rebalance_min_rate: u32,
     /// Milliseconds of packet time per window of the imbalance report.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000),
+    #[arg(long, default_value_t = RebalanceConfig::default().window_ns / 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000),
           help_heading = "Rebalancing")]
     pub rebalance_window_ms: u64,
 }
@@ -32,14 +33,33 @@ impl RebalanceArgs {
     /// The engine's settings; a flow idle `idle_ns` of packet time (the
     /// flow table's `--flow-idle-s`) starts anew.
     pub fn config(&self, idle_ns: u64) -> RebalanceConfig {
-        RebalanceConfig {
-            tick_ns: self.rebalance_tick_ms * 1_000_000,
-            horizon_ns: self.rebalance_horizon_ms * 1_000_000,
-            min_rate: self.rebalance_min_rate,
-            window_ns: self.rebalance_window_ms * 1_000_000,
+        config_ms(
+            self.rebalance_tick_ms,
+            self.rebalance_horizon_ms,
+            self.rebalance_min_rate,
+            self.rebalance_window_ms,
             idle_ns,
-            ..RebalanceConfig::default()
-        }
+        )
+    }
+}
+
+/// The engine's settings from the front ends' units (milliseconds of
+/// packet time, at least 1; packets per second), the others the engine's
+/// defaults: what `--rebalance-*` and a capture's `[rebalance]` give.
+pub fn config_ms(
+    tick_ms: u64,
+    horizon_ms: u64,
+    min_rate: u32,
+    window_ms: u64,
+    idle_ns: u64,
+) -> RebalanceConfig {
+    RebalanceConfig {
+        tick_ns: tick_ms.max(1) * 1_000_000,
+        horizon_ns: horizon_ms.max(1) * 1_000_000,
+        min_rate,
+        window_ns: window_ms.max(1) * 1_000_000,
+        idle_ns,
+        ..RebalanceConfig::default()
     }
 }
 

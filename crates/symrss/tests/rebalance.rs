@@ -260,29 +260,49 @@ fn analyze_rebalance_draws_load_over_time_and_refuses_nic_only() {
     let chart = std::fs::read_to_string(&svg).unwrap();
     // Two panels (static, rebalanced) of eight queues each.
     assert_eq!(chart.matches("<polyline").count(), 16, "{chart}");
-    let refused = Command::new(SYMRSS)
-        .args(["analyze", "--scheme", "nic:ixgbe", "--rebalance"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("software scheme"));
-    let refused = Command::new(SYMRSS)
-        .args(["split", "-o", dir.path().join("x").to_str().unwrap()])
-        .args(["--app", "n:4:nic:ixgbe:rebalance"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("models a NIC"));
-    let refused = Command::new(SYMRSS)
-        .args(["split", "-o", dir.path().join("y").to_str().unwrap()])
-        .args(["--app", "ids:4:rebalance", "--max-flows", "0"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("flow table"));
+    let trace = trace.to_str().unwrap();
+    let x = dir.path().join("x");
+    let y = dir.path().join("y");
+    for (args, why) in [
+        (
+            &["analyze", "--scheme", "nic:ixgbe", "--rebalance", trace][..],
+            "software scheme",
+        ),
+        (
+            &[
+                "split",
+                "-o",
+                x.to_str().unwrap(),
+                "--app",
+                "n:4:nic:ixgbe:rebalance",
+                trace,
+            ],
+            "models a NIC",
+        ),
+        (
+            &[
+                "split",
+                "-o",
+                y.to_str().unwrap(),
+                "--app",
+                "ids:4:rebalance",
+                "--max-flows",
+                "0",
+                trace,
+            ],
+            "flow table",
+        ),
+    ] {
+        assert_usage_error(args, why);
+    }
+}
+
+/// `symrss ARGS` exits 2 (a usage error), saying `why` on stderr.
+fn assert_usage_error(args: &[&str], why: &str) {
+    let out = Command::new(SYMRSS).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(why), "{args:?}: {err}");
 }
 
 /// `capture` checks a rebalancing app before it opens anything: one
@@ -300,21 +320,16 @@ fn capture_refuses_rebalancing_it_cannot_do() {
             "flow table",
         ),
     ] {
-        let out = Command::new(SYMRSS)
-            .args([
-                "capture",
-                "-i",
-                "lo",
-                "-w",
-                "/nonexistent/symrss",
-                "--count",
-                "1",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(why), "{args:?}: {err}");
+        let mut all = vec![
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "/nonexistent/symrss",
+            "--count",
+            "1",
+        ];
+        all.extend_from_slice(args);
+        assert_usage_error(&all, why);
     }
 }

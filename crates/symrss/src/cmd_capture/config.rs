@@ -217,14 +217,13 @@ impl Default for RebalanceSection {
 impl RebalanceSection {
     /// The engine's settings (a flow idle `idle_ns` starts anew).
     pub(super) fn config(&self, idle_ns: u64) -> symrss_engine::rebalance::RebalanceConfig {
-        symrss_engine::rebalance::RebalanceConfig {
-            tick_ns: self.tick_ms.max(1) * 1_000_000,
-            horizon_ns: self.horizon_ms.max(1) * 1_000_000,
-            min_rate: self.min_rate,
-            window_ns: self.window_ms.max(1) * 1_000_000,
+        crate::rebalance_args::config_ms(
+            self.tick_ms,
+            self.horizon_ms,
+            self.min_rate,
+            self.window_ms,
             idle_ns,
-            ..symrss_engine::rebalance::RebalanceConfig::default()
-        }
+        )
     }
 }
 
